@@ -1,0 +1,116 @@
+//! The command line: clap definitions and one function per command, each
+//! composing config, store and pipeline. Printing happens here and in
+//! `report`; the stages never print.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config;
+use crate::pipeline::{self, RunOptions};
+use crate::report;
+use crate::store::{Access, Store};
+
+#[derive(Debug, Parser)]
+#[command(name = "visawatch", version, about = "Watches official visa pages; tells editors when a fee, a duration or a document list changes")]
+pub struct Cli {
+    /// The sources file.
+    #[arg(long, global = true, default_value = "sources.toml")]
+    pub config: PathBuf,
+    /// The data folder (database and latest texts).
+    #[arg(long, global = true, default_value = "snapshots")]
+    pub data: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fetch every source once, compare with the stored snapshot, record the result.
+    Check {
+        /// Only this source (repeatable).
+        #[arg(long = "source", value_name = "ID")]
+        sources: Vec<String>,
+        /// Print one JSON object on stdout instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate the sources file and list its sources.
+    Sources,
+    /// Print a source's latest canonical text.
+    Show { id: String },
+    /// A source's checks and changes, newest first.
+    History {
+        id: String,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The latest change's diff.
+    Diff {
+        id: String,
+        /// Word-level diff (`[-old-]{+new+}`) instead of the unified diff.
+        #[arg(long)]
+        words: bool,
+    },
+}
+
+/// Exit codes: 0 all checked, 1 some source failed, 2 usage or config error.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Check { sources, json } => {
+            let config = config::load(&cli.config)?;
+            let data = cli.data.clone();
+            let mut store = tokio::task::spawn_blocking(move || Store::open(&data, Access::WriteWait))
+                .await?
+                .with_context(|| format!("opening data folder {}", cli.data.display()))?;
+            let opts = RunOptions {
+                only: sources,
+                progress: !json,
+            };
+            let report = pipeline::run(&config, &mut store, &opts).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report::human(&report));
+            }
+            Ok(if report.any_failed() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Command::Sources => {
+            let config = config::load(&cli.config)?;
+            print!("{}", report::sources(&config));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Show { id } => {
+            let store = Store::open(&cli.data, Access::Read)?;
+            let prev = store
+                .previous(&id)?
+                .with_context(|| format!("no snapshot of source `{id}` in {}", cli.data.display()))?;
+            print!("{}", prev.text);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::History { id, limit, json } => {
+            let store = Store::open(&cli.data, Access::Read)?;
+            anyhow::ensure!(store.knows(&id)?, "no history of source `{id}` in {}", cli.data.display());
+            let rows = store.history(&id, limit)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", report::history(&rows));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Diff { id, words } => {
+            let store = Store::open(&cli.data, Access::Read)?;
+            let change = store
+                .latest_change(&id)?
+                .with_context(|| format!("source `{id}` has no recorded change"))?;
+            println!("# {} ({})", change.created_at, if change.material { "material" } else { "text only" });
+            print!("{}", if words { &change.word_diff } else { &change.diff });
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

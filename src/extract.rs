@@ -1,0 +1,362 @@
+//! PURE: HTML → canonical requirement text.
+//!
+//! Canonical text is one block per line: headings as `#`…, list items as `- `
+//! (ordered: `1. `), table rows as cells joined by ` | `, paragraphs as plain
+//! lines; whitespace collapsed, Unicode NFC. Attributes, class names, wrapping
+//! elements, indentation and line wrapping leave it unchanged, so only a
+//! change a reader could see reaches `compare`.
+//!
+//! No network, no disk, no clock. A selector or section that matches nothing
+//! is an error, never an empty text: an empty snapshot would read as "every
+//! requirement was removed".
+
+use std::collections::HashSet;
+
+use ego_tree::{NodeId, NodeRef};
+use scraper::{ElementRef, Html, Node, Selector};
+use unicode_normalization::UnicodeNormalization;
+
+/// What to take from a page; mirrors a source's `select`, `exclude`, `section`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rules<'a> {
+    pub select: &'a [String],
+    pub exclude: &'a [String],
+    pub section: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExtractError {
+    #[error("selector `{0}` matched nothing")]
+    SelectorMatchedNothing(String),
+    #[error("section `{0}` not found: no heading with that text")]
+    SectionNotFound(String),
+    #[error("CSS selector `{0}` does not parse")]
+    BadSelector(String),
+    #[error("the requirement section has no text")]
+    Empty,
+}
+
+/// Elements that never carry requirement text.
+const DROPPED_TAGS: &[&str] = &[
+    "script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form",
+    "iframe", "svg", "head", "button", "select", "dialog",
+];
+
+/// id/class words that mark chrome around the content: cookie banners, share
+/// bars, breadcrumbs, menus.
+const CHROME_WORDS: &[&str] = &[
+    "cookie", "cookies", "cookiebanner", "consent", "gdpr", "share", "sharing", "sharebar",
+    "social", "breadcrumb", "breadcrumbs", "menu", "navbar", "megamenu", "skiplink",
+];
+
+const BLOCK_TAGS: &[&str] = &[
+    "address", "article", "blockquote", "body", "caption", "center", "dd", "details", "div",
+    "dl", "dt", "fieldset", "figcaption", "figure", "hr", "html", "legend", "main", "p", "pre",
+    "section", "summary", "table", "tbody", "thead", "tfoot",
+];
+
+/// Extracts the canonical text of the requirement sections of `html`.
+pub fn extract(html: &str, rules: &Rules) -> Result<String, ExtractError> {
+    let doc = Html::parse_document(html);
+    let parse = |s: &str| Selector::parse(s).map_err(|_| ExtractError::BadSelector(s.to_string()));
+
+    let mut skip = HashSet::new();
+    for s in rules.exclude {
+        skip.extend(doc.select(&parse(s)?).map(|e| e.id()));
+    }
+
+    let mut roots: Vec<ElementRef> = Vec::new();
+    if rules.select.is_empty() {
+        for s in ["main", "[role=main]", "article", "body"] {
+            roots.extend(doc.select(&parse(s)?));
+            if !roots.is_empty() {
+                break;
+            }
+        }
+    } else {
+        for s in rules.select {
+            let before = roots.len();
+            roots.extend(doc.select(&parse(s)?));
+            if roots.len() == before {
+                return Err(ExtractError::SelectorMatchedNothing(s.clone()));
+            }
+        }
+    }
+    // Document order, and a root inside another root is already covered.
+    let ids: HashSet<NodeId> = roots.iter().map(|r| r.id()).collect();
+    let mut seen = HashSet::new();
+    let mut ordered: Vec<ElementRef> = doc
+        .root_element()
+        .descendent_elements()
+        .filter(|e| ids.contains(&e.id()))
+        .collect();
+    ordered.retain(|r| seen.insert(r.id()) && !r.ancestors().any(|a| ids.contains(&a.id())));
+
+    let mut w = Walker {
+        skip: &skip,
+        lines: Vec::new(),
+        buf: String::new(),
+        prefix: None,
+        lists: Vec::new(),
+    };
+    for root in ordered {
+        w.walk_children(*root);
+        w.flush();
+    }
+    let mut lines = w.lines;
+    if let Some(section) = rules.section {
+        lines = slice_section(lines, section)
+            .ok_or_else(|| ExtractError::SectionNotFound(section.to_string()))?;
+    }
+    let text: Vec<String> = lines.into_iter().map(|l| l.text).collect();
+    if text.is_empty() {
+        return Err(ExtractError::Empty);
+    }
+    let mut out = text.join("\n");
+    out.push('\n');
+    Ok(out)
+}
+
+struct Line {
+    /// Heading level, for cutting out a section.
+    heading: Option<u8>,
+    text: String,
+}
+
+struct ListCtx {
+    ordered: bool,
+    next: i64,
+}
+
+struct Walker<'a> {
+    skip: &'a HashSet<NodeId>,
+    lines: Vec<Line>,
+    buf: String,
+    /// Marker waiting for the next non-empty line (`- `, `2. `, `## `).
+    prefix: Option<(String, Option<u8>)>,
+    lists: Vec<ListCtx>,
+}
+
+impl Walker<'_> {
+    fn walk_children(&mut self, node: NodeRef<'_, Node>) {
+        for child in node.children() {
+            self.walk(child);
+        }
+    }
+
+    fn walk(&mut self, node: NodeRef<'_, Node>) {
+        match node.value() {
+            Node::Text(t) => self.buf.push_str(t),
+            Node::Element(el) => {
+                if self.skip.contains(&node.id()) || is_chrome(el) {
+                    return;
+                }
+                let tag = el.name();
+                match tag {
+                    "br" => self.flush(),
+                    "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => {
+                        let level = tag.as_bytes()[1] - b'0';
+                        self.block(node, Some(("#".repeat(level as usize) + " ", Some(level))));
+                    }
+                    "ul" | "ol" | "menu" => {
+                        self.flush();
+                        let next = el.attr("start").and_then(|s| s.trim().parse().ok()).unwrap_or(1);
+                        self.lists.push(ListCtx { ordered: tag == "ol", next });
+                        self.walk_children(node);
+                        self.flush();
+                        self.lists.pop();
+                    }
+                    "li" => {
+                        let marker = match self.lists.last_mut() {
+                            Some(l) if l.ordered => {
+                                let n = el.attr("value").and_then(|s| s.trim().parse().ok()).unwrap_or(l.next);
+                                l.next = n + 1;
+                                format!("{n}. ")
+                            }
+                            _ => "- ".to_string(),
+                        };
+                        self.block(node, Some((marker, None)));
+                    }
+                    "tr" => {
+                        self.flush();
+                        let cells: Vec<String> = node
+                            .children()
+                            .filter(|c| c.value().as_element().is_some_and(|e| matches!(e.name(), "td" | "th")))
+                            .map(|c| self.inline_text(c))
+                            .filter(|c| !c.is_empty())
+                            .collect();
+                        if !cells.is_empty() {
+                            self.buf = cells.join(" | ");
+                            self.flush();
+                        }
+                    }
+                    _ if BLOCK_TAGS.contains(&tag) => self.block(node, None),
+                    _ => self.walk_children(node),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn block(&mut self, node: NodeRef<'_, Node>, prefix: Option<(String, Option<u8>)>) {
+        self.flush();
+        let had = prefix.is_some();
+        if had {
+            self.prefix = prefix;
+        }
+        self.walk_children(node);
+        self.flush();
+        if had {
+            self.prefix = None;
+        }
+    }
+
+    /// A table cell's text on one line (inner blocks joined by spaces).
+    fn inline_text(&self, node: NodeRef<'_, Node>) -> String {
+        let mut sub = Walker {
+            skip: self.skip,
+            lines: Vec::new(),
+            buf: String::new(),
+            prefix: None,
+            lists: Vec::new(),
+        };
+        sub.walk_children(node);
+        sub.flush();
+        sub.lines.into_iter().map(|l| l.text).collect::<Vec<_>>().join(" ")
+    }
+
+    fn flush(&mut self) {
+        let text = normalize(&self.buf);
+        self.buf.clear();
+        if text.is_empty() {
+            return;
+        }
+        let (prefix, heading) = self.prefix.take().unwrap_or_default();
+        self.lines.push(Line {
+            heading,
+            text: prefix + &text,
+        });
+    }
+}
+
+fn is_chrome(el: &scraper::node::Element) -> bool {
+    if DROPPED_TAGS.contains(&el.name()) || el.attr("hidden").is_some() {
+        return true;
+    }
+    if matches!(el.attr("role"), Some("navigation" | "banner" | "contentinfo"))
+        || el.attr("aria-hidden") == Some("true")
+    {
+        return true;
+    }
+    let marks = |v: &str| {
+        v.split_whitespace().any(|class| {
+            let lower = class.to_ascii_lowercase();
+            let mut words = lower.split(['-', '_']).filter(|w| !w.is_empty());
+            let first = words.next();
+            let last = words.last().or(first);
+            [first, last].into_iter().flatten().any(|w| CHROME_WORDS.contains(&w))
+        })
+    };
+    el.attr("id").is_some_and(marks) || el.attr("class").is_some_and(marks)
+}
+
+/// Collapses whitespace, drops invisible characters, applies NFC.
+pub fn normalize(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut space = false;
+    for c in s.chars() {
+        if c.is_whitespace() {
+            space = true;
+        } else if matches!(c, '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}') {
+            continue;
+        } else {
+            if space && !out.is_empty() {
+                out.push(' ');
+            }
+            space = false;
+            out.push(c);
+        }
+    }
+    if out.is_ascii() { out } else { out.nfc().collect() }
+}
+
+fn heading_key(s: &str) -> String {
+    s.trim_start_matches('#')
+        .trim()
+        .trim_end_matches([':', '.'])
+        .to_lowercase()
+}
+
+/// From the heading whose text is `section` to the next heading of the same
+/// or a higher level. An exact match wins over a heading that only contains it.
+fn slice_section(lines: Vec<Line>, section: &str) -> Option<Vec<Line>> {
+    let want = heading_key(&normalize(section));
+    let headings = || lines.iter().enumerate().filter(|(_, l)| l.heading.is_some());
+    let (start, level) = headings()
+        .find(|(_, l)| heading_key(&l.text) == want)
+        .or_else(|| headings().find(|(_, l)| heading_key(&l.text).contains(&want)))
+        .map(|(i, l)| (i, l.heading.unwrap()))?;
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| l.heading.is_some_and(|h| h <= level))
+        .map_or(lines.len(), |p| start + 1 + p);
+    Some(lines.into_iter().skip(start).take(end - start).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ex(html: &str) -> String {
+        extract(html, &Rules::default()).unwrap()
+    }
+
+    #[test]
+    fn blocks_become_lines() {
+        let t = ex("<html><body><nav>Home</nav><main><h2>Fees</h2><p>The fee is\n   <b>€50</b>.</p>\
+            <ul><li>Passport</li><li><p>Photo</p></li></ul><ol start=3><li>One</li><li>Two</li></ol>\
+            <table><tr><th>Fee</th><td>€ 50</td></tr></table><script>x=1</script></main>\
+            <footer>© 2026</footer></body></html>");
+        assert_eq!(t, "## Fees\nThe fee is €50.\n- Passport\n- Photo\n3. One\n4. Two\nFee | € 50\n");
+    }
+
+    #[test]
+    fn markup_only_changes_are_invisible() {
+        let a = ex("<main><div class=a><p>Visa free for 90 days.</p><ul><li>Passport</li></ul></div></main>");
+        let b = ex("<main id=x>\n  <section><div class=\"b c\" data-x=1><p style=color:red>Visa free\n for <span>90</span>  days.</p>\n<ul class=list>\n<li><span>Passport</span></li></ul></div></section></main>");
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn chrome_is_dropped() {
+        let t = ex("<body><div id=cookie-banner>We use cookies</div><div class=share-bar>Share</div>\
+            <ol class=breadcrumb><li>Home</li></ol><div class=main-menu>Menu</div><p>Content</p></body>");
+        assert_eq!(t, "Content\n");
+    }
+
+    #[test]
+    fn select_exclude_and_section() {
+        let html = "<body><div class=c><h2>Intro</h2><p>a</p><h2>Entry Requirements</h2><p>b</p>\
+            <h3>Sub</h3><p>c</p><span class=counter>12 views</span><h2>Other</h2><p>d</p></div></body>";
+        let sel = vec![".c".to_string()];
+        let exc = vec![".counter".to_string()];
+        let r = Rules { select: &sel, exclude: &exc, section: Some("entry requirements:") };
+        assert_eq!(extract(html, &r).unwrap(), "## Entry Requirements\nb\n### Sub\nc\n");
+        let miss = vec![".nope".to_string()];
+        let r = Rules { select: &miss, ..Rules::default() };
+        assert_eq!(extract(html, &r), Err(ExtractError::SelectorMatchedNothing(".nope".into())));
+        let r = Rules { section: Some("Fees"), ..Rules::default() };
+        assert!(matches!(extract(html, &r), Err(ExtractError::SectionNotFound(_))));
+    }
+
+    #[test]
+    fn nfc_and_invisible_characters() {
+        let t = ex("<p>Leje-qe\u{0308}ndrim\u{00A0}i\u{200B} përkohshëm</p>");
+        assert_eq!(t, "Leje-qëndrim i përkohshëm\n");
+    }
+
+    #[test]
+    fn empty_page_is_an_error() {
+        assert_eq!(extract("<body><script>1</script></body>", &Rules::default()), Err(ExtractError::Empty));
+    }
+}

@@ -1,0 +1,407 @@
+//! HTTP only: one shared client, global and per-host concurrency limits,
+//! retries with backoff, conditional GET, a streaming body cap, and charset
+//! decoding into a [`Page`].
+//!
+//! This is the only stage that waits on the network, so it is the only one
+//! that runs concurrently. It knows nothing of selectors, facts or SQLite.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use encoding_rs::Encoding;
+use reqwest::header::{self, HeaderMap};
+use reqwest::{StatusCode, Url};
+use tokio::sync::Semaphore;
+
+use crate::config::Settings;
+use crate::model::{CharsetSource, Fetched, Page, Validators};
+
+/// Why a fetch failed. The message is what the report and `history` show.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchError {
+    #[error("DNS lookup failed for {host}")]
+    Dns { host: String },
+    #[error("cannot connect to {url}: {detail}")]
+    Connect { url: String, detail: String },
+    #[error("timeout after {secs}s fetching {url}")]
+    Timeout { url: String, secs: u64 },
+    #[error("HTTP {status} from {url}")]
+    Status {
+        url: String,
+        status: u16,
+        #[source]
+        retry_after: Option<RetryAfter>,
+    },
+    #[error("body too large: {url} exceeds {limit} bytes")]
+    TooLarge { url: String, limit: u64 },
+    #[error("redirect refused for {url}: {detail}")]
+    Redirect { url: String, detail: String },
+    #[error("cannot decode {url} as {charset}: {detail}")]
+    Decode {
+        url: String,
+        charset: String,
+        detail: String,
+    },
+    #[error("fetching {url} failed: {detail}")]
+    Other { url: String, detail: String },
+}
+
+/// A server's Retry-After, kept with the status error so the retry loop can honour it.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("retry after {0:?}")]
+pub struct RetryAfter(pub Duration);
+
+impl FetchError {
+    /// Whether trying again could help: connect errors, timeouts, 429 and 5xx.
+    pub fn retry_delay(&self, attempt: u32, base: Duration) -> Option<Duration> {
+        let backoff = base.saturating_mul(1 << attempt.min(10));
+        match self {
+            FetchError::Connect { .. } | FetchError::Timeout { .. } => Some(backoff),
+            FetchError::Status {
+                status,
+                retry_after,
+                ..
+            } if *status == 429 || *status >= 500 => Some(
+                retry_after
+                    .map(|r| r.0.min(Duration::from_secs(60)))
+                    .unwrap_or(backoff),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Short machine-readable reason, stored with the check.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            FetchError::Dns { .. } => "dns",
+            FetchError::Connect { .. } => "connect",
+            FetchError::Timeout { .. } => "timeout",
+            FetchError::Status { .. } => "http_status",
+            FetchError::TooLarge { .. } => "body_too_large",
+            FetchError::Redirect { .. } => "redirect",
+            FetchError::Decode { .. } => "decode",
+            FetchError::Other { .. } => "other",
+        }
+    }
+}
+
+/// The shared HTTP client with its limits.
+pub struct Fetcher {
+    client: reqwest::Client,
+    settings: Settings,
+    global: Arc<Semaphore>,
+    hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl Fetcher {
+    pub fn new(settings: &Settings) -> Result<Self, FetchError> {
+        let policy = reqwest::redirect::Policy::custom(|attempt| {
+            if attempt.previous().len() >= 10 {
+                attempt.error("more than 10 redirects")
+            } else if !matches!(attempt.url().scheme(), "http" | "https") {
+                let scheme = attempt.url().scheme().to_string();
+                attempt.error(format!("redirect to a {scheme}: URL"))
+            } else {
+                attempt.follow()
+            }
+        });
+        let client = reqwest::Client::builder()
+            .user_agent(settings.user_agent.clone())
+            .timeout(Duration::from_secs(settings.timeout_secs))
+            .connect_timeout(Duration::from_secs(settings.timeout_secs.min(10)))
+            .redirect(policy)
+            .build()
+            .map_err(|e| FetchError::Other {
+                url: String::new(),
+                detail: format!("cannot build HTTP client: {e}"),
+            })?;
+        Ok(Fetcher {
+            client,
+            settings: settings.clone(),
+            global: Arc::new(Semaphore::new(settings.concurrency)),
+            hosts: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn host_limit(&self, url: &Url) -> Arc<Semaphore> {
+        let key = format!("{}:{}", url.host_str().unwrap_or(""), url.port_or_known_default().unwrap_or(0));
+        let mut hosts = self.hosts.lock().expect("host map poisoned");
+        hosts
+            .entry(key)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.settings.per_host)))
+            .clone()
+    }
+
+    /// Fetches a page, retrying transient failures. `validators` (when
+    /// conditional GET is on) may turn the answer into [`Fetched::NotModified`].
+    pub async fn fetch(&self, url: &Url, validators: Option<&Validators>) -> Result<Fetched, FetchError> {
+        let base = Duration::from_millis(self.settings.retry_backoff_ms);
+        let mut attempt = 0;
+        loop {
+            let result = {
+                // Permits are held only while a request is in flight, not while backing off.
+                let _global = self.global.acquire().await.expect("semaphore closed");
+                let host = self.host_limit(url);
+                let _host = host.acquire().await.expect("semaphore closed");
+                self.fetch_once(url, validators).await
+            };
+            match result {
+                Err(e) if attempt < self.settings.retries => match e.retry_delay(attempt, base) {
+                    Some(delay) => {
+                        tracing::debug!(%url, error = %e, ?delay, "retrying");
+                        tokio::time::sleep(delay).await;
+                        attempt += 1;
+                    }
+                    None => return Err(e),
+                },
+                other => return other,
+            }
+        }
+    }
+
+    async fn fetch_once(&self, url: &Url, validators: Option<&Validators>) -> Result<Fetched, FetchError> {
+        let mut req = self.client.get(url.clone());
+        if self.settings.conditional_get
+            && let Some(v) = validators
+        {
+            if let Some(etag) = &v.etag {
+                req = req.header(header::IF_NONE_MATCH, etag);
+            }
+            if let Some(lm) = &v.last_modified {
+                req = req.header(header::IF_MODIFIED_SINCE, lm);
+            }
+        }
+        let mut resp = req.send().await.map_err(|e| self.classify(url, e))?;
+        let status = resp.status();
+        if status == StatusCode::NOT_MODIFIED {
+            return Ok(Fetched::NotModified);
+        }
+        if !status.is_success() {
+            return Err(FetchError::Status {
+                url: url.to_string(),
+                status: status.as_u16(),
+                retry_after: retry_after(resp.headers()),
+            });
+        }
+        let limit = self.settings.max_body_bytes;
+        let too_large = || FetchError::TooLarge {
+            url: url.to_string(),
+            limit,
+        };
+        // Content-Length is the compressed size; the streaming count below
+        // (after decompression) is what stops gzip bombs.
+        if resp.content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let headers = resp.headers().clone();
+        let final_url = resp.url().to_string();
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.classify(url, e))? {
+            if (body.len() + chunk.len()) as u64 > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let (html, encoding, charset_source) =
+            decode(&body, content_type).map_err(|detail| FetchError::Decode {
+                url: url.to_string(),
+                charset: detail.0.to_string(),
+                detail: detail.1,
+            })?;
+        let text_header = |name| headers.get(name).and_then(|v: &header::HeaderValue| v.to_str().ok()).map(str::to_string);
+        Ok(Fetched::Page(Page {
+            final_url,
+            status: status.as_u16(),
+            etag: text_header(header::ETAG),
+            last_modified: text_header(header::LAST_MODIFIED),
+            html,
+            charset: encoding.name(),
+            charset_source,
+            bytes: body.len(),
+        }))
+    }
+
+    fn classify(&self, url: &Url, e: reqwest::Error) -> FetchError {
+        let url_s = url.to_string();
+        if e.is_timeout() {
+            return FetchError::Timeout {
+                url: url_s,
+                secs: self.settings.timeout_secs,
+            };
+        }
+        if e.is_redirect() {
+            return FetchError::Redirect {
+                url: url_s,
+                detail: error_chain(&e),
+            };
+        }
+        if e.is_connect() {
+            let chain = error_chain(&e);
+            if e.is_dns() || chain.contains("dns error") || chain.contains("failed to lookup") {
+                return FetchError::Dns {
+                    host: url.host_str().unwrap_or_default().to_string(),
+                };
+            }
+            return FetchError::Connect {
+                url: url_s,
+                detail: chain,
+            };
+        }
+        FetchError::Other {
+            url: url_s,
+            detail: error_chain(&e),
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let msg = s.to_string();
+        if !out.contains(&msg) {
+            out.push_str(": ");
+            out.push_str(&msg);
+        }
+        cur = s.source();
+    }
+    out
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<RetryAfter> {
+    let v = headers.get(header::RETRY_AFTER)?.to_str().ok()?;
+    if let Ok(secs) = v.trim().parse::<u64>() {
+        return Some(RetryAfter(Duration::from_secs(secs)));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(v.trim()).ok()?;
+    let secs = (when.timestamp() - chrono::Utc::now().timestamp()).max(0) as u64;
+    Some(RetryAfter(Duration::from_secs(secs)))
+}
+
+/// Decodes a body to text. Order: a byte-order mark (it is the bytes
+/// themselves, so it beats any label, as browsers do), the HTTP charset, a
+/// `<meta>` declaration in the first 4 KiB, then statistical detection.
+///
+/// Fails (with the charset and a detail) only when the chosen charset turns
+/// more than 2% of the text into replacement characters: that is not a page
+/// anyone could read, and storing it would fake a change.
+pub fn decode(
+    body: &[u8],
+    content_type: Option<&str>,
+) -> Result<(String, &'static Encoding, CharsetSource), (&'static str, String)> {
+    let (encoding, source) = if let Some((enc, _)) = Encoding::for_bom(body) {
+        (enc, CharsetSource::Bom)
+    } else if let Some(enc) = content_type.and_then(charset_param).and_then(label) {
+        (enc, CharsetSource::Http)
+    } else if let Some(enc) = meta_charset(body) {
+        (enc, CharsetSource::Meta)
+    } else {
+        let mut det = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
+        det.feed(body, true);
+        // No TLD hint: with "rs" chardetng leans Cyrillic and misreads Latin Serbian.
+        (det.guess(None, chardetng::Utf8Detection::Allow), CharsetSource::Detected)
+    };
+    let (text, actual, had_errors) = encoding.decode(body);
+    if had_errors {
+        let bad = text.chars().filter(|&c| c == '\u{FFFD}').count();
+        let total = text.chars().count().max(1);
+        if bad * 50 > total {
+            return Err((
+                actual.name(),
+                format!("{bad} of {total} characters are not valid {}", actual.name()),
+            ));
+        }
+    }
+    Ok((text.into_owned(), actual, source))
+}
+
+fn label(name: &str) -> Option<&'static Encoding> {
+    let enc = Encoding::for_label(name.trim().trim_matches(['"', '\'']).as_bytes())?;
+    // A page cannot really be UTF-16 if its ASCII meta was readable; browsers do the same.
+    if enc == encoding_rs::UTF_16LE || enc == encoding_rs::UTF_16BE {
+        Some(encoding_rs::UTF_8)
+    } else {
+        Some(enc)
+    }
+}
+
+fn charset_param(content_type: &str) -> Option<&str> {
+    content_type.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim().eq_ignore_ascii_case("charset").then_some(v.trim())
+    })
+}
+
+/// Finds `<meta charset=…>` or `<meta http-equiv=… content="…; charset=…">`.
+fn meta_charset(body: &[u8]) -> Option<&'static Encoding> {
+    static META: std::sync::LazyLock<regex::bytes::Regex> = std::sync::LazyLock::new(|| {
+        regex::bytes::Regex::new(r#"(?i)<meta\b[^>]*?charset\s*=\s*["']?\s*([a-z0-9_:.\-]+)"#).unwrap()
+    });
+    let head = &body[..body.len().min(4096)];
+    let caps = META.captures(head)?;
+    label(std::str::from_utf8(&caps[1]).ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_only_windows_1250_decodes() {
+        let (bytes, _, _) = encoding_rs::WINDOWS_1250.encode("<meta charset=\"windows-1250\"><p>Taksa za boravak: 15.000 dinara, šest meseci, čekanje</p>");
+        let (text, enc, src) = decode(&bytes, Some("text/html")).unwrap();
+        assert!(text.contains("šest meseci, čekanje"), "{text}");
+        assert_eq!(enc, encoding_rs::WINDOWS_1250);
+        assert_eq!(src, CharsetSource::Meta);
+    }
+
+    #[test]
+    fn http_equiv_meta_is_read() {
+        let (bytes, _, _) = encoding_rs::ISO_8859_2.encode("<META HTTP-EQUIV=\"Content-Type\" CONTENT=\"text/html; charset=iso-8859-2\"><p>Žalba</p>");
+        let (text, _, src) = decode(&bytes, None).unwrap();
+        assert!(text.contains("Žalba"));
+        assert_eq!(src, CharsetSource::Meta);
+    }
+
+    #[test]
+    fn bom_beats_header_and_header_beats_meta() {
+        let mut b = vec![0xEF, 0xBB, 0xBF];
+        b.extend_from_slice("<p>ë</p>".as_bytes());
+        let (t, _, s) = decode(&b, Some("text/html; charset=iso-8859-1")).unwrap();
+        assert_eq!((t.as_str(), s), ("<p>ë</p>", CharsetSource::Bom));
+        let (bytes, _, _) = encoding_rs::WINDOWS_1251.encode("<meta charset=utf-8><p>дана</p>");
+        let (t, _, s) = decode(&bytes, Some("text/html; charset=windows-1251")).unwrap();
+        assert!(t.contains("дана"));
+        assert_eq!(s, CharsetSource::Http);
+    }
+
+    #[test]
+    fn undeclared_cyrillic_is_detected() {
+        let (bytes, _, _) = encoding_rs::WINDOWS_1251.encode("<p>Страни држављани могу боравити до 90 дана у периоду од шест месеци без визе.</p>");
+        let (t, _, s) = decode(&bytes, None).unwrap();
+        assert!(t.contains("боравити до 90 дана"), "{t}");
+        assert_eq!(s, CharsetSource::Detected);
+    }
+
+    #[test]
+    fn garbage_declared_utf8_is_a_decode_error() {
+        let body: Vec<u8> = (0..2000u32).map(|i| if i % 3 == 0 { 0xFF } else { b'a' }).collect();
+        let err = decode(&body, Some("text/html; charset=utf-8")).unwrap_err();
+        assert_eq!(err.0, "UTF-8");
+    }
+
+    #[test]
+    fn retry_policy() {
+        let base = Duration::from_millis(100);
+        let s = |status| FetchError::Status { url: "u".into(), status, retry_after: None };
+        assert!(s(404).retry_delay(0, base).is_none());
+        assert_eq!(s(503).retry_delay(1, base), Some(Duration::from_millis(200)));
+        assert!(s(429).retry_delay(0, base).is_some());
+        let ra = FetchError::Status { url: "u".into(), status: 503, retry_after: Some(RetryAfter(Duration::from_secs(2))) };
+        assert_eq!(ra.retry_delay(0, base), Some(Duration::from_secs(2)));
+    }
+}

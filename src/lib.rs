@@ -1,0 +1,23 @@
+//! visawatch watches official visa and residence-permit pages and tells
+//! editors, by email, when a fee, a duration or a document list changes.
+//!
+//! # Layout
+//! Data flows one way through one module per stage:
+//!
+//! - [`config`]: `sources.toml` → validated [`model::Source`]s and settings.
+//! - [`fetch`]: HTTP with limits, retries, conditional GET and charset decoding → [`model::Page`].
+//! - [`extract`]: PURE. HTML → canonical requirement text.
+//! - [`compare`]: PURE. previous vs new text → [`model::Verdict`] with a diff.
+//! - [`store`]: the data folder: SQLite (WAL) and `<id>.txt` files.
+//! - [`pipeline`]: the one place that runs the stages in order, for one run.
+//! - [`report`], [`cli`]: what the user sees.
+
+pub mod cli;
+pub mod compare;
+pub mod config;
+pub mod extract;
+pub mod fetch;
+pub mod model;
+pub mod pipeline;
+pub mod report;
+pub mod store;

@@ -1,0 +1,124 @@
+//! Plain data shared by the stages: what a source is, what a fetch returned,
+//! what extraction produced, what a comparison found.
+//!
+//! Nothing here does I/O; the types only name the domain so that each stage's
+//! signature says what flows in and out.
+
+use serde::Serialize;
+
+/// One watched page, validated from `sources.toml`.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Stable key of the source's history (never the URL: editing a URL keeps history).
+    pub id: String,
+    pub name: String,
+    pub url: reqwest::Url,
+    /// CSS selectors of the requirement sections (already validated).
+    pub select: Vec<String>,
+    /// CSS selectors removed before extraction.
+    pub exclude: Vec<String>,
+    /// Heading text where the requirement section starts.
+    pub section: Option<String>,
+    pub maintainers: Vec<String>,
+    pub language: Option<String>,
+    /// Extra noise patterns (regexes) whose matching lines are ignored.
+    pub ignore: Vec<String>,
+}
+
+/// How the fetched bytes were turned into text, and who decided the charset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum CharsetSource {
+    Bom,
+    Http,
+    Meta,
+    Detected,
+}
+
+/// A page as fetched and decoded.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub final_url: String,
+    pub status: u16,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub html: String,
+    pub charset: &'static str,
+    pub charset_source: CharsetSource,
+    pub bytes: usize,
+}
+
+/// Validators remembered from the last good fetch, sent as a conditional GET.
+#[derive(Debug, Clone, Default)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+/// Result of a fetch that reached the server and got a usable answer.
+#[derive(Debug, Clone)]
+pub enum Fetched {
+    /// 200 with a body.
+    Page(Page),
+    /// 304: the server says nothing changed since the stored validators.
+    NotModified,
+}
+
+/// The verdict for one source in one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Baseline,
+    Unchanged,
+    Changed,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Baseline => "baseline",
+            Status::Unchanged => "unchanged",
+            Status::Changed => "changed",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+/// What kind of change a [`Change`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    Fee,
+    Duration,
+    DocumentAdded,
+    DocumentRemoved,
+    DocumentChanged,
+    Text,
+}
+
+impl ChangeKind {
+    /// Fee, duration and document changes are what editors must act on.
+    pub fn is_material(self) -> bool {
+        !matches!(self, ChangeKind::Text)
+    }
+}
+
+/// One reported difference between the previous and the new snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Change {
+    pub kind: ChangeKind,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub context: Option<String>,
+}
+
+/// Outcome of comparing a new canonical text with the stored one.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub changes: Vec<Change>,
+    pub material: bool,
+    /// Unified line diff of the canonical texts.
+    pub diff: String,
+    /// The same diff with changed words marked `[-old-]{+new+}`.
+    pub word_diff: String,
+}

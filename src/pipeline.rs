@@ -1,0 +1,272 @@
+//! One run over the sources: the only module that knows the order of the
+//! stages (fetch → extract → compare → store) and calls them.
+//!
+//! Fetching (and the CPU-bound extraction right after it) runs concurrently
+//! within the fetcher's limits; results are compared and written one source
+//! at a time as they arrive, each in its own transaction. A failed source is a
+//! line in the report, never an abort. `daemon` only decides when to call
+//! [`run`].
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use tokio::task::JoinSet;
+
+use crate::compare;
+use crate::config::Config;
+use crate::extract::{self, ExtractError, Rules};
+use crate::fetch::{FetchError, Fetcher};
+use crate::model::{Change, Fetched, Source, Status, Validators, Verdict};
+use crate::store::{CheckRecord, Store, StoreError};
+
+/// The report of one run; `--json` prints exactly this.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub started_at: String,
+    pub finished_at: String,
+    pub sources: Vec<SourceReport>,
+    pub alerts: AlertCounts,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceReport {
+    pub id: String,
+    pub url: String,
+    pub status: Status,
+    pub material: bool,
+    pub error: Option<String>,
+    pub changes: Vec<Change>,
+    pub diff: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct AlertCounts {
+    pub queued: usize,
+    pub sent: usize,
+    pub failed: usize,
+}
+
+impl RunReport {
+    pub fn any_failed(&self) -> bool {
+        self.sources.iter().any(|s| s.status == Status::Failed)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("unknown source id `{0}` (see `visawatch sources`)")]
+    UnknownSource(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Client(#[from] FetchError),
+}
+
+/// Options of one run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Only these source ids (all when empty).
+    pub only: Vec<String>,
+    /// Draw a progress bar on stderr (only when it is a terminal).
+    pub progress: bool,
+}
+
+/// Why a source produced no new text this time.
+#[derive(Debug)]
+enum Failure {
+    Fetch(FetchError),
+    Extract(ExtractError),
+}
+
+impl Failure {
+    fn reason(&self) -> &'static str {
+        match self {
+            Failure::Fetch(e) => e.reason(),
+            Failure::Extract(ExtractError::SelectorMatchedNothing(_)) => "selector_matched_nothing",
+            Failure::Extract(ExtractError::SectionNotFound(_)) => "section_not_found",
+            Failure::Extract(_) => "extract",
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Fetch(e) => e.fmt(f),
+            Failure::Extract(e) => write!(f, "extraction failed: {e}"),
+        }
+    }
+}
+
+/// What fetching and extracting one source gave.
+enum Fetch {
+    Text {
+        text: String,
+        validators: Validators,
+        http_status: u16,
+        charset: &'static str,
+    },
+    NotModified,
+    Failed(Failure),
+}
+
+/// Checks the selected sources once and records every outcome.
+pub async fn run(config: &Config, store: &mut Store, opts: &RunOptions) -> Result<RunReport, RunError> {
+    let started_at = now();
+    for id in &opts.only {
+        if !config.sources.iter().any(|s| &s.id == id) {
+            return Err(RunError::UnknownSource(id.clone()));
+        }
+    }
+    let sources: Vec<&Source> = config
+        .sources
+        .iter()
+        .filter(|s| opts.only.is_empty() || opts.only.contains(&s.id))
+        .collect();
+
+    let fetcher = Arc::new(Fetcher::new(&config.settings)?);
+    let mut previous = HashMap::new();
+    for s in &sources {
+        previous.insert(s.id.clone(), store.previous(&s.id)?);
+    }
+
+    let bar = progress_bar(opts.progress, sources.len());
+    let mut tasks = JoinSet::new();
+    for (index, source) in sources.iter().enumerate() {
+        let fetcher = fetcher.clone();
+        let source = (*source).clone();
+        let validators = previous[&source.id].as_ref().map(|p| p.validators.clone());
+        tasks.spawn(async move {
+            let started = (now(), Instant::now());
+            let result = fetch_and_extract(&fetcher, &source, validators).await;
+            (index, started, result)
+        });
+    }
+
+    let mut reports: Vec<Option<SourceReport>> = vec![None; sources.len()];
+    while let Some(joined) = tasks.join_next().await {
+        let (index, (started_at, clock), result) = joined.expect("source task panicked");
+        let source = sources[index];
+        let prev = previous[&source.id].as_ref();
+        let mut rec = CheckRecord {
+            source_id: &source.id,
+            name: &source.name,
+            url: source.url.as_str(),
+            started_at: &started_at,
+            duration_ms: clock.elapsed().as_millis() as u64,
+            status: Status::Failed,
+            error: None,
+            reason: None,
+            text: None,
+            validators: None,
+            http_status: None,
+            charset: None,
+            verdict: None,
+        };
+        let verdict: Option<Verdict>;
+        let error_text;
+        match &result {
+            Fetch::Failed(f) => {
+                error_text = f.to_string();
+                rec.error = Some(&error_text);
+                rec.reason = Some(f.reason());
+                verdict = None;
+                tracing::warn!(source = %source.id, error = %error_text, "check failed");
+            }
+            Fetch::NotModified => {
+                rec.status = Status::Unchanged;
+                verdict = None;
+            }
+            Fetch::Text {
+                text,
+                validators,
+                http_status,
+                charset,
+            } => {
+                rec.text = Some(text);
+                rec.validators = Some(validators);
+                rec.http_status = Some(*http_status);
+                rec.charset = Some(charset);
+                verdict = prev.and_then(|p| compare::compare(&p.text, text));
+                rec.status = match (prev, &verdict) {
+                    (None, _) => Status::Baseline,
+                    (Some(_), None) => Status::Unchanged,
+                    (Some(_), Some(_)) => Status::Changed,
+                };
+            }
+        }
+        rec.verdict = verdict.as_ref();
+        store.record(&rec)?;
+        tracing::info!(source = %source.id, status = rec.status.as_str(), ms = rec.duration_ms, "checked");
+        reports[index] = Some(SourceReport {
+            id: source.id.clone(),
+            url: source.url.to_string(),
+            status: rec.status,
+            material: verdict.as_ref().is_some_and(|v| v.material),
+            error: rec.error.map(str::to_string),
+            changes: verdict.as_ref().map(|v| v.changes.clone()).unwrap_or_default(),
+            diff: verdict.as_ref().map(|v| v.diff.clone()),
+        });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(RunReport {
+        started_at,
+        finished_at: now(),
+        sources: reports.into_iter().flatten().collect(),
+        alerts: AlertCounts::default(),
+    })
+}
+
+async fn fetch_and_extract(fetcher: &Fetcher, source: &Source, validators: Option<Validators>) -> Fetch {
+    let page = match fetcher.fetch(&source.url, validators.as_ref()).await {
+        Ok(Fetched::Page(page)) => page,
+        Ok(Fetched::NotModified) => return Fetch::NotModified,
+        Err(e) => return Fetch::Failed(Failure::Fetch(e)),
+    };
+    // scraper's tree is !Send and parsing is CPU work: keep it off the async threads.
+    let src = source.clone();
+    let html = page.html;
+    let extracted = tokio::task::spawn_blocking(move || {
+        let rules = Rules {
+            select: &src.select,
+            exclude: &src.exclude,
+            section: src.section.as_deref(),
+        };
+        extract::extract(&html, &rules)
+    })
+    .await
+    .expect("extraction panicked");
+    match extracted {
+        Ok(text) => Fetch::Text {
+            text,
+            validators: Validators {
+                etag: page.etag,
+                last_modified: page.last_modified,
+            },
+            http_status: page.status,
+            charset: page.charset,
+        },
+        Err(e) => Fetch::Failed(Failure::Extract(e)),
+    }
+}
+
+fn progress_bar(wanted: bool, len: usize) -> indicatif::ProgressBar {
+    if !wanted || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} checking sources {pos}/{len} {wide_bar} {elapsed}")
+            .expect("valid template"),
+    );
+    bar
+}
+
+/// Current time as RFC 3339 (UTC, seconds).
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}

@@ -1,0 +1,85 @@
+//! Human-readable renderings of run reports, histories and source lists.
+//! (`--json` serializes the same structs directly.)
+
+use std::fmt::Write;
+
+use crate::config::Config;
+use crate::model::{Change, ChangeKind, Status};
+use crate::pipeline::RunReport;
+use crate::store::HistoryRow;
+
+/// One line per source and a summary line.
+pub fn human(report: &RunReport) -> String {
+    let mut out = String::new();
+    let width = report.sources.iter().map(|s| s.id.len()).max().unwrap_or(0);
+    for s in &report.sources {
+        let detail = match s.status {
+            Status::Failed => s.error.clone().unwrap_or_default(),
+            Status::Changed => {
+                let what: Vec<String> = s.changes.iter().map(describe).collect();
+                format!("{}{}", if s.material { "MATERIAL: " } else { "" }, what.join("; "))
+            }
+            Status::Baseline => "first snapshot stored".into(),
+            Status::Unchanged => String::new(),
+        };
+        let _ = writeln!(out, "{:<9} {:<width$}  {}", s.status.as_str(), s.id, detail);
+    }
+    let count = |st| report.sources.iter().filter(|s| s.status == st).count();
+    let _ = writeln!(
+        out,
+        "{} sources: {} baseline, {} unchanged, {} changed ({} material), {} failed",
+        report.sources.len(),
+        count(Status::Baseline),
+        count(Status::Unchanged),
+        count(Status::Changed),
+        report.sources.iter().filter(|s| s.material).count(),
+        count(Status::Failed),
+    );
+    out
+}
+
+/// "fee 50 EUR → 65 EUR (Application fee)".
+pub fn describe(c: &Change) -> String {
+    let ctx = c.context.as_deref().map(|c| format!(" ({c})")).unwrap_or_default();
+    let b = c.before.as_deref().unwrap_or("");
+    let a = c.after.as_deref().unwrap_or("");
+    match c.kind {
+        ChangeKind::Fee => format!("fee {b} → {a}{ctx}"),
+        ChangeKind::Duration => format!("duration {b} → {a}{ctx}"),
+        ChangeKind::DocumentAdded => format!("document added: {a}"),
+        ChangeKind::DocumentRemoved => format!("document removed: {b}"),
+        ChangeKind::DocumentChanged => format!("document changed: {b} → {a}"),
+        ChangeKind::Text => "text changed".into(),
+    }
+}
+
+pub fn history(rows: &[HistoryRow]) -> String {
+    let mut out = String::new();
+    for r in rows {
+        let detail = match (&r.error, r.changes.is_empty()) {
+            (Some(e), _) => e.clone(),
+            (None, false) => {
+                let what: Vec<String> = r.changes.iter().map(describe).collect();
+                format!("{}{}", if r.material == Some(true) { "MATERIAL: " } else { "" }, what.join("; "))
+            }
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "{}  {:<9} {}", r.started_at, r.status, detail);
+    }
+    out
+}
+
+pub fn sources(config: &Config) -> String {
+    let mut out = String::new();
+    for s in &config.sources {
+        let _ = writeln!(out, "{}  {}\n    {}", s.id, s.name, s.url);
+        if !s.select.is_empty() {
+            let _ = writeln!(out, "    select: {}", s.select.join(", "));
+        }
+        if let Some(sec) = &s.section {
+            let _ = writeln!(out, "    section: {sec}");
+        }
+    }
+    let _ = writeln!(out, "{} sources OK in {}", config.sources.len(), config.path.display());
+    out
+}
