@@ -14,7 +14,11 @@ use crate::report;
 use crate::store::{Access, Store};
 
 #[derive(Debug, Parser)]
-#[command(name = "visawatch", version, about = "Watches official visa pages; tells editors when a fee, a duration or a document list changes")]
+#[command(
+    name = "visawatch",
+    version,
+    about = "Watches official visa pages; tells editors when a fee, a duration or a document list changes"
+)]
 pub struct Cli {
     /// The sources file.
     #[arg(long, global = true, default_value = "sources.toml")]
@@ -64,9 +68,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check { sources, json } => {
             let config = config::load(&cli.config)?;
             let data = cli.data.clone();
-            let mut store = tokio::task::spawn_blocking(move || Store::open(&data, Access::WriteWait))
-                .await?
-                .with_context(|| format!("opening data folder {}", cli.data.display()))?;
+            let mut store =
+                tokio::task::spawn_blocking(move || Store::open(&data, Access::WriteWait))
+                    .await?
+                    .with_context(|| format!("opening data folder {}", cli.data.display()))?;
             let opts = RunOptions {
                 only: sources,
                 progress: !json,
@@ -77,7 +82,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 print!("{}", report::human(&report));
             }
-            Ok(if report.any_failed() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            Ok(if report.any_failed() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Sources => {
             let config = config::load(&cli.config)?;
@@ -86,15 +95,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Show { id } => {
             let store = Store::open(&cli.data, Access::Read)?;
-            let prev = store
-                .previous(&id)?
-                .with_context(|| format!("no snapshot of source `{id}` in {}", cli.data.display()))?;
+            let prev = store.previous(&id)?.with_context(|| {
+                format!("no snapshot of source `{id}` in {}", cli.data.display())
+            })?;
             print!("{}", prev.text);
             Ok(ExitCode::SUCCESS)
         }
         Command::History { id, limit, json } => {
             let store = Store::open(&cli.data, Access::Read)?;
-            anyhow::ensure!(store.knows(&id)?, "no history of source `{id}` in {}", cli.data.display());
+            anyhow::ensure!(
+                store.knows(&id)?,
+                "no history of source `{id}` in {}",
+                cli.data.display()
+            );
             let rows = store.history(&id, limit)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -108,8 +121,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let change = store
                 .latest_change(&id)?
                 .with_context(|| format!("source `{id}` has no recorded change"))?;
-            println!("# {} ({})", change.created_at, if change.material { "material" } else { "text only" });
-            print!("{}", if words { &change.word_diff } else { &change.diff });
+            println!(
+                "# {} ({})",
+                change.created_at,
+                if change.material {
+                    "material"
+                } else {
+                    "text only"
+                }
+            );
+            print!(
+                "{}",
+                if words {
+                    &change.word_diff
+                } else {
+                    &change.diff
+                }
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -74,8 +74,20 @@ mod tests {
     #[test]
     fn identical_is_none_and_diff_has_words() {
         assert!(compare("a\n", "a\n").is_none());
-        let v = compare("# Fees\nThe fee is 50 EUR.\n", "# Fees\nThe fee is 65 EUR.\n").unwrap();
-        assert!(v.diff.contains("-The fee is 50 EUR.\n+The fee is 65 EUR."), "{}", v.diff);
-        assert!(v.word_diff.contains("[-50-]") && v.word_diff.contains("{+65+}"), "{}", v.word_diff);
+        let v = compare(
+            "# Fees\nThe fee is 50 EUR.\n",
+            "# Fees\nThe fee is 65 EUR.\n",
+        )
+        .unwrap();
+        assert!(
+            v.diff.contains("-The fee is 50 EUR.\n+The fee is 65 EUR."),
+            "{}",
+            v.diff
+        );
+        assert!(
+            v.word_diff.contains("[-50-]") && v.word_diff.contains("{+65+}"),
+            "{}",
+            v.word_diff
+        );
     }
 }

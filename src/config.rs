@@ -149,8 +149,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     if s.concurrency == 0 || s.per_host == 0 || s.timeout_secs == 0 || s.max_body_bytes == 0 {
         return Err(ConfigError::Parse {
             path: path.to_path_buf(),
-            message: "[settings] concurrency, per_host, timeout_secs and max_body_bytes must be > 0"
-                .into(),
+            message:
+                "[settings] concurrency, per_host, timeout_secs and max_body_bytes must be > 0"
+                    .into(),
         });
     }
 
@@ -284,7 +285,9 @@ mod tests {
     use super::*;
 
     fn err(text: &str) -> String {
-        parse(text, Path::new("sources.toml")).unwrap_err().to_string()
+        parse(text, Path::new("sources.toml"))
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -301,30 +304,45 @@ mod tests {
 
     #[test]
     fn duplicate_id_names_line_and_id() {
-        let e = err("[[source]]\nid = \"a\"\nurl = \"https://e.org/\"\n\n[[source]]\nid = \"a\"\nurl = \"https://e.org/2\"\n");
+        let e = err(
+            "[[source]]\nid = \"a\"\nurl = \"https://e.org/\"\n\n[[source]]\nid = \"a\"\nurl = \"https://e.org/2\"\n",
+        );
         assert_eq!(e, "sources.toml:6:6: source `a`: duplicate id");
     }
 
     #[test]
     fn bad_selector_names_selector_and_line() {
-        let e = err("[[source]]\nid = \"a\"\nurl = \"https://e.org/\"\nselect = [\"main\", \"div[\"]\n");
-        assert!(e.starts_with("sources.toml:4:10: source `a`: select: CSS selector `div[`"), "{e}");
+        let e = err(
+            "[[source]]\nid = \"a\"\nurl = \"https://e.org/\"\nselect = [\"main\", \"div[\"]\n",
+        );
+        assert!(
+            e.starts_with("sources.toml:4:10: source `a`: select: CSS selector `div[`"),
+            "{e}"
+        );
     }
 
     #[test]
     fn unknown_key_is_rejected_with_position() {
         let e = err("[[source]]\nid = \"a\"\nurl = \"https://e.org/\"\nselector = \"main\"\n");
-        assert!(e.contains("line 4") && e.contains("unknown field `selector`"), "{e}");
+        assert!(
+            e.contains("line 4") && e.contains("unknown field `selector`"),
+            "{e}"
+        );
     }
 
     #[test]
     fn bad_url_and_scheme() {
-        assert!(err("[[source]]\nid = \"a\"\nurl = \"not a url\"\n").contains("sources.toml:3:7: source `a`: bad url"));
+        assert!(
+            err("[[source]]\nid = \"a\"\nurl = \"not a url\"\n")
+                .contains("sources.toml:3:7: source `a`: bad url")
+        );
         assert!(err("[[source]]\nid = \"a\"\nurl = \"ftp://e.org/\"\n").contains("must be http"));
     }
 
     #[test]
     fn bad_id() {
-        assert!(err("[[source]]\nid = \"Bad Id\"\nurl = \"https://e.org/\"\n").contains("a-z, 0-9"));
+        assert!(
+            err("[[source]]\nid = \"Bad Id\"\nurl = \"https://e.org/\"\n").contains("a-z, 0-9")
+        );
     }
 }

@@ -45,14 +45,50 @@ const DROPPED_TAGS: &[&str] = &[
 /// id/class words that mark chrome around the content: cookie banners, share
 /// bars, breadcrumbs, menus.
 const CHROME_WORDS: &[&str] = &[
-    "cookie", "cookies", "cookiebanner", "consent", "gdpr", "share", "sharing", "sharebar",
-    "social", "breadcrumb", "breadcrumbs", "menu", "navbar", "megamenu", "skiplink",
+    "cookie",
+    "cookies",
+    "cookiebanner",
+    "consent",
+    "gdpr",
+    "share",
+    "sharing",
+    "sharebar",
+    "social",
+    "breadcrumb",
+    "breadcrumbs",
+    "menu",
+    "navbar",
+    "megamenu",
+    "skiplink",
 ];
 
 const BLOCK_TAGS: &[&str] = &[
-    "address", "article", "blockquote", "body", "caption", "center", "dd", "details", "div",
-    "dl", "dt", "fieldset", "figcaption", "figure", "hr", "html", "legend", "main", "p", "pre",
-    "section", "summary", "table", "tbody", "thead", "tfoot",
+    "address",
+    "article",
+    "blockquote",
+    "body",
+    "caption",
+    "center",
+    "dd",
+    "details",
+    "div",
+    "dl",
+    "dt",
+    "fieldset",
+    "figcaption",
+    "figure",
+    "hr",
+    "html",
+    "legend",
+    "main",
+    "p",
+    "pre",
+    "section",
+    "summary",
+    "table",
+    "tbody",
+    "thead",
+    "tfoot",
 ];
 
 /// Extracts the canonical text of the requirement sections of `html`.
@@ -160,8 +196,14 @@ impl Walker<'_> {
                     }
                     "ul" | "ol" | "menu" => {
                         self.flush();
-                        let next = el.attr("start").and_then(|s| s.trim().parse().ok()).unwrap_or(1);
-                        self.lists.push(ListCtx { ordered: tag == "ol", next });
+                        let next = el
+                            .attr("start")
+                            .and_then(|s| s.trim().parse().ok())
+                            .unwrap_or(1);
+                        self.lists.push(ListCtx {
+                            ordered: tag == "ol",
+                            next,
+                        });
                         self.walk_children(node);
                         self.flush();
                         self.lists.pop();
@@ -169,7 +211,10 @@ impl Walker<'_> {
                     "li" => {
                         let marker = match self.lists.last_mut() {
                             Some(l) if l.ordered => {
-                                let n = el.attr("value").and_then(|s| s.trim().parse().ok()).unwrap_or(l.next);
+                                let n = el
+                                    .attr("value")
+                                    .and_then(|s| s.trim().parse().ok())
+                                    .unwrap_or(l.next);
                                 l.next = n + 1;
                                 format!("{n}. ")
                             }
@@ -181,7 +226,11 @@ impl Walker<'_> {
                         self.flush();
                         let cells: Vec<String> = node
                             .children()
-                            .filter(|c| c.value().as_element().is_some_and(|e| matches!(e.name(), "td" | "th")))
+                            .filter(|c| {
+                                c.value()
+                                    .as_element()
+                                    .is_some_and(|e| matches!(e.name(), "td" | "th"))
+                            })
                             .map(|c| self.inline_text(c))
                             .filter(|c| !c.is_empty())
                             .collect();
@@ -222,7 +271,11 @@ impl Walker<'_> {
         };
         sub.walk_children(node);
         sub.flush();
-        sub.lines.into_iter().map(|l| l.text).collect::<Vec<_>>().join(" ")
+        sub.lines
+            .into_iter()
+            .map(|l| l.text)
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     fn flush(&mut self) {
@@ -243,8 +296,10 @@ fn is_chrome(el: &scraper::node::Element) -> bool {
     if DROPPED_TAGS.contains(&el.name()) || el.attr("hidden").is_some() {
         return true;
     }
-    if matches!(el.attr("role"), Some("navigation" | "banner" | "contentinfo"))
-        || el.attr("aria-hidden") == Some("true")
+    if matches!(
+        el.attr("role"),
+        Some("navigation" | "banner" | "contentinfo")
+    ) || el.attr("aria-hidden") == Some("true")
     {
         return true;
     }
@@ -254,7 +309,10 @@ fn is_chrome(el: &scraper::node::Element) -> bool {
             let mut words = lower.split(['-', '_']).filter(|w| !w.is_empty());
             let first = words.next();
             let last = words.last().or(first);
-            [first, last].into_iter().flatten().any(|w| CHROME_WORDS.contains(&w))
+            [first, last]
+                .into_iter()
+                .flatten()
+                .any(|w| CHROME_WORDS.contains(&w))
         })
     };
     el.attr("id").is_some_and(marks) || el.attr("class").is_some_and(marks)
@@ -267,7 +325,10 @@ pub fn normalize(s: &str) -> String {
     for c in s.chars() {
         if c.is_whitespace() {
             space = true;
-        } else if matches!(c, '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}') {
+        } else if matches!(
+            c,
+            '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}'
+        ) {
             continue;
         } else {
             if space && !out.is_empty() {
@@ -277,7 +338,11 @@ pub fn normalize(s: &str) -> String {
             out.push(c);
         }
     }
-    if out.is_ascii() { out } else { out.nfc().collect() }
+    if out.is_ascii() {
+        out
+    } else {
+        out.nfc().collect()
+    }
 }
 
 fn heading_key(s: &str) -> String {
@@ -291,7 +356,12 @@ fn heading_key(s: &str) -> String {
 /// or a higher level. An exact match wins over a heading that only contains it.
 fn slice_section(lines: Vec<Line>, section: &str) -> Option<Vec<Line>> {
     let want = heading_key(&normalize(section));
-    let headings = || lines.iter().enumerate().filter(|(_, l)| l.heading.is_some());
+    let headings = || {
+        lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.heading.is_some())
+    };
     let (start, level) = headings()
         .find(|(_, l)| heading_key(&l.text) == want)
         .or_else(|| headings().find(|(_, l)| heading_key(&l.text).contains(&want)))
@@ -313,24 +383,35 @@ mod tests {
 
     #[test]
     fn blocks_become_lines() {
-        let t = ex("<html><body><nav>Home</nav><main><h2>Fees</h2><p>The fee is\n   <b>€50</b>.</p>\
+        let t = ex(
+            "<html><body><nav>Home</nav><main><h2>Fees</h2><p>The fee is\n   <b>€50</b>.</p>\
             <ul><li>Passport</li><li><p>Photo</p></li></ul><ol start=3><li>One</li><li>Two</li></ol>\
             <table><tr><th>Fee</th><td>€ 50</td></tr></table><script>x=1</script></main>\
-            <footer>© 2026</footer></body></html>");
-        assert_eq!(t, "## Fees\nThe fee is €50.\n- Passport\n- Photo\n3. One\n4. Two\nFee | € 50\n");
+            <footer>© 2026</footer></body></html>",
+        );
+        assert_eq!(
+            t,
+            "## Fees\nThe fee is €50.\n- Passport\n- Photo\n3. One\n4. Two\nFee | € 50\n"
+        );
     }
 
     #[test]
     fn markup_only_changes_are_invisible() {
-        let a = ex("<main><div class=a><p>Visa free for 90 days.</p><ul><li>Passport</li></ul></div></main>");
-        let b = ex("<main id=x>\n  <section><div class=\"b c\" data-x=1><p style=color:red>Visa free\n for <span>90</span>  days.</p>\n<ul class=list>\n<li><span>Passport</span></li></ul></div></section></main>");
+        let a = ex(
+            "<main><div class=a><p>Visa free for 90 days.</p><ul><li>Passport</li></ul></div></main>",
+        );
+        let b = ex(
+            "<main id=x>\n  <section><div class=\"b c\" data-x=1><p style=color:red>Visa free\n for <span>90</span>  days.</p>\n<ul class=list>\n<li><span>Passport</span></li></ul></div></section></main>",
+        );
         assert_eq!(a, b);
     }
 
     #[test]
     fn chrome_is_dropped() {
-        let t = ex("<body><div id=cookie-banner>We use cookies</div><div class=share-bar>Share</div>\
-            <ol class=breadcrumb><li>Home</li></ol><div class=main-menu>Menu</div><p>Content</p></body>");
+        let t = ex(
+            "<body><div id=cookie-banner>We use cookies</div><div class=share-bar>Share</div>\
+            <ol class=breadcrumb><li>Home</li></ol><div class=main-menu>Menu</div><p>Content</p></body>",
+        );
         assert_eq!(t, "Content\n");
     }
 
@@ -340,13 +421,32 @@ mod tests {
             <h3>Sub</h3><p>c</p><span class=counter>12 views</span><h2>Other</h2><p>d</p></div></body>";
         let sel = vec![".c".to_string()];
         let exc = vec![".counter".to_string()];
-        let r = Rules { select: &sel, exclude: &exc, section: Some("entry requirements:") };
-        assert_eq!(extract(html, &r).unwrap(), "## Entry Requirements\nb\n### Sub\nc\n");
+        let r = Rules {
+            select: &sel,
+            exclude: &exc,
+            section: Some("entry requirements:"),
+        };
+        assert_eq!(
+            extract(html, &r).unwrap(),
+            "## Entry Requirements\nb\n### Sub\nc\n"
+        );
         let miss = vec![".nope".to_string()];
-        let r = Rules { select: &miss, ..Rules::default() };
-        assert_eq!(extract(html, &r), Err(ExtractError::SelectorMatchedNothing(".nope".into())));
-        let r = Rules { section: Some("Fees"), ..Rules::default() };
-        assert!(matches!(extract(html, &r), Err(ExtractError::SectionNotFound(_))));
+        let r = Rules {
+            select: &miss,
+            ..Rules::default()
+        };
+        assert_eq!(
+            extract(html, &r),
+            Err(ExtractError::SelectorMatchedNothing(".nope".into()))
+        );
+        let r = Rules {
+            section: Some("Fees"),
+            ..Rules::default()
+        };
+        assert!(matches!(
+            extract(html, &r),
+            Err(ExtractError::SectionNotFound(_))
+        ));
     }
 
     #[test]
@@ -357,6 +457,9 @@ mod tests {
 
     #[test]
     fn empty_page_is_an_error() {
-        assert_eq!(extract("<body><script>1</script></body>", &Rules::default()), Err(ExtractError::Empty));
+        assert_eq!(
+            extract("<body><script>1</script></body>", &Rules::default()),
+            Err(ExtractError::Empty)
+        );
     }
 }

@@ -125,7 +125,11 @@ impl Fetcher {
     }
 
     fn host_limit(&self, url: &Url) -> Arc<Semaphore> {
-        let key = format!("{}:{}", url.host_str().unwrap_or(""), url.port_or_known_default().unwrap_or(0));
+        let key = format!(
+            "{}:{}",
+            url.host_str().unwrap_or(""),
+            url.port_or_known_default().unwrap_or(0)
+        );
         let mut hosts = self.hosts.lock().expect("host map poisoned");
         hosts
             .entry(key)
@@ -135,7 +139,11 @@ impl Fetcher {
 
     /// Fetches a page, retrying transient failures. `validators` (when
     /// conditional GET is on) may turn the answer into [`Fetched::NotModified`].
-    pub async fn fetch(&self, url: &Url, validators: Option<&Validators>) -> Result<Fetched, FetchError> {
+    pub async fn fetch(
+        &self,
+        url: &Url,
+        validators: Option<&Validators>,
+    ) -> Result<Fetched, FetchError> {
         let base = Duration::from_millis(self.settings.retry_backoff_ms);
         let mut attempt = 0;
         loop {
@@ -160,7 +168,11 @@ impl Fetcher {
         }
     }
 
-    async fn fetch_once(&self, url: &Url, validators: Option<&Validators>) -> Result<Fetched, FetchError> {
+    async fn fetch_once(
+        &self,
+        url: &Url,
+        validators: Option<&Validators>,
+    ) -> Result<Fetched, FetchError> {
         let mut req = self.client.get(url.clone());
         if self.settings.conditional_get
             && let Some(v) = validators
@@ -212,7 +224,12 @@ impl Fetcher {
                 charset: detail.0.to_string(),
                 detail: detail.1,
             })?;
-        let text_header = |name| headers.get(name).and_then(|v: &header::HeaderValue| v.to_str().ok()).map(str::to_string);
+        let text_header = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &header::HeaderValue| v.to_str().ok())
+                .map(str::to_string)
+        };
         Ok(Fetched::Page(Page {
             final_url,
             status: status.as_u16(),
@@ -303,7 +320,10 @@ pub fn decode(
         let mut det = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
         det.feed(body, true);
         // No TLD hint: with "rs" chardetng leans Cyrillic and misreads Latin Serbian.
-        (det.guess(None, chardetng::Utf8Detection::Allow), CharsetSource::Detected)
+        (
+            det.guess(None, chardetng::Utf8Detection::Allow),
+            CharsetSource::Detected,
+        )
     };
     let (text, actual, had_errors) = encoding.decode(body);
     if had_errors {
@@ -312,7 +332,10 @@ pub fn decode(
         if bad * 50 > total {
             return Err((
                 actual.name(),
-                format!("{bad} of {total} characters are not valid {}", actual.name()),
+                format!(
+                    "{bad} of {total} characters are not valid {}",
+                    actual.name()
+                ),
             ));
         }
     }
@@ -339,7 +362,8 @@ fn charset_param(content_type: &str) -> Option<&str> {
 /// Finds `<meta charset=…>` or `<meta http-equiv=… content="…; charset=…">`.
 fn meta_charset(body: &[u8]) -> Option<&'static Encoding> {
     static META: std::sync::LazyLock<regex::bytes::Regex> = std::sync::LazyLock::new(|| {
-        regex::bytes::Regex::new(r#"(?i)<meta\b[^>]*?charset\s*=\s*["']?\s*([a-z0-9_:.\-]+)"#).unwrap()
+        regex::bytes::Regex::new(r#"(?i)<meta\b[^>]*?charset\s*=\s*["']?\s*([a-z0-9_:.\-]+)"#)
+            .unwrap()
     });
     let head = &body[..body.len().min(4096)];
     let caps = META.captures(head)?;
@@ -381,7 +405,9 @@ mod tests {
 
     #[test]
     fn undeclared_cyrillic_is_detected() {
-        let (bytes, _, _) = encoding_rs::WINDOWS_1251.encode("<p>Страни држављани могу боравити до 90 дана у периоду од шест месеци без визе.</p>");
+        let (bytes, _, _) = encoding_rs::WINDOWS_1251.encode(
+            "<p>Страни држављани могу боравити до 90 дана у периоду од шест месеци без визе.</p>",
+        );
         let (t, _, s) = decode(&bytes, None).unwrap();
         assert!(t.contains("боравити до 90 дана"), "{t}");
         assert_eq!(s, CharsetSource::Detected);
@@ -389,7 +415,9 @@ mod tests {
 
     #[test]
     fn garbage_declared_utf8_is_a_decode_error() {
-        let body: Vec<u8> = (0..2000u32).map(|i| if i % 3 == 0 { 0xFF } else { b'a' }).collect();
+        let body: Vec<u8> = (0..2000u32)
+            .map(|i| if i % 3 == 0 { 0xFF } else { b'a' })
+            .collect();
         let err = decode(&body, Some("text/html; charset=utf-8")).unwrap_err();
         assert_eq!(err.0, "UTF-8");
     }
@@ -397,11 +425,22 @@ mod tests {
     #[test]
     fn retry_policy() {
         let base = Duration::from_millis(100);
-        let s = |status| FetchError::Status { url: "u".into(), status, retry_after: None };
+        let s = |status| FetchError::Status {
+            url: "u".into(),
+            status,
+            retry_after: None,
+        };
         assert!(s(404).retry_delay(0, base).is_none());
-        assert_eq!(s(503).retry_delay(1, base), Some(Duration::from_millis(200)));
+        assert_eq!(
+            s(503).retry_delay(1, base),
+            Some(Duration::from_millis(200))
+        );
         assert!(s(429).retry_delay(0, base).is_some());
-        let ra = FetchError::Status { url: "u".into(), status: 503, retry_after: Some(RetryAfter(Duration::from_secs(2))) };
+        let ra = FetchError::Status {
+            url: "u".into(),
+            status: 503,
+            retry_after: Some(RetryAfter(Duration::from_secs(2))),
+        };
         assert_eq!(ra.retry_delay(0, base), Some(Duration::from_secs(2)));
     }
 }

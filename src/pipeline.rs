@@ -114,7 +114,11 @@ enum Fetch {
 }
 
 /// Checks the selected sources once and records every outcome.
-pub async fn run(config: &Config, store: &mut Store, opts: &RunOptions) -> Result<RunReport, RunError> {
+pub async fn run(
+    config: &Config,
+    store: &mut Store,
+    opts: &RunOptions,
+) -> Result<RunReport, RunError> {
     let started_at = now();
     for id in &opts.only {
         if !config.sources.iter().any(|s| &s.id == id) {
@@ -207,7 +211,10 @@ pub async fn run(config: &Config, store: &mut Store, opts: &RunOptions) -> Resul
             status: rec.status,
             material: verdict.as_ref().is_some_and(|v| v.material),
             error: rec.error.map(str::to_string),
-            changes: verdict.as_ref().map(|v| v.changes.clone()).unwrap_or_default(),
+            changes: verdict
+                .as_ref()
+                .map(|v| v.changes.clone())
+                .unwrap_or_default(),
             diff: verdict.as_ref().map(|v| v.diff.clone()),
         });
         bar.inc(1);
@@ -221,7 +228,11 @@ pub async fn run(config: &Config, store: &mut Store, opts: &RunOptions) -> Resul
     })
 }
 
-async fn fetch_and_extract(fetcher: &Fetcher, source: &Source, validators: Option<Validators>) -> Fetch {
+async fn fetch_and_extract(
+    fetcher: &Fetcher,
+    source: &Source,
+    validators: Option<Validators>,
+) -> Fetch {
     let page = match fetcher.fetch(&source.url, validators.as_ref()).await {
         Ok(Fetched::Page(page)) => page,
         Ok(Fetched::NotModified) => return Fetch::NotModified,
@@ -260,8 +271,10 @@ fn progress_bar(wanted: bool, len: usize) -> indicatif::ProgressBar {
     }
     let bar = indicatif::ProgressBar::new(len as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} checking sources {pos}/{len} {wide_bar} {elapsed}")
-            .expect("valid template"),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} checking sources {pos}/{len} {wide_bar} {elapsed}",
+        )
+        .expect("valid template"),
     );
     bar
 }

@@ -17,7 +17,11 @@ pub fn human(report: &RunReport) -> String {
             Status::Failed => s.error.clone().unwrap_or_default(),
             Status::Changed => {
                 let what: Vec<String> = s.changes.iter().map(describe).collect();
-                format!("{}{}", if s.material { "MATERIAL: " } else { "" }, what.join("; "))
+                format!(
+                    "{}{}",
+                    if s.material { "MATERIAL: " } else { "" },
+                    what.join("; ")
+                )
             }
             Status::Baseline => "first snapshot stored".into(),
             Status::Unchanged => String::new(),
@@ -40,7 +44,11 @@ pub fn human(report: &RunReport) -> String {
 
 /// "fee 50 EUR → 65 EUR (Application fee)".
 pub fn describe(c: &Change) -> String {
-    let ctx = c.context.as_deref().map(|c| format!(" ({c})")).unwrap_or_default();
+    let ctx = c
+        .context
+        .as_deref()
+        .map(|c| format!(" ({c})"))
+        .unwrap_or_default();
     let b = c.before.as_deref().unwrap_or("");
     let a = c.after.as_deref().unwrap_or("");
     match c.kind {
@@ -60,7 +68,15 @@ pub fn history(rows: &[HistoryRow]) -> String {
             (Some(e), _) => e.clone(),
             (None, false) => {
                 let what: Vec<String> = r.changes.iter().map(describe).collect();
-                format!("{}{}", if r.material == Some(true) { "MATERIAL: " } else { "" }, what.join("; "))
+                format!(
+                    "{}{}",
+                    if r.material == Some(true) {
+                        "MATERIAL: "
+                    } else {
+                        ""
+                    },
+                    what.join("; ")
+                )
             }
             _ => String::new(),
         };
@@ -80,6 +96,11 @@ pub fn sources(config: &Config) -> String {
             let _ = writeln!(out, "    section: {sec}");
         }
     }
-    let _ = writeln!(out, "{} sources OK in {}", config.sources.len(), config.path.display());
+    let _ = writeln!(
+        out,
+        "{} sources OK in {}",
+        config.sources.len(),
+        config.path.display()
+    );
     out
 }

@@ -24,7 +24,9 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} is not a usable visawatch database ({detail}); move it away to start a new history")]
+    #[error(
+        "{path} is not a usable visawatch database ({detail}); move it away to start a new history"
+    )]
     Corrupt { path: PathBuf, detail: String },
     #[error("no database at {path}: run `visawatch check` first, or pass the right --data folder")]
     Missing { path: PathBuf },
@@ -195,15 +197,19 @@ impl Store {
             path: db_path.clone(),
             detail: e.to_string(),
         };
-        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(sql)?;
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(corrupt)?;
         if access != Access::Read {
-            conn.pragma_update(None, "journal_mode", "WAL").map_err(corrupt)?;
-            conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(corrupt)?;
+            conn.pragma_update(None, "synchronous", "NORMAL")
+                .map_err(sql)?;
         }
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(sql)?;
         let known = MIGRATIONS.len() as i64;
         if version > known {
             return Err(StoreError::Corrupt {
@@ -215,7 +221,8 @@ impl Store {
             for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
                 let tx = conn.unchecked_transaction().map_err(sql)?;
                 tx.execute_batch(m).map_err(corrupt)?;
-                tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(sql)?;
+                tx.pragma_update(None, "user_version", (i + 1) as i64)
+                    .map_err(sql)?;
                 tx.commit().map_err(sql)?;
             }
         } else if version < known {
@@ -289,7 +296,11 @@ impl Store {
         let snapshot_hash: Option<String> = match &hash {
             Some(h) => Some(h.clone()),
             None => tx
-                .query_row("SELECT current_hash FROM sources WHERE id = ?1", [rec.source_id], |r| r.get(0))
+                .query_row(
+                    "SELECT current_hash FROM sources WHERE id = ?1",
+                    [rec.source_id],
+                    |r| r.get(0),
+                )
                 .map_err(sql)?,
         };
         tx.execute(
@@ -456,7 +467,8 @@ fn take_lock(dir: &Path, wait: bool) -> Result<File, StoreError> {
                 "visawatch: another run is using {}; waiting for it to finish…",
                 dir.display()
             );
-            file.lock().map_err(|source| StoreError::Io { path, source })?;
+            file.lock()
+                .map_err(|source| StoreError::Io { path, source })?;
             Ok(file)
         }
         Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked {

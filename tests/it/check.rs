@@ -1,0 +1,400 @@
+//! `visawatch check` end to end: verdicts, failures, charsets, conditional
+//! GET, locking and damaged data folders.
+
+use std::io::Write;
+use std::time::Duration;
+
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::helpers::*;
+
+const US: &str = "pages/us-state-kosovo-entry";
+
+fn us_config(server: &MockServer) -> String {
+    format!(
+        "{FAST}{}",
+        source_toml(
+            "us-kosovo",
+            &format!("{}/us", server.uri()),
+            "section = \"Entry, Exit and Visa Requirements\""
+        )
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn baseline_then_unchanged_then_changed() {
+    let server = MockServer::start().await;
+    serve_fixture(&server, "/us", &format!("{US}/v1.html")).await;
+    let env = Env::new();
+    env.write_config(&us_config(&server));
+
+    let (code, r) = env.check().await;
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(status(&r, "us-kosovo"), "baseline");
+    assert_eq!(source(&r, "us-kosovo")["diff"], serde_json::Value::Null);
+    let txt = std::fs::read_to_string(env.data().join("us-kosovo.txt")).unwrap();
+    assert!(
+        txt.starts_with("## Entry, Exit and Visa Requirements\n"),
+        "{txt}"
+    );
+    assert!(
+        txt.contains("\n1. Proof of local health insurance.\n2. A police background check.\n"),
+        "{txt}"
+    );
+    assert!(
+        !txt.contains("Safety and Security") && !txt.contains("Quick Facts"),
+        "{txt}"
+    );
+
+    let (code, r) = env.check().await;
+    assert_eq!((code, status(&r, "us-kosovo")), (0, "unchanged"));
+
+    server.reset().await;
+    serve_fixture(&server, "/us", &format!("{US}/v2.html")).await;
+    let (code, r) = env.check().await;
+    assert_eq!((code, status(&r, "us-kosovo")), (0, "changed"));
+    let s = source(&r, "us-kosovo");
+    let diff = s["diff"].as_str().unwrap();
+    assert!(
+        diff.contains("-U.S. citizens do not need a visa for trips lasting up to 90 days"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("+U.S. citizens do not need a visa for trips lasting up to 60 days"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("+3. Proof of accommodation in Kosovo."),
+        "{diff}"
+    );
+
+    // The other commands read what check stored.
+    let (code, out, _) = env.run(&["show", "us-kosovo"]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("up to 60 days"));
+    let (code, out, _) = env.run(&["history", "us-kosovo"]).await;
+    assert_eq!(code, 0);
+    let statuses: Vec<&str> = out
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap())
+        .collect();
+    assert_eq!(statuses, ["changed", "unchanged", "baseline"], "{out}");
+    let (code, out, _) = env.run(&["diff", "us-kosovo", "--words"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("up to [-90-] days") && out.contains("up to {+60+} days"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn markup_only_change_is_unchanged() {
+    let server = MockServer::start().await;
+    serve_fixture(&server, "/us", &format!("{US}/v1.html")).await;
+    let env = Env::new();
+    env.write_config(&us_config(&server));
+    assert_eq!(status(&env.check().await.1, "us-kosovo"), "baseline");
+    server.reset().await;
+    serve_fixture(&server, "/us", &format!("{US}/v1-markup.html")).await;
+    let (code, r) = env.check().await;
+    assert_eq!((code, status(&r, "us-kosovo")), (0, "unchanged"), "{r}");
+}
+
+/// Every kind of failure in one run: each fails with its reason while the
+/// good source is still checked, and the exit code is 1.
+#[tokio::test(flavor = "multi_thread")]
+async fn failures_are_isolated_and_named() {
+    let server = MockServer::start().await;
+    serve_fixture(&server, "/good", &format!("{US}/v1.html")).await;
+    serve_fixture(&server, "/selector", &format!("{US}/v1.html")).await;
+    Mock::given(path("/missing"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&server)
+        .await;
+    Mock::given(path("/error"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&server)
+        .await;
+    Mock::given(path("/slow"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string("<p>late</p>")
+                .set_delay(Duration::from_secs(5)),
+        )
+        .mount(&server)
+        .await;
+    serve(&server, "/huge", vec![b'a'; 2_000_000], "text/html").await;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&vec![b' '; 50_000_000]).unwrap();
+    let bomb = gz.finish().unwrap();
+    assert!(bomb.len() < 100_000);
+    Mock::given(path("/bomb"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-encoding", "gzip")
+                .set_body_raw(bomb, "text/html"),
+        )
+        .mount(&server)
+        .await;
+    let refused = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+
+    let u = server.uri();
+    let mut cfg = FAST.to_string();
+    for (id, url, extra) in [
+        ("good", format!("{u}/good"), ""),
+        (
+            "selector",
+            format!("{u}/selector"),
+            "select = \"#no-such-id\"",
+        ),
+        ("missing", format!("{u}/missing"), ""),
+        ("error", format!("{u}/error"), ""),
+        ("slow", format!("{u}/slow"), ""),
+        ("huge", format!("{u}/huge"), ""),
+        ("bomb", format!("{u}/bomb"), ""),
+        ("refused", format!("http://127.0.0.1:{refused}/"), ""),
+    ] {
+        cfg.push_str(&source_toml(id, &url, extra));
+    }
+    let env = Env::new();
+    env.write_config(&cfg);
+    let (code, r) = env.check().await;
+    assert_eq!(code, 1, "{r}");
+    assert_eq!(status(&r, "good"), "baseline");
+    let err = |id| {
+        let s = source(&r, id);
+        assert_eq!(s["status"], "failed", "{id}: {s}");
+        assert_eq!(s["changes"], serde_json::json!([]));
+        s["error"].as_str().unwrap().to_string()
+    };
+    assert_eq!(
+        err("selector"),
+        "extraction failed: selector `#no-such-id` matched nothing"
+    );
+    assert_eq!(err("missing"), format!("HTTP 404 from {u}/missing"));
+    assert_eq!(err("error"), format!("HTTP 500 from {u}/error"));
+    assert_eq!(err("slow"), format!("timeout after 2s fetching {u}/slow"));
+    assert_eq!(
+        err("huge"),
+        format!("body too large: {u}/huge exceeds 1000000 bytes")
+    );
+    assert_eq!(
+        err("bomb"),
+        format!("body too large: {u}/bomb exceeds 1000000 bytes")
+    );
+    assert!(err("refused").starts_with(&format!("cannot connect to http://127.0.0.1:{refused}/")));
+
+    // 500 was retried once (retries = 1); 404 was not.
+    let reqs = server.received_requests().await.unwrap();
+    let count = |p: &str| reqs.iter().filter(|r| r.url.path() == p).count();
+    assert_eq!((count("/error"), count("/missing")), (2, 1));
+}
+
+/// A source that fails after a baseline keeps its snapshot, produces no
+/// change, and reads as unchanged when it recovers.
+#[tokio::test(flavor = "multi_thread")]
+async fn server_error_then_recovery_is_not_a_change() {
+    let server = MockServer::start().await;
+    serve_fixture(&server, "/us", &format!("{US}/v1.html")).await;
+    let env = Env::new();
+    env.write_config(&us_config(&server));
+    assert_eq!(status(&env.check().await.1, "us-kosovo"), "baseline");
+
+    server.reset().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    let (code, r) = env.check().await;
+    assert_eq!((code, status(&r, "us-kosovo")), (1, "failed"));
+    let (_, shown, _) = env.run(&["show", "us-kosovo"]).await;
+    assert!(
+        shown.contains("up to 90 days"),
+        "last good snapshot kept: {shown}"
+    );
+
+    server.reset().await;
+    serve_fixture(&server, "/us", &format!("{US}/v1.html")).await;
+    let (code, r) = env.check().await;
+    assert_eq!((code, status(&r, "us-kosovo")), (0, "unchanged"), "{r}");
+    let (_, out, _) = env.run(&["history", "us-kosovo"]).await;
+    assert!(out.contains("HTTP 503"), "{out}");
+    let (code, _, err) = env.run(&["diff", "us-kosovo"]).await;
+    assert_eq!(code, 2);
+    assert!(err.contains("no recorded change"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn windows_1250_declared_only_in_meta() {
+    let server = MockServer::start().await;
+    // Content-Type without charset: only the page's <meta http-equiv> names windows-1250.
+    serve(
+        &server,
+        "/rs",
+        fixture("pages/rs-mup-boravak/v1.html"),
+        "text/html",
+    )
+    .await;
+    let env = Env::new();
+    env.write_config(&format!(
+        "{FAST}{}",
+        source_toml(
+            "rs",
+            &format!("{}/rs", server.uri()),
+            "select = \"#sadrzaj\""
+        )
+    ));
+    let (code, r) = env.check().await;
+    assert_eq!(code, 0, "{r}");
+    let txt = std::fs::read_to_string(env.data().join("rs.txt")).unwrap();
+    assert!(
+        txt.contains("Stranac može boraviti bez vize do 90 dana u periodu od šest meseci."),
+        "{txt}"
+    );
+    assert!(
+        txt.contains("- ") || txt.contains("1. Važeća putna isprava"),
+        "{txt}"
+    );
+    assert!(!txt.contains('\u{FFFD}'));
+    assert!(!txt.contains("Početna"), "menu dropped: {txt}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn etag_304_means_unchanged_without_download() {
+    let server = MockServer::start().await;
+    Mock::given(path("/e"))
+        .and(header("if-none-match", "\"v1\""))
+        .respond_with(ResponseTemplate::new(304))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/e"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("etag", "\"v1\"")
+                .set_body_raw(
+                    fixture(&format!("{US}/v1.html")),
+                    "text/html; charset=utf-8",
+                ),
+        )
+        .mount(&server)
+        .await;
+    let env = Env::new();
+    env.write_config(&format!(
+        "{FAST}{}",
+        source_toml("e", &format!("{}/e", server.uri()), "")
+    ));
+    assert_eq!(status(&env.check().await.1, "e"), "baseline");
+    let (code, r) = env.check().await;
+    assert_eq!((code, status(&r, "e")), (0, "unchanged"));
+    let reqs = server.received_requests().await.unwrap();
+    assert_eq!(reqs.len(), 2);
+    assert!(reqs[0].headers.get("if-none-match").is_none());
+    assert_eq!(reqs[1].headers.get("if-none-match").unwrap(), "\"v1\"");
+
+    // With conditional GET off, no validator is sent.
+    env.write_config(&format!(
+        "{FAST}conditional_get = false\n{}",
+        source_toml("e", &format!("{}/e", server.uri()), "")
+    ));
+    let (_, r) = env.check().await;
+    assert_eq!(status(&r, "e"), "unchanged");
+    let reqs = server.received_requests().await.unwrap();
+    assert!(reqs[2].headers.get("if-none-match").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_concurrent_runs_take_turns() {
+    let server = MockServer::start().await;
+    Mock::given(path("/us"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(
+                    fixture(&format!("{US}/v1.html")),
+                    "text/html; charset=utf-8",
+                )
+                .set_delay(Duration::from_millis(800)),
+        )
+        .mount(&server)
+        .await;
+    let env = Env::new();
+    env.write_config(&us_config(&server));
+    let a = env.command(&["check", "--json"]).output();
+    let b = env.command(&["check", "--json"]).output();
+    let (a, b) = tokio::join!(a, b);
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a.status.success() && b.status.success());
+    let st = |o: &std::process::Output| {
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        status(&v, "us-kosovo").to_string()
+    };
+    let mut statuses = [st(&a), st(&b)];
+    statuses.sort();
+    assert_eq!(statuses, ["baseline", "unchanged"]);
+    let waited = [&a, &b]
+        .iter()
+        .filter(|o| String::from_utf8_lossy(&o.stderr).contains("waiting"))
+        .count();
+    assert_eq!(waited, 1);
+    let (_, out, _) = env.run(&["history", "us-kosovo"]).await;
+    assert_eq!(out.lines().count(), 2, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn damaged_data_folder_gives_clear_errors() {
+    let server = MockServer::start().await;
+    serve_fixture(&server, "/us", &format!("{US}/v1.html")).await;
+    let env = Env::new();
+    env.write_config(&us_config(&server));
+    assert_eq!(env.check().await.0, 0);
+
+    // Database lost, snapshot files still there.
+    let db = env.data().join("visawatch.db");
+    std::fs::remove_file(&db).unwrap();
+    let _ = std::fs::remove_file(env.data().join("visawatch.db-wal"));
+    let _ = std::fs::remove_file(env.data().join("visawatch.db-shm"));
+    let (code, _, err) = env.run(&["check"]).await;
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("visawatch.db is missing but") && err.contains("us-kosovo.txt"),
+        "{err}"
+    );
+
+    // A file that is not a database.
+    std::fs::write(
+        &db,
+        b"this is not sqlite, it is a text file that got copied over the database",
+    )
+    .unwrap();
+    let (code, _, err) = env.run(&["check"]).await;
+    assert_eq!(code, 2);
+    assert!(err.contains("is not a usable visawatch database"), "{err}");
+
+    // Readers on an empty folder.
+    let other = Env::new();
+    other.write_config(&us_config(&server));
+    let (code, _, err) = other.run(&["show", "us-kosovo"]).await;
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("no database at") && err.contains("run `visawatch check` first"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_errors_exit_2_with_position() {
+    let env = Env::new();
+    env.write_config("[[source]]\nid = \"a\"\nurl = \"https://example.org/\"\nselect = \"div[\"\n");
+    let (code, _, err) = env.run(&["check"]).await;
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("sources.toml:4:10: source `a`: select: CSS selector `div[` does not parse"),
+        "{err}"
+    );
+    let (code, _, err) = env.run(&["check", "--source", "nope"]).await;
+    assert_eq!(code, 2, "{err}");
+}

@@ -1,0 +1,6 @@
+//! Integration tests: the real binary against real servers on 127.0.0.1
+//! (wiremock's HTTP server), with a temporary data folder each.
+//! One test binary with modules keeps link time down.
+
+mod check;
+mod helpers;
