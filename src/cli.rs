@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use crate::compare;
 use crate::config;
+use crate::model::Source;
 use crate::pipeline::{self, RunOptions};
 use crate::report;
 use crate::store::{Access, Store};
@@ -43,8 +45,31 @@ pub enum Command {
     },
     /// Validate the sources file and list its sources.
     Sources,
-    /// Print a source's latest canonical text.
-    Show { id: String },
+    /// Print a source's latest canonical text (or its facts).
+    Show {
+        id: String,
+        /// Print the fees, durations and documents instead of the text.
+        #[arg(long)]
+        facts: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch a URL or read a file and print its canonical text and facts; stores nothing.
+    Probe {
+        /// An http(s) URL or a path to an HTML file.
+        target: String,
+        /// CSS selector of the requirement sections (repeatable).
+        #[arg(long)]
+        select: Vec<String>,
+        /// CSS selector to remove first (repeatable).
+        #[arg(long)]
+        exclude: Vec<String>,
+        /// Heading text where the section starts.
+        #[arg(long)]
+        section: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// A source's checks and changes, newest first.
     History {
         id: String,
@@ -93,12 +118,62 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", report::sources(&config));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Show { id } => {
+        Command::Show { id, facts, json } => {
             let store = Store::open(&cli.data, Access::Read)?;
             let prev = store.previous(&id)?.with_context(|| {
                 format!("no snapshot of source `{id}` in {}", cli.data.display())
             })?;
-            print!("{}", prev.text);
+            let f = compare::facts_of(&prev.text);
+            match (facts, json) {
+                (_, true) => println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"id": id, "text": prev.text, "facts": f})
+                    )?
+                ),
+                (true, false) => print!("{}", report::facts(&f)),
+                (false, false) => print!("{}", prev.text),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Probe {
+            target,
+            select,
+            exclude,
+            section,
+            json,
+        } => {
+            for s in select.iter().chain(&exclude) {
+                scraper::Selector::parse(s)
+                    .map_err(|e| anyhow::anyhow!("CSS selector `{s}` does not parse: {e}"))?;
+            }
+            // The config file's settings when there is one (user agent, limits).
+            let settings = config::load(&cli.config)
+                .map(|c| c.settings)
+                .unwrap_or_default();
+            let url = reqwest::Url::parse(&target)
+                .unwrap_or_else(|_| reqwest::Url::parse("file:///probe").expect("static URL"));
+            let source = Source {
+                id: "probe".into(),
+                name: target.clone(),
+                url,
+                select,
+                exclude,
+                section,
+                maintainers: Vec::new(),
+                language: None,
+                ignore: Vec::new(),
+            };
+            let probe = pipeline::probe(&target, source, &settings).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&probe)?);
+            } else {
+                println!(
+                    "{}\n--- facts ---\n{}",
+                    probe.text.trim_end(),
+                    report::facts(&probe.facts)
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::History { id, limit, json } => {

@@ -1,33 +1,204 @@
-//! PURE: previous canonical text vs new → [`Verdict`]: the changes, whether
-//! they are material, and the diff shown to editors.
+//! PURE: previous canonical text vs new → [`Verdict`]: which fees, durations
+//! and documents changed, whether anything material did, and the diff.
 //!
-//! No I/O and no clock. The verdict computed here is exactly what the report,
-//! the history and the alert show: nobody re-derives it downstream.
+//! Facts are matched by context, not position: the same sentence with a new
+//! value is a value change; a reordered list is no change; a reworded item
+//! is `document_changed`. Whatever else differs is one `text` change, which
+//! is recorded but not material. No I/O and no clock. The verdict computed
+//! here is exactly what the report, the history and the alert show.
 
 use std::time::Duration;
 
 use similar::{ChangeTag, TextDiff};
 
+use crate::facts::{self, Document, Fact, Facts, documents::similarity};
 use crate::model::{Change, ChangeKind, Verdict};
 
-/// Compares two canonical texts; `None` when they are identical.
+/// Compares two cleaned canonical texts; `None` when nothing a reader would
+/// call a change differs (identical, same text in the other script, or a
+/// list only reordered).
 pub fn compare(before: &str, after: &str) -> Option<Verdict> {
-    if before == after {
+    if before == after || facts::transliterate(before) == facts::transliterate(after) {
+        return None;
+    }
+    let (fb, fa) = (facts::parse(before), facts::parse(after));
+    let mut changes = Vec::new();
+    changes.extend(match_values(&fb.fees, &fa.fees, ChangeKind::Fee));
+    changes.extend(match_values(
+        &fb.durations,
+        &fa.durations,
+        ChangeKind::Duration,
+    ));
+    changes.extend(match_documents(&fb.documents, &fa.documents));
+    if residual(before) != residual(after) {
+        changes.push(Change {
+            kind: ChangeKind::Text,
+            before: None,
+            after: None,
+            context: None,
+        });
+    }
+    if changes.is_empty() {
         return None;
     }
     let (diff, word_diff) = diffs(before, after);
-    let changes = vec![Change {
-        kind: ChangeKind::Text,
-        before: None,
-        after: None,
-        context: None,
-    }];
     Some(Verdict {
         material: changes.iter().any(|c| c.kind.is_material()),
         changes,
         diff,
         word_diff,
     })
+}
+
+/// The current facts of a text (for `show --facts` and `probe`).
+pub fn facts_of(text: &str) -> Facts {
+    facts::parse(text)
+}
+
+/// Lines that are not list items, with fees and durations masked: what is
+/// left to differ once facts and documents are accounted for.
+fn residual(text: &str) -> Vec<String> {
+    let latin = facts::transliterate(text);
+    latin
+        .lines()
+        .filter(|l| facts::documents::item(l).is_none())
+        .map(|l| {
+            let fees = facts::fees::find(l);
+            let mut spans: Vec<_> = fees.iter().map(|f| f.span.clone()).collect();
+            let durs = facts::durations::find(l, &spans);
+            spans.extend(durs.into_iter().map(|d| d.span));
+            facts::mask(l, &spans)
+        })
+        .collect()
+}
+
+fn change(kind: ChangeKind, before: Option<&Fact>, after: Option<&Fact>) -> Change {
+    Change {
+        kind,
+        before: before.map(|f| f.value.clone()),
+        after: after.map(|f| f.value.clone()),
+        context: after.or(before).map(|f| f.context.clone()),
+    }
+}
+
+/// Pairs facts by key (in order within a key), then leftovers by similar
+/// key, then by equal value (moved, not changed); the rest were added or
+/// removed.
+fn match_values(before: &[Fact], after: &[Fact], kind: ChangeKind) -> Vec<Change> {
+    let mut used_b = vec![false; before.len()];
+    let mut used_a = vec![false; after.len()];
+    let mut out = Vec::new();
+    for (ai, a) in after.iter().enumerate() {
+        if let Some(bi) = (0..before.len()).find(|&bi| !used_b[bi] && before[bi].key == a.key) {
+            used_b[bi] = true;
+            used_a[ai] = true;
+            if before[bi].value != a.value {
+                out.push(change(kind, Some(&before[bi]), Some(a)));
+            }
+        }
+    }
+    let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+    for (bi, b) in before.iter().enumerate().filter(|(i, _)| !used_b[*i]) {
+        for (ai, a) in after.iter().enumerate().filter(|(i, _)| !used_a[*i]) {
+            let s = similarity(&b.key, &a.key);
+            if s >= 0.6 {
+                pairs.push((s, bi, ai));
+            }
+        }
+    }
+    pairs.sort_by(|x, y| y.0.total_cmp(&x.0));
+    for (_, bi, ai) in pairs {
+        if !used_b[bi] && !used_a[ai] {
+            used_b[bi] = true;
+            used_a[ai] = true;
+            if before[bi].value != after[ai].value {
+                out.push(change(kind, Some(&before[bi]), Some(&after[ai])));
+            }
+        }
+    }
+    for (ai, a) in after.iter().enumerate() {
+        if !used_a[ai]
+            && let Some(bi) =
+                (0..before.len()).find(|&bi| !used_b[bi] && before[bi].value == a.value)
+        {
+            used_b[bi] = true;
+            used_a[ai] = true;
+        }
+    }
+    for b in before
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !used_b[*i])
+        .map(|(_, b)| b)
+    {
+        out.push(change(kind, Some(b), None));
+    }
+    for a in after
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !used_a[*i])
+        .map(|(_, a)| a)
+    {
+        out.push(change(kind, None, Some(a)));
+    }
+    out
+}
+
+/// Documents as a multiset: order does not matter; similar leftovers are
+/// rewordings.
+fn match_documents(before: &[Document], after: &[Document]) -> Vec<Change> {
+    let mut used_b = vec![false; before.len()];
+    let mut used_a = vec![false; after.len()];
+    for (ai, a) in after.iter().enumerate() {
+        if let Some(bi) = (0..before.len()).find(|&bi| !used_b[bi] && before[bi].key == a.key) {
+            used_b[bi] = true;
+            used_a[ai] = true;
+        }
+    }
+    let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+    for (bi, b) in before.iter().enumerate().filter(|(i, _)| !used_b[*i]) {
+        for (ai, a) in after.iter().enumerate().filter(|(i, _)| !used_a[*i]) {
+            let s = similarity(&b.key, &a.key);
+            if s >= 0.6 {
+                pairs.push((s, bi, ai));
+            }
+        }
+    }
+    pairs.sort_by(|x, y| y.0.total_cmp(&x.0));
+    let mut out = Vec::new();
+    for (_, bi, ai) in pairs {
+        if !used_b[bi] && !used_a[ai] {
+            used_b[bi] = true;
+            used_a[ai] = true;
+            out.push(Change {
+                kind: ChangeKind::DocumentChanged,
+                before: Some(before[bi].text.clone()),
+                after: Some(after[ai].text.clone()),
+                context: Some(after[ai].context.clone()),
+            });
+        }
+    }
+    for (bi, b) in before.iter().enumerate() {
+        if !used_b[bi] {
+            out.push(Change {
+                kind: ChangeKind::DocumentRemoved,
+                before: Some(b.text.clone()),
+                after: None,
+                context: Some(b.context.clone()),
+            });
+        }
+    }
+    for (ai, a) in after.iter().enumerate() {
+        if !used_a[ai] {
+            out.push(Change {
+                kind: ChangeKind::DocumentAdded,
+                before: None,
+                after: Some(a.text.clone()),
+                context: Some(a.context.clone()),
+            });
+        }
+    }
+    out
 }
 
 /// A unified line diff, and the same hunks with changed words marked
@@ -45,12 +216,11 @@ pub fn diffs(before: &str, after: &str) -> (String, String) {
     for group in td.grouped_ops(3) {
         for op in &group {
             for change in td.iter_inline_changes(op) {
-                let sign = match change.tag() {
+                words.push(match change.tag() {
                     ChangeTag::Delete => '-',
                     ChangeTag::Insert => '+',
                     ChangeTag::Equal => ' ',
-                };
-                words.push(sign);
+                });
                 for (emph, value) in change.iter_strings_lossy() {
                     let value = value.trim_end_matches('\n');
                     match (emph, change.tag()) {
@@ -71,23 +241,90 @@ pub fn diffs(before: &str, after: &str) -> (String, String) {
 mod tests {
     use super::*;
 
+    fn kinds(before: &str, after: &str) -> Vec<(ChangeKind, Option<String>, Option<String>)> {
+        compare(before, after)
+            .map(|v| {
+                v.changes
+                    .into_iter()
+                    .map(|c| (c.kind, c.before, c.after))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    fn s(x: &str) -> Option<String> {
+        Some(x.to_string())
+    }
+
     #[test]
-    fn identical_is_none_and_diff_has_words() {
-        assert!(compare("a\n", "a\n").is_none());
-        let v = compare(
-            "# Fees\nThe fee is 50 EUR.\n",
-            "# Fees\nThe fee is 65 EUR.\n",
-        )
-        .unwrap();
-        assert!(
-            v.diff.contains("-The fee is 50 EUR.\n+The fee is 65 EUR."),
-            "{}",
-            v.diff
+    fn fee_change_in_a_sentence() {
+        let v = compare("# Fees\nThe fee is 50 EUR.\n", "# Fees\nThe fee is €65.\n").unwrap();
+        assert!(v.material);
+        assert_eq!(
+            v.changes,
+            vec![Change {
+                kind: ChangeKind::Fee,
+                before: s("50 EUR"),
+                after: s("65 EUR"),
+                context: s("The fee is €65.")
+            }]
         );
         assert!(
-            v.word_diff.contains("[-50-]") && v.word_diff.contains("{+65+}"),
+            v.word_diff.contains("[-50 EUR-]") || v.word_diff.contains("[-50-]"),
             "{}",
             v.word_diff
+        );
+    }
+
+    #[test]
+    fn reorder_is_nothing_and_reword_is_changed() {
+        assert!(
+            compare(
+                "Bring:\n- Passport\n- Photo\n",
+                "Bring:\n- Photo\n- Passport\n"
+            )
+            .is_none()
+        );
+        assert_eq!(
+            kinds(
+                "Bring:\n- Valid travel document\n- Photo\n",
+                "Bring:\n- Valid travel document (at least 3 months beyond validity)\n- Photo\n"
+            ),
+            // The new wording also brings a new duration: both are reported.
+            vec![
+                (ChangeKind::Duration, None, s("3 months")),
+                (
+                    ChangeKind::DocumentChanged,
+                    s("Valid travel document"),
+                    s("Valid travel document (at least 3 months beyond validity)")
+                )
+            ]
+        );
+    }
+
+    #[test]
+    fn text_only_is_not_material() {
+        let v = compare(
+            "Apply at the ministry.\n",
+            "Apply in person at the ministry.\n",
+        )
+        .unwrap();
+        assert!(!v.material);
+        assert_eq!(v.changes[0].kind, ChangeKind::Text);
+    }
+
+    #[test]
+    fn script_switch_is_nothing() {
+        assert!(compare("Такса 15.000 динара.\n", "Taksa 15.000 dinara.\n").is_none());
+    }
+
+    #[test]
+    fn paired_limits() {
+        assert_eq!(
+            kinds(
+                "Stay 90 days within any 180 days.\n",
+                "Stay 60 days within any 180 days.\n"
+            ),
+            vec![(ChangeKind::Duration, s("90 days"), s("60 days"))]
         );
     }
 }

@@ -209,16 +209,20 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             Some(v) => {
                 let span = v.span();
                 let list = v.into_inner().into_vec();
+                let mut compiled = Vec::with_capacity(list.len());
                 for pat in &list {
-                    if let Err(e) = regex::Regex::new(pat) {
-                        return Err(invalid(
-                            span.clone(),
-                            &id,
-                            format!("ignore: bad regex `{pat}`: {e}"),
-                        ));
+                    match regex::Regex::new(pat) {
+                        Ok(r) => compiled.push(r),
+                        Err(e) => {
+                            return Err(invalid(
+                                span.clone(),
+                                &id,
+                                format!("ignore: bad regex `{pat}`: {e}"),
+                            ));
+                        }
                     }
                 }
-                list
+                compiled
             }
         };
         let language = match r.language {

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod compare;
 pub mod config;
 pub mod extract;
+pub mod facts;
 pub mod fetch;
 pub mod model;
 pub mod pipeline;

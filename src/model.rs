@@ -21,8 +21,8 @@ pub struct Source {
     pub section: Option<String>,
     pub maintainers: Vec<String>,
     pub language: Option<String>,
-    /// Extra noise patterns (regexes) whose matching lines are ignored.
-    pub ignore: Vec<String>,
+    /// Extra noise patterns: canonical lines they match are ignored.
+    pub ignore: Vec<regex::Regex>,
 }
 
 /// How the fetched bytes were turned into text, and who decided the charset.

@@ -10,17 +10,19 @@
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::task::JoinSet;
 
 use crate::compare;
-use crate::config::Config;
+use crate::config::{Config, Settings};
 use crate::extract::{self, ExtractError, Rules};
+use crate::facts::Facts;
+use crate::facts::noise::{self, Suspicion};
 use crate::fetch::{FetchError, Fetcher};
 use crate::model::{Change, Fetched, Source, Status, Validators, Verdict};
-use crate::store::{CheckRecord, Store, StoreError};
+use crate::store::{CheckRecord, Store, StoreError, content_hash};
 
 /// The report of one run; `--json` prints exactly this.
 #[derive(Debug, Clone, Serialize)]
@@ -79,6 +81,7 @@ pub struct RunOptions {
 enum Failure {
     Fetch(FetchError),
     Extract(ExtractError),
+    Transient(Suspicion),
 }
 
 impl Failure {
@@ -88,6 +91,8 @@ impl Failure {
             Failure::Extract(ExtractError::SelectorMatchedNothing(_)) => "selector_matched_nothing",
             Failure::Extract(ExtractError::SectionNotFound(_)) => "section_not_found",
             Failure::Extract(_) => "extract",
+            Failure::Transient(Suspicion::ErrorPage(_)) => "transient",
+            Failure::Transient(Suspicion::Shrank { .. }) => "suspect",
         }
     }
 }
@@ -97,21 +102,34 @@ impl std::fmt::Display for Failure {
         match self {
             Failure::Fetch(e) => e.fmt(f),
             Failure::Extract(e) => write!(f, "extraction failed: {e}"),
+            Failure::Transient(s @ Suspicion::ErrorPage(_)) => {
+                write!(f, "transient page, kept the last good snapshot: {s}")
+            }
+            Failure::Transient(s) => write!(f, "held as suspect (confirmed on re-fetch): {s}"),
         }
     }
 }
 
+/// A page read and reduced to its cleaned canonical text.
+struct Read {
+    text: String,
+    validators: Validators,
+    http_status: u16,
+    charset: &'static str,
+}
+
 /// What fetching and extracting one source gave.
 enum Fetch {
-    Text {
-        text: String,
-        validators: Validators,
-        http_status: u16,
-        charset: &'static str,
-    },
+    Text(Read),
     NotModified,
+    /// Still suspicious after a re-fetch.
+    Suspect(Read, Suspicion),
     Failed(Failure),
 }
+
+/// How many checks in a row must show the same shrunken text before it is
+/// accepted as the page's real new content.
+const SUSPECT_CONFIRMATIONS: usize = 3;
 
 /// Checks the selected sources once and records every outcome.
 pub async fn run(
@@ -132,9 +150,15 @@ pub async fn run(
         .collect();
 
     let fetcher = Arc::new(Fetcher::new(&config.settings)?);
+    let recheck = Duration::from_millis(config.settings.retry_backoff_ms.max(100));
     let mut previous = HashMap::new();
     for s in &sources {
-        previous.insert(s.id.clone(), store.previous(&s.id)?);
+        // Clean the stored text again: the source's ignore patterns may have changed.
+        let prev = store.previous(&s.id)?.map(|mut p| {
+            p.text = noise::clean(&p.text, &s.ignore);
+            p
+        });
+        previous.insert(s.id.clone(), prev);
     }
 
     let bar = progress_bar(opts.progress, sources.len());
@@ -142,19 +166,32 @@ pub async fn run(
     for (index, source) in sources.iter().enumerate() {
         let fetcher = fetcher.clone();
         let source = (*source).clone();
-        let validators = previous[&source.id].as_ref().map(|p| p.validators.clone());
+        let prev = previous[&source.id].as_ref();
+        let validators = prev.map(|p| p.validators.clone());
+        let prev_len = prev.map(|p| p.text.len());
         tasks.spawn(async move {
             let started = (now(), Instant::now());
-            let result = fetch_and_extract(&fetcher, &source, validators).await;
+            let result = read_source(&fetcher, &source, validators, prev_len, recheck).await;
             (index, started, result)
         });
     }
 
     let mut reports: Vec<Option<SourceReport>> = vec![None; sources.len()];
     while let Some(joined) = tasks.join_next().await {
-        let (index, (started_at, clock), result) = joined.expect("source task panicked");
+        let (index, (started_at, clock), mut result) = joined.expect("source task panicked");
         let source = sources[index];
         let prev = previous[&source.id].as_ref();
+        // A shrunken text seen on enough checks in a row is the new page.
+        let mut suspect_hash = None;
+        if let Fetch::Suspect(read, suspicion) = result {
+            let hash = content_hash(&read.text);
+            if store.suspect_streak(&source.id, &hash)? + 1 >= SUSPECT_CONFIRMATIONS {
+                result = Fetch::Text(read);
+            } else {
+                suspect_hash = Some(hash);
+                result = Fetch::Failed(Failure::Transient(suspicion));
+            }
+        }
         let mut rec = CheckRecord {
             source_id: &source.id,
             name: &source.name,
@@ -169,6 +206,7 @@ pub async fn run(
             http_status: None,
             charset: None,
             verdict: None,
+            suspect_hash: suspect_hash.as_deref(),
         };
         let verdict: Option<Verdict>;
         let error_text;
@@ -184,23 +222,19 @@ pub async fn run(
                 rec.status = Status::Unchanged;
                 verdict = None;
             }
-            Fetch::Text {
-                text,
-                validators,
-                http_status,
-                charset,
-            } => {
-                rec.text = Some(text);
-                rec.validators = Some(validators);
-                rec.http_status = Some(*http_status);
-                rec.charset = Some(charset);
-                verdict = prev.and_then(|p| compare::compare(&p.text, text));
+            Fetch::Text(read) => {
+                rec.text = Some(&read.text);
+                rec.validators = Some(&read.validators);
+                rec.http_status = Some(read.http_status);
+                rec.charset = Some(read.charset);
+                verdict = prev.and_then(|p| compare::compare(&p.text, &read.text));
                 rec.status = match (prev, &verdict) {
                     (None, _) => Status::Baseline,
                     (Some(_), None) => Status::Unchanged,
                     (Some(_), Some(_)) => Status::Changed,
                 };
             }
+            Fetch::Suspect(..) => unreachable!("resolved above"),
         }
         rec.verdict = verdict.as_ref();
         store.record(&rec)?;
@@ -228,12 +262,38 @@ pub async fn run(
     })
 }
 
-async fn fetch_and_extract(
+/// Fetches and extracts a source; a text that looks transient is fetched
+/// once more (unconditionally) before it is believed or held back.
+async fn read_source(
     fetcher: &Fetcher,
     source: &Source,
     validators: Option<Validators>,
+    prev_len: Option<usize>,
+    recheck: Duration,
 ) -> Fetch {
-    let page = match fetcher.fetch(&source.url, validators.as_ref()).await {
+    let first = fetch_and_extract(fetcher, source, validators.as_ref()).await;
+    match &first {
+        Fetch::Text(read) if noise::transient(prev_len, &read.text).is_some() => {}
+        _ => return first,
+    }
+    tracing::info!(source = %source.id, "suspicious page, fetching again");
+    tokio::time::sleep(recheck).await;
+    match fetch_and_extract(fetcher, source, None).await {
+        Fetch::Text(read) => match noise::transient(prev_len, &read.text) {
+            Some(suspicion) => Fetch::Suspect(read, suspicion),
+            None => Fetch::Text(read),
+        },
+        other => other,
+    }
+}
+
+/// Fetches, extracts and cleans one source's text.
+async fn fetch_and_extract(
+    fetcher: &Fetcher,
+    source: &Source,
+    validators: Option<&Validators>,
+) -> Fetch {
+    let page = match fetcher.fetch(&source.url, validators).await {
         Ok(Fetched::Page(page)) => page,
         Ok(Fetched::NotModified) => return Fetch::NotModified,
         Err(e) => return Fetch::Failed(Failure::Fetch(e)),
@@ -247,12 +307,13 @@ async fn fetch_and_extract(
             exclude: &src.exclude,
             section: src.section.as_deref(),
         };
-        extract::extract(&html, &rules)
+        extract::extract(&html, &rules).map(|text| noise::clean(&text, &src.ignore))
     })
     .await
     .expect("extraction panicked");
     match extracted {
-        Ok(text) => Fetch::Text {
+        Ok(text) if text.trim().is_empty() => Fetch::Failed(Failure::Extract(ExtractError::Empty)),
+        Ok(text) => Fetch::Text(Read {
             text,
             validators: Validators {
                 etag: page.etag,
@@ -260,9 +321,48 @@ async fn fetch_and_extract(
             },
             http_status: page.status,
             charset: page.charset,
-        },
+        }),
         Err(e) => Fetch::Failed(Failure::Extract(e)),
     }
+}
+
+/// What `probe` found on one page.
+#[derive(Debug, Serialize)]
+pub struct Probe {
+    pub text: String,
+    pub facts: Facts,
+}
+
+/// Fetches (http/https) or reads (a file path) one page and returns its
+/// cleaned canonical text and facts, storing nothing: how an editor tries
+/// selectors before adding a source.
+pub async fn probe(target: &str, source: Source, settings: &Settings) -> anyhow::Result<Probe> {
+    let text = if target.starts_with("http://") || target.starts_with("https://") {
+        let fetcher = Fetcher::new(settings)?;
+        match fetch_and_extract(&fetcher, &source, None).await {
+            Fetch::Text(read) => read.text,
+            Fetch::Failed(f) => anyhow::bail!("{target}: {f}"),
+            Fetch::NotModified | Fetch::Suspect(..) => unreachable!("no validators, no re-fetch"),
+        }
+    } else {
+        let bytes =
+            std::fs::read(target).map_err(|e| anyhow::anyhow!("cannot read {target}: {e}"))?;
+        let (html, _, _) = crate::fetch::decode(&bytes, None)
+            .map_err(|(cs, d)| anyhow::anyhow!("cannot decode {target} as {cs}: {d}"))?;
+        let rules = Rules {
+            select: &source.select,
+            exclude: &source.exclude,
+            section: source.section.as_deref(),
+        };
+        let text = extract::extract(&html, &rules)
+            .map_err(|e| anyhow::anyhow!("{target}: extraction failed: {e}"))?;
+        noise::clean(&text, &source.ignore)
+    };
+    if let Some(s) = noise::transient(None, &text) {
+        tracing::warn!("{target}: {s}");
+    }
+    let facts = compare::facts_of(&text);
+    Ok(Probe { text, facts })
 }
 
 fn progress_bar(wanted: bool, len: usize) -> indicatif::ProgressBar {

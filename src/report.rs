@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use crate::config::Config;
+use crate::facts::Facts;
 use crate::model::{Change, ChangeKind, Status};
 use crate::pipeline::RunReport;
 use crate::store::HistoryRow;
@@ -102,5 +103,28 @@ pub fn sources(config: &Config) -> String {
         config.sources.len(),
         config.path.display()
     );
+    out
+}
+
+/// The facts of a text, grouped, each with its context.
+pub fn facts(f: &Facts) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "fees ({}):", f.fees.len());
+    for x in &f.fees {
+        let _ = writeln!(out, "  {:<14} {}", x.value, x.context);
+    }
+    let _ = writeln!(out, "durations ({}):", f.durations.len());
+    for x in &f.durations {
+        let _ = writeln!(out, "  {:<14} {}", x.value, x.context);
+    }
+    let _ = writeln!(out, "documents ({}):", f.documents.len());
+    let mut last = None;
+    for d in &f.documents {
+        if last != Some(&d.context) {
+            let _ = writeln!(out, "  [{}]", d.context);
+            last = Some(&d.context);
+        }
+        let _ = writeln!(out, "  - {}", d.text);
+    }
     out
 }

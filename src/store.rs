@@ -83,6 +83,8 @@ pub struct CheckRecord<'a> {
     pub http_status: Option<u16>,
     pub charset: Option<&'a str>,
     pub verdict: Option<&'a Verdict>,
+    /// Hash of a text held back as suspect.
+    pub suspect_hash: Option<&'a str>,
 }
 
 /// A row of `visawatch history`.
@@ -114,7 +116,8 @@ pub struct Store {
 }
 
 /// Migrations in order; `PRAGMA user_version` counts how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE sources (
     id            TEXT PRIMARY KEY,
     name          TEXT NOT NULL,
@@ -155,7 +158,11 @@ CREATE TABLE changes (
     word_diff   TEXT NOT NULL
 );
 CREATE INDEX changes_by_source ON changes(source_id, id);
-"#];
+"#,
+    // Hash of a text held back as suspect (a sudden shrink), to accept it
+    // once it has been seen on several checks in a row.
+    "ALTER TABLE checks ADD COLUMN suspect_hash TEXT;",
+];
 
 impl Store {
     /// Opens (creating if needed, for writers) the data folder.
@@ -304,8 +311,8 @@ impl Store {
                 .map_err(sql)?,
         };
         tx.execute(
-            "INSERT INTO checks (source_id, started_at, duration_ms, status, reason, error, http_status, charset, snapshot_hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO checks (source_id, started_at, duration_ms, status, reason, error, http_status, charset, snapshot_hash, suspect_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 rec.source_id,
                 rec.started_at,
@@ -316,6 +323,7 @@ impl Store {
                 rec.http_status,
                 rec.charset,
                 if rec.status == Status::Failed { None } else { snapshot_hash.clone() },
+                rec.suspect_hash,
             ],
         )
         .map_err(sql)?;
@@ -432,6 +440,26 @@ impl Store {
             )
             .optional()
             .map_err(self.sql())
+    }
+
+    /// How many of the source's latest checks in a row held back this same
+    /// suspect text.
+    pub fn suspect_streak(&self, id: &str, hash: &str) -> Result<usize, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT suspect_hash FROM checks WHERE source_id = ?1 ORDER BY id DESC LIMIT 10",
+            )
+            .map_err(self.sql())?;
+        let hashes: Vec<Option<String>> = stmt
+            .query_map([id], |r| r.get(0))
+            .map_err(self.sql())?
+            .collect::<Result<_, _>>()
+            .map_err(self.sql())?;
+        Ok(hashes
+            .iter()
+            .take_while(|h| h.as_deref() == Some(hash))
+            .count())
     }
 
     /// Whether the source has any check on record.

@@ -1,0 +1,87 @@
+//! List items of the requirement sections: documents to submit, conditions
+//! of entry, grounds of refusal. Bulleted and numbered items come marked
+//! from extraction (`- `, `1. `); list-like paragraphs (`1)`, `a)`, `•`) are
+//! recognised here.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+static MARKER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:- |\d{1,3}\. |\d{1,3}\)\s*|[a-zа-ш]\)\s+|[•·▪◦‣●○■►✓✔–—*]\s*)").unwrap()
+});
+
+/// The item text of a list line, or `None` for other lines.
+pub fn item(line: &str) -> Option<&str> {
+    let m = MARKER.find(line)?;
+    let rest = line[m.end()..].trim();
+    (!rest.is_empty()).then_some(rest)
+}
+
+/// Similarity of two items (folded text), 0..=1: the better of a discounted
+/// character ratio and the share of content words of the shorter item found in the
+/// longer, so that "Valid travel document" and "Valid travel document (at
+/// least 3 months…)" pair up while "Proof of health insurance" and "Proof of
+/// vaccination" do not.
+pub fn similarity(a: &str, b: &str) -> f32 {
+    let chars = similar::TextDiff::configure()
+        .timeout(std::time::Duration::from_millis(50))
+        .diff_chars(a, b)
+        .ratio();
+    let words = |s: &str| -> std::collections::HashSet<String> {
+        s.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| w.chars().count() > 2 && !STOP.contains(w))
+            .map(str::to_string)
+            .collect()
+    };
+    let (wa, wb) = (words(a), words(b));
+    let small = wa.len().min(wb.len());
+    let overlap = if small >= 2 {
+        wa.intersection(&wb).count() as f32 / small as f32
+    } else {
+        0.0
+    };
+    // Characters alone overrate items sharing a stock opening ("Proof of …").
+    (chars - 0.2).max(overlap)
+}
+
+const STOP: &[&str] = &[
+    "the", "and", "for", "from", "with", "proof", "copy", "your", "any", "valid", "të", "për",
+    "dhe", "nga", "ose", "dëshmi", "deshmi", "kopje", "dokaz", "kopija", "ili", "iz", "od", "koji",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items() {
+        assert_eq!(item("- Passport"), Some("Passport"));
+        assert_eq!(item("12. Photo"), Some("Photo"));
+        assert_eq!(
+            item("1) He does not have a visa"),
+            Some("He does not have a visa")
+        );
+        assert_eq!(item("• Photo"), Some("Photo"));
+        assert_eq!(item("a) foto"), Some("foto"));
+        assert_eq!(item("2026. godine"), None);
+        assert_eq!(item("U.S. citizens"), None);
+    }
+
+    #[test]
+    fn pairing() {
+        assert!(
+            similarity(
+                "valid travel document",
+                "valid travel document (at least 3 months beyond permit validity)"
+            ) >= 0.6
+        );
+        assert!(similarity("proof of health insurance", "proof of vaccination") < 0.6);
+        assert!(
+            similarity(
+                "proof of accommodation (ownership or notarized lease contract, if relevant)",
+                "proof of accommodation (ownership or lease contract)"
+            ) >= 0.6
+        );
+    }
+}

@@ -1,0 +1,189 @@
+//! Durations: `90 days`, `six-month period`, `a year`, `24 hours`,
+//! `šest meseci`, `tre muaj`, `90 (деведесет) дана` … → `"<n> <unit>"`.
+//! Dates and plain counts are not durations.
+
+use std::ops::Range;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::Unit;
+use super::lexicon::{NUMBER_WORDS, UNITS};
+
+fn alternation(words: impl Iterator<Item = &'static str>) -> String {
+    let mut w: Vec<&str> = words.collect();
+    w.sort_by_key(|w| std::cmp::Reverse(w.chars().count()));
+    w.iter()
+        .map(|w| regex::escape(w))
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+static NUMBERED: LazyLock<Regex> = LazyLock::new(|| {
+    let nums = alternation(NUMBER_WORDS.iter().map(|n| n.0));
+    let units = alternation(UNITS.iter().map(|u| u.0));
+    // An optional spelled-out number in brackets sits between: "90 (ninety) days".
+    Regex::new(&format!(
+        r"(?i)\b(?P<num>\d{{1,4}}|{nums})(?:\s*\([^)]{{1,30}}\))?(?:\s*-\s*|\s+)(?P<unit>{units})\b"
+    ))
+    .unwrap()
+});
+
+static ARTICLE: LazyLock<Regex> = LazyLock::new(|| {
+    let units = alternation(UNITS.iter().map(|u| u.0));
+    // "a year" only after a word that makes it a length of time ("for a year",
+    // "to a year"), not a rate ("100 EUR a day", "once a year").
+    Regex::new(&format!(
+        r"(?i)\b(?:for|to|of|within|than|over|after|about|least|most|up to|period of|validity of)\s+(?P<art>an?)\s+(?P<unit>{units})\b"
+    ))
+    .unwrap()
+});
+
+static GODINU_DANA: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\bgodinu dana\b").unwrap());
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DurationMatch {
+    pub span: Range<usize>,
+    pub n: u32,
+    pub unit: Unit,
+}
+
+impl DurationMatch {
+    pub fn normal(&self) -> String {
+        format!("{} {}", self.n, self.unit.as_str())
+    }
+}
+
+fn unit_of(word: &str) -> Option<Unit> {
+    let w = word.to_lowercase();
+    UNITS.iter().find(|(k, _)| *k == w).map(|(_, u)| *u)
+}
+
+fn number_of(word: &str) -> Option<u32> {
+    if let Ok(n) = word.parse() {
+        return Some(n);
+    }
+    let w = word.to_lowercase();
+    NUMBER_WORDS.iter().find(|(k, _)| *k == w).map(|(_, n)| *n)
+}
+
+/// Finds every duration in `text` (already transliterated to Latin),
+/// skipping ranges in `taken` (the fees of the same line).
+pub fn find(text: &str, taken: &[Range<usize>]) -> Vec<DurationMatch> {
+    let mut out: Vec<DurationMatch> = Vec::new();
+    let free = |out: &[DurationMatch], r: &Range<usize>| {
+        !taken
+            .iter()
+            .chain(out.iter().map(|m| &m.span))
+            .any(|t| t.start < r.end && r.start < t.end)
+    };
+    for m in GODINU_DANA.find_iter(text) {
+        out.push(DurationMatch {
+            span: m.range(),
+            n: 1,
+            unit: Unit::Years,
+        });
+    }
+    for caps in NUMBERED.captures_iter(text) {
+        let whole = caps.get(0).unwrap();
+        let num = caps.name("num").unwrap();
+        // Part of a longer number ("46,300 days" is a count's tail, "1.5" a decimal).
+        let prev: Vec<char> = text[..num.start()].chars().rev().take(2).collect();
+        if matches!(prev.as_slice(), [c, d, ..] if matches!(c, '.' | ',' | '/') && d.is_ascii_digit())
+        {
+            continue;
+        }
+        let (Some(n), Some(unit)) = (number_of(num.as_str()), unit_of(&caps["unit"])) else {
+            continue;
+        };
+        // "2014 godine" is the year 2014, not a duration.
+        if n == 0
+            || (unit == Unit::Years && (1900..=2100).contains(&n))
+            || !free(&out, &whole.range())
+        {
+            continue;
+        }
+        out.push(DurationMatch {
+            span: whole.range(),
+            n,
+            unit,
+        });
+    }
+    for caps in ARTICLE.captures_iter(text) {
+        let art = caps.name("art").unwrap();
+        let span = art.start()..caps.get(0).unwrap().end();
+        if let Some(unit) = unit_of(&caps["unit"])
+            && free(&out, &span)
+        {
+            out.push(DurationMatch { span, n: 1, unit });
+        }
+    }
+    out.sort_by_key(|m| m.span.start);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(text: &str) -> Vec<String> {
+        find(text, &[]).iter().map(DurationMatch::normal).collect()
+    }
+
+    #[test]
+    fn forms() {
+        for (text, want) in [
+            (
+                "up to 90 days within a six-month period",
+                vec!["90 days", "6 months"],
+            ),
+            ("90 days within any 180 days", vec!["90 days", "180 days"]),
+            (
+                "for a period from 90 days to a year",
+                vec!["90 days", "1 years"],
+            ),
+            ("valid for one year", vec!["1 years"]),
+            ("within 24 hours of arrival", vec!["24 hours"]),
+            ("3 months beyond validity", vec!["3 months"]),
+            ("for 5 years", vec!["5 years"]),
+            ("a 90-day stay", vec!["90 days"]),
+            ("2 weeks", vec!["2 weeks"]),
+            ("brenda 30 ditëve", vec!["30 days"]),
+            ("deri në 90 ditë", vec!["90 days"]),
+            ("tre muaj", vec!["3 months"]),
+            ("një vit", vec!["1 years"]),
+            ("2 vjet", vec!["2 years"]),
+            ("48 orë", vec!["48 hours"]),
+            (
+                "do 90 dana u periodu od šest meseci",
+                vec!["90 days", "6 months"],
+            ),
+            ("sest meseci", vec!["6 months"]),
+            ("u trajanju do jedne godine", vec!["1 years"]),
+            ("do godinu dana", vec!["1 years"]),
+            ("24 sata", vec!["24 hours"]),
+            ("72 časova", vec!["72 hours"]),
+            ("do 90 (devedeset) dana", vec!["90 days"]),
+        ] {
+            assert_eq!(norm(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn not_durations() {
+        for text in [
+            "2026-06-23",
+            "March 26, 2025",
+            "46,300 cases in 2024",
+            "193 all time",
+            "30 October 2014",
+            "objavljen 31. oktobra 2014. godine",
+            "u 2014 godine",
+            "100 EUR a day",
+            "once a year",
+            "children under age 14",
+        ] {
+            assert!(norm(text).is_empty(), "{text}: {:?}", norm(text));
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! Money amounts: `€50`, `50 EUR`, `US$160`, `15.000 RSD`, `1.500,50 din.`,
+//! `free of charge` … → `"<amount> <ISO 4217>"` with a plain decimal amount.
+
+use std::ops::Range;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::lexicon::{CURRENCY_AFTER, CURRENCY_BEFORE, FREE_PHRASES};
+
+const AMOUNT: &str =
+    r"(?P<amt>\d{1,3}(?:[.,\u{a0}\u{202f} ]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?)";
+
+fn alternation(words: &mut Vec<&str>) -> String {
+    words.sort_by_key(|w| std::cmp::Reverse(w.len()));
+    words
+        .iter()
+        .map(|w| {
+            let e = regex::escape(w);
+            // Word-like currency names must end at a word boundary ("eur" not "europe").
+            if w.chars().last().is_some_and(|c| c.is_alphanumeric()) {
+                format!("{e}\\b")
+            } else {
+                e
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+static BEFORE: LazyLock<Regex> = LazyLock::new(|| {
+    let mut w: Vec<&str> = CURRENCY_BEFORE.iter().map(|c| c.0).collect();
+    let alt = alternation(&mut w);
+    Regex::new(&format!(r"(?i)(?P<cur>{alt})\s?{AMOUNT}")).unwrap()
+});
+
+static AFTER: LazyLock<Regex> = LazyLock::new(|| {
+    let mut w: Vec<&str> = CURRENCY_AFTER.iter().map(|c| c.0).collect();
+    let alt = alternation(&mut w);
+    Regex::new(&format!(r"(?i){AMOUNT}\s?(?P<cur>{alt})")).unwrap()
+});
+
+static FREE: LazyLock<Regex> = LazyLock::new(|| {
+    let alt: Vec<String> = FREE_PHRASES.iter().map(|p| regex::escape(p)).collect();
+    Regex::new(&format!(r"(?i)\b(?:{})\b", alt.join("|"))).unwrap()
+});
+
+/// A fee found in a line: where, and its normal form. `None` currency for
+/// "free of charge", filled in by the caller from the page's other fees.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeeMatch {
+    pub span: Range<usize>,
+    pub amount: String,
+    pub currency: Option<&'static str>,
+}
+
+fn lookup(table: &[(&str, &'static str)], word: &str) -> Option<&'static str> {
+    let w = word.to_lowercase();
+    table.iter().find(|(k, _)| *k == w).map(|(_, v)| *v)
+}
+
+/// Finds every fee in `text` (already transliterated to Latin).
+pub fn find(text: &str) -> Vec<FeeMatch> {
+    let mut out: Vec<FeeMatch> = Vec::new();
+    let overlaps = |out: &[FeeMatch], r: &Range<usize>| {
+        out.iter()
+            .any(|m| m.span.start < r.end && r.start < m.span.end)
+    };
+    for caps in BEFORE.captures_iter(text) {
+        let whole = caps.get(0).unwrap();
+        let amt = caps.name("amt").unwrap();
+        if glued_to_number(text, whole.start(), amt.end()) {
+            continue;
+        }
+        let (Some(cur), Some(amount)) = (
+            lookup(CURRENCY_BEFORE, &caps["cur"]),
+            normalize_amount(amt.as_str()),
+        ) else {
+            continue;
+        };
+        out.push(FeeMatch {
+            span: whole.range(),
+            amount,
+            currency: Some(cur),
+        });
+    }
+    for caps in AFTER.captures_iter(text) {
+        let whole = caps.get(0).unwrap();
+        let cur_text = &caps["cur"];
+        // "ALL" (Albanian lek) only in capitals: "5 all" is English.
+        if cur_text.eq_ignore_ascii_case("all") && cur_text != "ALL" {
+            continue;
+        }
+        if glued_to_number(text, whole.start(), whole.end()) || overlaps(&out, &whole.range()) {
+            continue;
+        }
+        let (Some(cur), Some(amount)) = (
+            lookup(CURRENCY_AFTER, cur_text),
+            normalize_amount(&caps["amt"]),
+        ) else {
+            continue;
+        };
+        out.push(FeeMatch {
+            span: whole.range(),
+            amount,
+            currency: Some(cur),
+        });
+    }
+    for m in FREE.find_iter(text) {
+        if !overlaps(&out, &m.range()) {
+            out.push(FeeMatch {
+                span: m.range(),
+                amount: "0".into(),
+                currency: None,
+            });
+        }
+    }
+    out.sort_by_key(|m| m.span.start);
+    out
+}
+
+/// True when the match is part of a longer number (`1/50 EUR`, `12.50` cut at `50`).
+fn glued_to_number(text: &str, start: usize, _end: usize) -> bool {
+    let before = text[..start].chars().next_back();
+    matches!(before, Some(c) if c.is_ascii_digit())
+        || (matches!(before, Some('.' | ','))
+            && text[..start]
+                .chars()
+                .rev()
+                .nth(1)
+                .is_some_and(|c| c.is_ascii_digit()))
+}
+
+/// `15.000` → `15000`, `1.500,50` → `1500.5`, `35.5` → `35.5`, `15 000` → `15000`.
+pub fn normalize_amount(raw: &str) -> Option<String> {
+    let s: String = raw
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '\u{a0}' | '\u{202f}'))
+        .collect();
+    let dots = s.matches('.').count();
+    let commas = s.matches(',').count();
+    let plain = if dots > 0 && commas > 0 {
+        // The last separator is the decimal one.
+        let last = s.rfind(['.', ',']).unwrap();
+        let (int, frac) = s.split_at(last);
+        format!("{}.{}", int.replace(['.', ','], ""), &frac[1..])
+    } else if dots + commas == 0 {
+        s
+    } else {
+        let sep = if dots > 0 { '.' } else { ',' };
+        let after = s.len() - s.rfind(sep).unwrap() - 1;
+        if dots + commas > 1 || after == 3 {
+            s.replace(sep, "")
+        } else {
+            s.replace(sep, ".")
+        }
+    };
+    let (int, frac) = plain.split_once('.').unwrap_or((&plain, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.chars().chain(frac.chars()).all(|c| c.is_ascii_digit())
+    {
+        return None;
+    }
+    let int = int.trim_start_matches('0');
+    let int = if int.is_empty() { "0" } else { int };
+    let frac = frac.trim_end_matches('0');
+    Some(if frac.is_empty() {
+        int.to_string()
+    } else {
+        format!("{int}.{frac}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(text: &str) -> Vec<String> {
+        find(text)
+            .into_iter()
+            .map(|m| {
+                format!("{} {}", m.amount, m.currency.unwrap_or("?"))
+                    .trim_end_matches(" ?")
+                    .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn forms() {
+        for (text, want) in [
+            ("fee €50", "50 EUR"),
+            ("fee€50", "50 EUR"),
+            ("50 € per person", "50 EUR"),
+            ("costs 50 EUR", "50 EUR"),
+            ("EUR 50", "50 EUR"),
+            ("50 euro", "50 EUR"),
+            ("65 euros", "65 EUR"),
+            ("$160", "160 USD"),
+            ("US$160", "160 USD"),
+            ("USD 160", "160 USD"),
+            ("160 dollars", "160 USD"),
+            ("15.000 RSD", "15000 RSD"),
+            ("15,000 RSD", "15000 RSD"),
+            ("15 000 dinara", "15000 RSD"),
+            ("1.500,50 din.", "1500.5 RSD"),
+            ("1,500.50 USD", "1500.5 USD"),
+            ("35,5 EUR", "35.5 EUR"),
+            ("35.50 EUR", "35.5 EUR"),
+            ("£80", "80 GBP"),
+            ("GBP 80", "80 GBP"),
+            ("CHF 40", "40 CHF"),
+            ("1.000 lekë", "1000 ALL"),
+            ("500 ALL", "500 ALL"),
+            ("free of charge", "0"),
+            ("there is no fee", "0"),
+            ("pa pagesë", "0"),
+            ("besplatno", "0"),
+        ] {
+            assert_eq!(norm(text), vec![want.to_string()], "{text}");
+        }
+    }
+
+    #[test]
+    fn not_fees() {
+        for text in [
+            "90 days",
+            "46,300 cases",
+            "for all nationalities",
+            "in 2024 the number was 5,378",
+            "Europe",
+            "visa-free entry",
+            "a free verdict",
+        ] {
+            assert!(find(text).is_empty(), "{text}: {:?}", find(text));
+        }
+    }
+
+    #[test]
+    fn two_fees_in_a_line() {
+        assert_eq!(norm("Permit | 50 € | renewal 30 €"), ["50 EUR", "30 EUR"]);
+    }
+}

@@ -1,0 +1,391 @@
+//! PURE: requirement facts from canonical text: fees, durations and
+//! document lists, each with the context that tells it apart (the table row
+//! label, the list item, or the sentence).
+//!
+//! Text is read in one canonical script (Serbian Cyrillic is transliterated
+//! to Latin first), so a page that switches script changes no fact. No
+//! network, no disk, no clock; `compare` decides what changed.
+
+pub mod documents;
+pub mod durations;
+pub mod fees;
+pub mod lexicon;
+pub mod noise;
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use serde::Serialize;
+use unicode_normalization::UnicodeNormalization;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unit {
+    Hours,
+    Days,
+    Weeks,
+    Months,
+    Years,
+}
+
+impl Unit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Hours => "hours",
+            Unit::Days => "days",
+            Unit::Weeks => "weeks",
+            Unit::Months => "months",
+            Unit::Years => "years",
+        }
+    }
+}
+
+/// A fee or a duration in normal form with its context.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fact {
+    pub value: String,
+    pub context: String,
+    /// Matching key: the context folded, with every value masked, so the
+    /// same sentence with a new value still matches.
+    #[serde(skip)]
+    pub key: String,
+}
+
+/// A list item and the lead-in or heading it belongs to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Document {
+    pub text: String,
+    pub context: String,
+    #[serde(skip)]
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Facts {
+    pub fees: Vec<Fact>,
+    pub durations: Vec<Fact>,
+    pub documents: Vec<Document>,
+}
+
+/// One stretch of text that facts are read from, with its display context.
+struct Unit_<'a> {
+    body: &'a str,
+    context: &'a str,
+    /// A table row's label: the key when the label itself holds no value.
+    label: Option<&'a str>,
+}
+
+/// Parses the facts of a canonical text.
+pub fn parse(text: &str) -> Facts {
+    let latin = transliterate(text);
+    let mut facts = Facts::default();
+    let mut lead_in = String::new();
+    let mut free_fees: Vec<usize> = Vec::new();
+    for line in latin.lines() {
+        let heading = line.starts_with('#');
+        let body = line.trim_start_matches('#').trim();
+        let item = documents::item(line);
+        let units: Vec<Unit_> = if let Some(item) = item {
+            vec![Unit_ {
+                body: item,
+                context: item,
+                label: None,
+            }]
+        } else if body.contains(" | ") {
+            let label = body.split(" | ").next().unwrap_or(body);
+            vec![Unit_ {
+                body,
+                context: label,
+                label: Some(label),
+            }]
+        } else {
+            sentences(body)
+                .into_iter()
+                .map(|s| Unit_ {
+                    body: s,
+                    context: s,
+                    label: None,
+                })
+                .collect()
+        };
+        for u in &units {
+            let fees = fees::find(u.body);
+            let taken: Vec<Range<usize>> = fees.iter().map(|f| f.span.clone()).collect();
+            let durs = durations::find(u.body, &taken);
+            let mut spans = taken;
+            spans.extend(durs.iter().map(|d| d.span.clone()));
+            let key = match u.label {
+                Some(label)
+                    if fees::find(label).is_empty() && durations::find(label, &[]).is_empty() =>
+                {
+                    fold(label)
+                }
+                _ => fold(&mask(u.body, &spans)),
+            };
+            for f in fees {
+                if f.currency.is_none() {
+                    free_fees.push(facts.fees.len());
+                }
+                let value = match f.currency {
+                    Some(c) => format!("{} {c}", f.amount),
+                    None => f.amount,
+                };
+                facts.fees.push(Fact {
+                    value,
+                    context: u.context.to_string(),
+                    key: key.clone(),
+                });
+            }
+            for d in durs {
+                facts.durations.push(Fact {
+                    value: d.normal(),
+                    context: u.context.to_string(),
+                    key: key.clone(),
+                });
+            }
+        }
+        if let Some(item) = item {
+            let spans: Vec<Range<usize>> = fees::find(item).into_iter().map(|f| f.span).collect();
+            let mut all = spans.clone();
+            all.extend(durations::find(item, &spans).into_iter().map(|d| d.span));
+            facts.documents.push(Document {
+                text: item.to_string(),
+                context: lead_in.clone(),
+                key: fold(&mask(item, &all)),
+            });
+        } else if heading || !body.contains(" | ") {
+            lead_in = body.to_string();
+        }
+    }
+    // "Free of charge" takes the currency the page's other fees use.
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for f in &facts.fees {
+        if let Some((_, cur)) = f.value.split_once(' ') {
+            *counts.entry(cur).or_default() += 1;
+        }
+    }
+    if let Some(cur) = counts
+        .into_iter()
+        .max_by_key(|(c, n)| (*n, std::cmp::Reverse(*c)))
+        .map(|(c, _)| c.to_string())
+    {
+        for i in free_fees {
+            facts.fees[i].value = format!("0 {cur}");
+        }
+    }
+    facts
+}
+
+/// Splits a paragraph into sentences at `.`, `!`, `?` or `;` followed by a
+/// space and a capital letter ("U.S. citizens" stays whole).
+fn sentences(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    for w in 0..chars.len().saturating_sub(2) {
+        let (i, c) = chars[w];
+        if matches!(c, '.' | '!' | '?' | ';')
+            && chars[w + 1].1 == ' '
+            && chars[w + 2].1.is_uppercase()
+        {
+            // "No. 119", "e.g. The": an abbreviation is short and starts a word.
+            let word_start = text[..i].rfind(' ').map_or(0, |p| p + 1);
+            let word = &text[word_start..i];
+            if c == '.'
+                && word.chars().count() <= 2
+                && word.chars().next().is_some_and(char::is_uppercase)
+            {
+                continue;
+            }
+            out.push(text[start..=i].trim());
+            start = i + 1;
+        }
+    }
+    let rest = text[start..].trim();
+    if !rest.is_empty() {
+        out.push(rest);
+    }
+    out
+}
+
+/// Replaces each span with `§`.
+pub fn mask(text: &str, spans: &[Range<usize>]) -> String {
+    let mut spans = spans.to_vec();
+    spans.sort_by_key(|s| s.start);
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for s in spans {
+        if s.start < at {
+            continue;
+        }
+        out.push_str(&text[at..s.start]);
+        out.push('§');
+        at = s.end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+/// Lower case, no diacritics, single spaces, no trailing punctuation: the
+/// form in which contexts and items are matched.
+pub fn fold(text: &str) -> String {
+    let lower = transliterate(text).to_lowercase().replace('đ', "dj");
+    let stripped: String = lower
+        .nfd()
+        .filter(|c| !('\u{300}'..='\u{36f}').contains(c))
+        .collect();
+    let collapsed = stripped.split_whitespace().collect::<Vec<_>>().join(" ");
+    collapsed
+        .trim_end_matches(['.', ';', ':', ',', ' '])
+        .trim_matches(['"', '“', '”', '„'])
+        .to_string()
+}
+
+/// Serbian Cyrillic → Latin (Gaj's alphabet); other text passes unchanged.
+pub fn transliterate(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| ('\u{400}'..='\u{4ff}').contains(&c)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let lower = c.to_lowercase().next().unwrap_or(c);
+        let latin = match lower {
+            'а' => "a",
+            'б' => "b",
+            'в' => "v",
+            'г' => "g",
+            'д' => "d",
+            'ђ' => "đ",
+            'е' => "e",
+            'ж' => "ž",
+            'з' => "z",
+            'и' => "i",
+            'ј' => "j",
+            'к' => "k",
+            'л' => "l",
+            'љ' => "lj",
+            'м' => "m",
+            'н' => "n",
+            'њ' => "nj",
+            'о' => "o",
+            'п' => "p",
+            'р' => "r",
+            'с' => "s",
+            'т' => "t",
+            'ћ' => "ć",
+            'у' => "u",
+            'ф' => "f",
+            'х' => "h",
+            'ц' => "c",
+            'ч' => "č",
+            'џ' => "dž",
+            'ш' => "š",
+            _ => {
+                out.push(c);
+                continue;
+            }
+        };
+        if lower != c {
+            // Upper case: capitalise the first letter only ("Љ" → "Lj").
+            let mut it = latin.chars();
+            if let Some(first) = it.next() {
+                out.extend(first.to_uppercase());
+                out.push_str(it.as_str());
+            }
+        } else {
+            out.push_str(latin);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facts_with_context() {
+        let f = parse(
+            "## Taksa\nLloji i lejes | Taksa\nLeje-qëndrimi i përkohshëm | 50 €\nVazhdimi i lejes | 30 €\n\
+             Leja lëshohet për një vit. Kërkesa shqyrtohet brenda 30 ditëve.\n\
+             ## Dokumentet\nJu duhet të sillni:\n- Pasaportë e vlefshme\n- Sigurimin shëndetësor\n",
+        );
+        let fees: Vec<(&str, &str)> = f
+            .fees
+            .iter()
+            .map(|x| (x.value.as_str(), x.context.as_str()))
+            .collect();
+        assert_eq!(
+            fees,
+            [
+                ("50 EUR", "Leje-qëndrimi i përkohshëm"),
+                ("30 EUR", "Vazhdimi i lejes")
+            ]
+        );
+        let durs: Vec<&str> = f.durations.iter().map(|x| x.value.as_str()).collect();
+        assert_eq!(durs, ["1 years", "30 days"]);
+        assert_eq!(
+            f.durations[1].context,
+            "Kërkesa shqyrtohet brenda 30 ditëve."
+        );
+        let docs: Vec<(&str, &str)> = f
+            .documents
+            .iter()
+            .map(|d| (d.text.as_str(), d.context.as_str()))
+            .collect();
+        assert_eq!(
+            docs,
+            [
+                ("Pasaportë e vlefshme", "Ju duhet të sillni:"),
+                ("Sigurimin shëndetësor", "Ju duhet të sillni:")
+            ]
+        );
+    }
+
+    #[test]
+    fn cyrillic_equals_latin() {
+        let cyr = parse(
+            "Такса износи 15.000 динара.\nБоравак до 90 дана у периоду од шест месеци.\n- Важећа путна исправа\n",
+        );
+        let lat = parse(
+            "Taksa iznosi 15.000 dinara.\nBoravak do 90 dana u periodu od šest meseci.\n- Važeća putna isprava\n",
+        );
+        let values = |f: &Facts| -> Vec<String> {
+            f.fees
+                .iter()
+                .chain(&f.durations)
+                .map(|x| format!("{}|{}", x.value, x.key))
+                .chain(f.documents.iter().map(|d| d.key.clone()))
+                .collect()
+        };
+        assert_eq!(values(&cyr), values(&lat));
+        assert_eq!(cyr.fees[0].value, "15000 RSD");
+        assert_eq!(
+            lat.durations
+                .iter()
+                .map(|d| d.value.as_str())
+                .collect::<Vec<_>>(),
+            ["90 days", "6 months"]
+        );
+    }
+
+    #[test]
+    fn free_takes_page_currency() {
+        let f = parse("Permit | 50 €\nChildren | free of charge\n");
+        assert_eq!(f.fees[1].value, "0 EUR");
+    }
+
+    #[test]
+    fn sentence_split() {
+        assert_eq!(
+            sentences(
+                "U.S. citizens need a passport. They may need documents. Published in No. 119 of 2014."
+            ),
+            [
+                "U.S. citizens need a passport.",
+                "They may need documents.",
+                "Published in No. 119 of 2014."
+            ]
+        );
+    }
+}

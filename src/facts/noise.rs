@@ -1,0 +1,148 @@
+//! Noise and transient pages: lines to drop before comparing ("last
+//! updated" dates, view counters, cookie notices, a source's own `ignore`
+//! patterns) and the signs of an error, maintenance or bot-check page.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::lexicon::{COUNTER_WORDS, TRANSIENT_MARKERS, UPDATED_WORDS};
+use super::transliterate;
+
+static DATEISH: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b(?:1[89]|20)\d{2}\b|\b\d{1,2}\s?[./-]\s?\d{1,2}\s?[./-]\s?\d{2,4}\b|\b(?:today|yesterday|danas|juče|sot|dje)\b").unwrap()
+});
+
+static ONLY_DATE: LazyLock<Regex> = LazyLock::new(|| {
+    let months = "jan|feb|mar|apr|may|maj|jun|jul|aug|avg|gus|sep|sht|oct|okt|tet|nov|nën|nen|dec|dhj|pri|qer|kor";
+    Regex::new(&format!(r"(?i)^(?:[\d\s.,/\-–:]|\b(?:{months})\p{{L}}*)+$")).unwrap()
+});
+
+fn words_regex(words: &[&str]) -> Regex {
+    let alt: Vec<String> = words.iter().map(|w| regex::escape(w)).collect();
+    Regex::new(&format!(r"(?i)\b(?:{})\b", alt.join("|"))).unwrap()
+}
+
+static UPDATED: LazyLock<Regex> = LazyLock::new(|| words_regex(UPDATED_WORDS));
+static COUNTER: LazyLock<Regex> = LazyLock::new(|| words_regex(COUNTER_WORDS));
+static COOKIE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)\bcookies?\b|kolačić|kolacic|колачић").unwrap());
+
+/// Whether a canonical line is noise on its own.
+pub fn is_noise(line: &str, ignore: &[Regex]) -> bool {
+    if ignore.iter().any(|r| r.is_match(line)) {
+        return true;
+    }
+    let body = line.trim_start_matches(['#', '-', ' ', '*', '•']);
+    let latin = transliterate(body);
+    let chars = latin.chars().count();
+    let has_digit = latin.chars().any(|c| c.is_ascii_digit());
+    (chars <= 120 && UPDATED.is_match(&latin) && DATEISH.is_match(&latin))
+        || (has_digit && chars <= 40 && ONLY_DATE.is_match(&latin))
+        || (has_digit && chars <= 100 && COUNTER.is_match(&latin))
+        || (chars <= 200 && COOKIE.is_match(&latin))
+}
+
+/// Drops noise lines; the snapshot and the comparison both use the result.
+pub fn clean(text: &str, ignore: &[Regex]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines().filter(|l| !is_noise(l, ignore)) {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Why a freshly extracted text is not trusted as the real page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Suspicion {
+    /// An error, maintenance or bot-check page, named by the marker found.
+    ErrorPage(&'static str),
+    /// The text lost more than half its length at once (truncated body,
+    /// half-rendered page). Accepted only once it persists.
+    Shrank { from: usize, to: usize },
+}
+
+impl std::fmt::Display for Suspicion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Suspicion::ErrorPage(m) => {
+                write!(f, "looks like an error or maintenance page (\"{m}\")")
+            }
+            Suspicion::Shrank { from, to } => write!(
+                f,
+                "requirement text shrank from {from} to {to} bytes at once"
+            ),
+        }
+    }
+}
+
+/// Checks a freshly extracted text against error markers and, given the
+/// previous text's length, against a sudden shrink.
+pub fn transient(prev: Option<usize>, text: &str) -> Option<Suspicion> {
+    for line in text.lines() {
+        if line.chars().count() > 200 {
+            continue;
+        }
+        let lower = transliterate(line).to_lowercase();
+        if let Some(m) = TRANSIENT_MARKERS.iter().find(|m| lower.contains(*m)) {
+            return Some(Suspicion::ErrorPage(m));
+        }
+    }
+    if let Some(prev) = prev
+        && prev > 200
+        && text.len() * 2 < prev
+    {
+        return Some(Suspicion::Shrank {
+            from: prev,
+            to: text.len(),
+        });
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn noise_lines() {
+        for l in [
+            "Last Updated: June 23, 2026",
+            "Official source Updated 2026-06-23 · Government page ↗",
+            "Përditësuar: 23.06.2026",
+            "Ažurirano: 12.03.2026.",
+            "Ажурирано 12.03.2026.",
+            "Published: March 26, 2025",
+            "May 2022",
+            "193 all time - 2 last 7 days",
+            "Shikime: 4812",
+            "This page was viewed 10,482 times.",
+            "We use cookies to improve your experience. Accept",
+        ] {
+            assert!(is_noise(l, &[]), "{l}");
+        }
+        for l in [
+            "U.S. citizens do not need a visa for trips lasting up to 90 days within a six-month period.",
+            "Beginning from June 12, 2010, citizens of European Union countries may enter the Republic of Serbia using their identity cards and stay up to 90 days.",
+            "- Valid travel document",
+            "Application / consular fee | €50",
+        ] {
+            assert!(!is_noise(l, &[]), "{l}");
+        }
+        let custom = [Regex::new("^Ref\\. no").unwrap()];
+        assert!(is_noise("Ref. no 123/45", &custom));
+    }
+
+    #[test]
+    fn transient_pages() {
+        assert!(transient(None, "# Error processing!\nPlease try again later.\n").is_some());
+        assert!(transient(Some(100), "Service Unavailable\n").is_some());
+        assert!(transient(None, "Сајт је у одржавању.\n").is_some());
+        assert_eq!(
+            transient(Some(5000), "# Fees\nshort\n"),
+            Some(Suspicion::Shrank { from: 5000, to: 14 })
+        );
+        assert!(transient(Some(5000), &"x".repeat(3000)).is_none());
+    }
+}
