@@ -141,7 +141,7 @@ mod tests {
         assert!(transient(None, "Сајт је у одржавању.\n").is_some());
         assert_eq!(
             transient(Some(5000), "# Fees\nshort\n"),
-            Some(Suspicion::Shrank { from: 5000, to: 14 })
+            Some(Suspicion::Shrank { from: 5000, to: 13 })
         );
         assert!(transient(Some(5000), &"x".repeat(3000)).is_none());
     }
