@@ -93,10 +93,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check { sources, json } => {
             let config = config::load(&cli.config)?;
             let data = cli.data.clone();
-            let mut store =
-                tokio::task::spawn_blocking(move || Store::open(&data, Access::WriteWait))
-                    .await?
-                    .with_context(|| format!("opening data folder {}", cli.data.display()))?;
+            let mut store = tokio::task::spawn_blocking(move || Store::open(&data, Access::WriteWait))
+                .await?
+                .with_context(|| format!("opening data folder {}", cli.data.display()))?;
             let opts = RunOptions {
                 only: sources,
                 progress: !json,
@@ -120,9 +119,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Show { id, facts, json } => {
             let store = Store::open(&cli.data, Access::Read)?;
-            let prev = store.previous(&id)?.with_context(|| {
-                format!("no snapshot of source `{id}` in {}", cli.data.display())
-            })?;
+            let prev = store
+                .previous(&id)?
+                .with_context(|| format!("no snapshot of source `{id}` in {}", cli.data.display()))?;
             let f = compare::facts_of(&prev.text);
             match (facts, json) {
                 (_, true) => println!(
@@ -148,9 +147,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .map_err(|e| anyhow::anyhow!("CSS selector `{s}` does not parse: {e}"))?;
             }
             // The config file's settings when there is one (user agent, limits).
-            let settings = config::load(&cli.config)
-                .map(|c| c.settings)
-                .unwrap_or_default();
+            let settings = config::load(&cli.config).map(|c| c.settings).unwrap_or_default();
             let url = reqwest::Url::parse(&target)
                 .unwrap_or_else(|_| reqwest::Url::parse("file:///probe").expect("static URL"));
             let source = Source {
@@ -199,20 +196,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!(
                 "# {} ({})",
                 change.created_at,
-                if change.material {
-                    "material"
-                } else {
-                    "text only"
-                }
+                if change.material { "material" } else { "text only" }
             );
-            print!(
-                "{}",
-                if words {
-                    &change.word_diff
-                } else {
-                    &change.diff
-                }
-            );
+            print!("{}", if words { &change.word_diff } else { &change.diff });
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -7,6 +7,7 @@
 //! is recorded but not material. No I/O and no clock. The verdict computed
 //! here is exactly what the report, the history and the alert show.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use similar::{ChangeTag, TextDiff};
@@ -23,14 +24,16 @@ pub fn compare(before: &str, after: &str) -> Option<Verdict> {
     }
     let (fb, fa) = (facts::parse(before), facts::parse(after));
     let mut changes = Vec::new();
-    changes.extend(match_values(&fb.fees, &fa.fees, ChangeKind::Fee));
+    let mut explained = (HashSet::new(), HashSet::new());
+    changes.extend(match_values(&fb.fees, &fa.fees, ChangeKind::Fee, &mut explained));
     changes.extend(match_values(
         &fb.durations,
         &fa.durations,
         ChangeKind::Duration,
+        &mut explained,
     ));
     changes.extend(match_documents(&fb.documents, &fa.documents));
-    if residual(before) != residual(after) {
+    if other_text_changed(before, after, &explained) {
         changes.push(Change {
             kind: ChangeKind::Text,
             before: None,
@@ -55,21 +58,40 @@ pub fn facts_of(text: &str) -> Facts {
     facts::parse(text)
 }
 
-/// Lines that are not list items, with fees and durations masked: what is
-/// left to differ once facts and documents are accounted for.
-fn residual(text: &str) -> Vec<String> {
-    let latin = facts::transliterate(text);
-    latin
-        .lines()
-        .filter(|l| facts::documents::item(l).is_none())
-        .map(|l| {
-            let fees = facts::fees::find(l);
-            let mut spans: Vec<_> = fees.iter().map(|f| f.span.clone()).collect();
-            let durs = facts::durations::find(l, &spans);
-            spans.extend(durs.into_iter().map(|d| d.span));
-            facts::mask(l, &spans)
+/// Whether anything differs besides the reported facts: lines that are not
+/// list items, with fees and durations masked, compared as a multiset; a line
+/// only on one side counts unless it is where a reported fact was added,
+/// removed or reworded around a new value (`explained`).
+fn other_text_changed(before: &str, after: &str, explained: &(HashSet<usize>, HashSet<usize>)) -> bool {
+    let residual = |text: &str| -> Vec<(usize, String)> {
+        facts::transliterate(text)
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| facts::documents::item(l).is_none())
+            .map(|(i, l)| {
+                let fees = facts::fees::find(l);
+                let mut spans: Vec<_> = fees.iter().map(|f| f.span.clone()).collect();
+                let durs = facts::durations::find(l, &spans);
+                spans.extend(durs.into_iter().map(|d| d.span));
+                (i, facts::mask(l, &spans))
+            })
+            .collect()
+    };
+    let (rb, ra) = (residual(before), residual(after));
+    let unmatched = |ours: &[(usize, String)], theirs: &[(usize, String)], explained: &HashSet<usize>| {
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for (_, l) in theirs {
+            *counts.entry(l.as_str()).or_default() += 1;
+        }
+        ours.iter().any(|(i, l)| match counts.get_mut(l.as_str()) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                false
+            }
+            _ => !explained.contains(i),
         })
-        .collect()
+    };
+    unmatched(&rb, &ra, &explained.0) || unmatched(&ra, &rb, &explained.1)
 }
 
 fn change(kind: ChangeKind, before: Option<&Fact>, after: Option<&Fact>) -> Change {
@@ -84,7 +106,12 @@ fn change(kind: ChangeKind, before: Option<&Fact>, after: Option<&Fact>) -> Chan
 /// Pairs facts by key (in order within a key), then leftovers by similar
 /// key, then by equal value (moved, not changed); the rest were added or
 /// removed.
-fn match_values(before: &[Fact], after: &[Fact], kind: ChangeKind) -> Vec<Change> {
+fn match_values(
+    before: &[Fact],
+    after: &[Fact],
+    kind: ChangeKind,
+    explained: &mut (HashSet<usize>, HashSet<usize>),
+) -> Vec<Change> {
     let mut used_b = vec![false; before.len()];
     let mut used_a = vec![false; after.len()];
     let mut out = Vec::new();
@@ -112,14 +139,15 @@ fn match_values(before: &[Fact], after: &[Fact], kind: ChangeKind) -> Vec<Change
             used_b[bi] = true;
             used_a[ai] = true;
             if before[bi].value != after[ai].value {
+                explained.0.insert(before[bi].line);
+                explained.1.insert(after[ai].line);
                 out.push(change(kind, Some(&before[bi]), Some(&after[ai])));
             }
         }
     }
     for (ai, a) in after.iter().enumerate() {
         if !used_a[ai]
-            && let Some(bi) =
-                (0..before.len()).find(|&bi| !used_b[bi] && before[bi].value == a.value)
+            && let Some(bi) = (0..before.len()).find(|&bi| !used_b[bi] && before[bi].value == a.value)
         {
             used_b[bi] = true;
             used_a[ai] = true;
@@ -131,6 +159,7 @@ fn match_values(before: &[Fact], after: &[Fact], kind: ChangeKind) -> Vec<Change
         .filter(|(i, _)| !used_b[*i])
         .map(|(_, b)| b)
     {
+        explained.0.insert(b.line);
         out.push(change(kind, Some(b), None));
     }
     for a in after
@@ -139,6 +168,7 @@ fn match_values(before: &[Fact], after: &[Fact], kind: ChangeKind) -> Vec<Change
         .filter(|(i, _)| !used_a[*i])
         .map(|(_, a)| a)
     {
+        explained.1.insert(a.line);
         out.push(change(kind, None, Some(a)));
     }
     out
@@ -277,13 +307,7 @@ mod tests {
 
     #[test]
     fn reorder_is_nothing_and_reword_is_changed() {
-        assert!(
-            compare(
-                "Bring:\n- Passport\n- Photo\n",
-                "Bring:\n- Photo\n- Passport\n"
-            )
-            .is_none()
-        );
+        assert!(compare("Bring:\n- Passport\n- Photo\n", "Bring:\n- Photo\n- Passport\n").is_none());
         assert_eq!(
             kinds(
                 "Bring:\n- Valid travel document\n- Photo\n",
@@ -303,11 +327,7 @@ mod tests {
 
     #[test]
     fn text_only_is_not_material() {
-        let v = compare(
-            "Apply at the ministry.\n",
-            "Apply in person at the ministry.\n",
-        )
-        .unwrap();
+        let v = compare("Apply at the ministry.\n", "Apply in person at the ministry.\n").unwrap();
         assert!(!v.material);
         assert_eq!(v.changes[0].kind, ChangeKind::Text);
     }
@@ -315,6 +335,25 @@ mod tests {
     #[test]
     fn script_switch_is_nothing() {
         assert!(compare("Такса 15.000 динара.\n", "Taksa 15.000 dinara.\n").is_none());
+    }
+
+    #[test]
+    fn new_sentence_with_a_fee_is_only_a_fee() {
+        assert_eq!(
+            kinds(
+                "Apply at the ministry.\n",
+                "Apply at the ministry.\nThe fee is €50.\n"
+            ),
+            vec![(ChangeKind::Fee, None, s("50 EUR"))]
+        );
+        // Reworded around an unchanged fee: text, not a fee change.
+        assert_eq!(
+            kinds(
+                "The fee is €50 per application.\n",
+                "Each application costs €50.\n"
+            ),
+            vec![(ChangeKind::Text, None, None)]
+        );
     }
 
     #[test]

@@ -60,10 +60,7 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     /// toml's message already names the line and column and quotes the line.
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
@@ -149,9 +146,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     if s.concurrency == 0 || s.per_host == 0 || s.timeout_secs == 0 || s.max_body_bytes == 0 {
         return Err(ConfigError::Parse {
             path: path.to_path_buf(),
-            message:
-                "[settings] concurrency, per_host, timeout_secs and max_body_bytes must be > 0"
-                    .into(),
+            message: "[settings] concurrency, per_host, timeout_secs and max_body_bytes must be > 0".into(),
         });
     }
 
@@ -289,9 +284,7 @@ mod tests {
     use super::*;
 
     fn err(text: &str) -> String {
-        parse(text, Path::new("sources.toml"))
-            .unwrap_err()
-            .to_string()
+        parse(text, Path::new("sources.toml")).unwrap_err().to_string()
     }
 
     #[test]
@@ -316,9 +309,7 @@ mod tests {
 
     #[test]
     fn bad_selector_names_selector_and_line() {
-        let e = err(
-            "[[source]]\nid = \"a\"\nurl = \"https://e.org/\"\nselect = [\"main\", \"div[\"]\n",
-        );
+        let e = err("[[source]]\nid = \"a\"\nurl = \"https://e.org/\"\nselect = [\"main\", \"div[\"]\n");
         assert!(
             e.starts_with("sources.toml:4:10: source `a`: select: CSS selector `div[`"),
             "{e}"
@@ -345,8 +336,6 @@ mod tests {
 
     #[test]
     fn bad_id() {
-        assert!(
-            err("[[source]]\nid = \"Bad Id\"\nurl = \"https://e.org/\"\n").contains("a-z, 0-9")
-        );
+        assert!(err("[[source]]\nid = \"Bad Id\"\nurl = \"https://e.org/\"\n").contains("a-z, 0-9"));
     }
 }

@@ -38,8 +38,8 @@ pub enum ExtractError {
 
 /// Elements that never carry requirement text.
 const DROPPED_TAGS: &[&str] = &[
-    "script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form",
-    "iframe", "svg", "head", "button", "select", "dialog",
+    "script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form", "iframe", "svg",
+    "head", "button", "select", "dialog",
 ];
 
 /// id/class words that mark chrome around the content: cookie banners, share
@@ -196,10 +196,7 @@ impl Walker<'_> {
                     }
                     "ul" | "ol" | "menu" => {
                         self.flush();
-                        let next = el
-                            .attr("start")
-                            .and_then(|s| s.trim().parse().ok())
-                            .unwrap_or(1);
+                        let next = el.attr("start").and_then(|s| s.trim().parse().ok()).unwrap_or(1);
                         self.lists.push(ListCtx {
                             ordered: tag == "ol",
                             next,
@@ -296,10 +293,8 @@ fn is_chrome(el: &scraper::node::Element) -> bool {
     if DROPPED_TAGS.contains(&el.name()) || el.attr("hidden").is_some() {
         return true;
     }
-    if matches!(
-        el.attr("role"),
-        Some("navigation" | "banner" | "contentinfo")
-    ) || el.attr("aria-hidden") == Some("true")
+    if matches!(el.attr("role"), Some("navigation" | "banner" | "contentinfo"))
+        || el.attr("aria-hidden") == Some("true")
     {
         return true;
     }
@@ -338,11 +333,7 @@ pub fn normalize(s: &str) -> String {
             out.push(c);
         }
     }
-    if out.is_ascii() {
-        out
-    } else {
-        out.nfc().collect()
-    }
+    if out.is_ascii() { out } else { out.nfc().collect() }
 }
 
 fn heading_key(s: &str) -> String {
@@ -356,12 +347,7 @@ fn heading_key(s: &str) -> String {
 /// or a higher level. An exact match wins over a heading that only contains it.
 fn slice_section(lines: Vec<Line>, section: &str) -> Option<Vec<Line>> {
     let want = heading_key(&normalize(section));
-    let headings = || {
-        lines
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| l.heading.is_some())
-    };
+    let headings = || lines.iter().enumerate().filter(|(_, l)| l.heading.is_some());
     let (start, level) = headings()
         .find(|(_, l)| heading_key(&l.text) == want)
         .or_else(|| headings().find(|(_, l)| heading_key(&l.text).contains(&want)))
@@ -397,9 +383,7 @@ mod tests {
 
     #[test]
     fn markup_only_changes_are_invisible() {
-        let a = ex(
-            "<main><div class=a><p>Visa free for 90 days.</p><ul><li>Passport</li></ul></div></main>",
-        );
+        let a = ex("<main><div class=a><p>Visa free for 90 days.</p><ul><li>Passport</li></ul></div></main>");
         let b = ex(
             "<main id=x>\n  <section><div class=\"b c\" data-x=1><p style=color:red>Visa free\n for <span>90</span>  days.</p>\n<ul class=list>\n<li><span>Passport</span></li></ul></div></section></main>",
         );
@@ -443,10 +427,7 @@ mod tests {
             section: Some("Fees"),
             ..Rules::default()
         };
-        assert!(matches!(
-            extract(html, &r),
-            Err(ExtractError::SectionNotFound(_))
-        ));
+        assert!(matches!(extract(html, &r), Err(ExtractError::SectionNotFound(_))));
     }
 
     #[test]

@@ -59,9 +59,7 @@ impl FetchError {
         match self {
             FetchError::Connect { .. } | FetchError::Timeout { .. } => Some(backoff),
             FetchError::Status {
-                status,
-                retry_after,
-                ..
+                status, retry_after, ..
             } if *status == 429 || *status >= 500 => Some(
                 retry_after
                     .map(|r| r.0.min(Duration::from_secs(60)))
@@ -139,11 +137,7 @@ impl Fetcher {
 
     /// Fetches a page, retrying transient failures. `validators` (when
     /// conditional GET is on) may turn the answer into [`Fetched::NotModified`].
-    pub async fn fetch(
-        &self,
-        url: &Url,
-        validators: Option<&Validators>,
-    ) -> Result<Fetched, FetchError> {
+    pub async fn fetch(&self, url: &Url, validators: Option<&Validators>) -> Result<Fetched, FetchError> {
         let base = Duration::from_millis(self.settings.retry_backoff_ms);
         let mut attempt = 0;
         loop {
@@ -168,11 +162,7 @@ impl Fetcher {
         }
     }
 
-    async fn fetch_once(
-        &self,
-        url: &Url,
-        validators: Option<&Validators>,
-    ) -> Result<Fetched, FetchError> {
+    async fn fetch_once(&self, url: &Url, validators: Option<&Validators>) -> Result<Fetched, FetchError> {
         let mut req = self.client.get(url.clone());
         if self.settings.conditional_get
             && let Some(v) = validators
@@ -215,9 +205,7 @@ impl Fetcher {
             }
             body.extend_from_slice(&chunk);
         }
-        let content_type = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
+        let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
         let (html, encoding, charset_source) =
             decode(&body, content_type).map_err(|detail| FetchError::Decode {
                 url: url.to_string(),
@@ -332,10 +320,7 @@ pub fn decode(
         if bad * 50 > total {
             return Err((
                 actual.name(),
-                format!(
-                    "{bad} of {total} characters are not valid {}",
-                    actual.name()
-                ),
+                format!("{bad} of {total} characters are not valid {}", actual.name()),
             ));
         }
     }
@@ -362,8 +347,7 @@ fn charset_param(content_type: &str) -> Option<&str> {
 /// Finds `<meta charset=…>` or `<meta http-equiv=… content="…; charset=…">`.
 fn meta_charset(body: &[u8]) -> Option<&'static Encoding> {
     static META: std::sync::LazyLock<regex::bytes::Regex> = std::sync::LazyLock::new(|| {
-        regex::bytes::Regex::new(r#"(?i)<meta\b[^>]*?charset\s*=\s*["']?\s*([a-z0-9_:.\-]+)"#)
-            .unwrap()
+        regex::bytes::Regex::new(r#"(?i)<meta\b[^>]*?charset\s*=\s*["']?\s*([a-z0-9_:.\-]+)"#).unwrap()
     });
     let head = &body[..body.len().min(4096)];
     let caps = META.captures(head)?;
@@ -376,7 +360,9 @@ mod tests {
 
     #[test]
     fn meta_only_windows_1250_decodes() {
-        let (bytes, _, _) = encoding_rs::WINDOWS_1250.encode("<meta charset=\"windows-1250\"><p>Taksa za boravak: 15.000 dinara, šest meseci, čekanje</p>");
+        let (bytes, _, _) = encoding_rs::WINDOWS_1250.encode(
+            "<meta charset=\"windows-1250\"><p>Taksa za boravak: 15.000 dinara, šest meseci, čekanje</p>",
+        );
         let (text, enc, src) = decode(&bytes, Some("text/html")).unwrap();
         assert!(text.contains("šest meseci, čekanje"), "{text}");
         assert_eq!(enc, encoding_rs::WINDOWS_1250);
@@ -385,7 +371,9 @@ mod tests {
 
     #[test]
     fn http_equiv_meta_is_read() {
-        let (bytes, _, _) = encoding_rs::ISO_8859_2.encode("<META HTTP-EQUIV=\"Content-Type\" CONTENT=\"text/html; charset=iso-8859-2\"><p>Žalba</p>");
+        let (bytes, _, _) = encoding_rs::ISO_8859_2.encode(
+            "<META HTTP-EQUIV=\"Content-Type\" CONTENT=\"text/html; charset=iso-8859-2\"><p>Žalba</p>",
+        );
         let (text, _, src) = decode(&bytes, None).unwrap();
         assert!(text.contains("Žalba"));
         assert_eq!(src, CharsetSource::Meta);
@@ -405,9 +393,8 @@ mod tests {
 
     #[test]
     fn undeclared_cyrillic_is_detected() {
-        let (bytes, _, _) = encoding_rs::WINDOWS_1251.encode(
-            "<p>Страни држављани могу боравити до 90 дана у периоду од шест месеци без визе.</p>",
-        );
+        let (bytes, _, _) = encoding_rs::WINDOWS_1251
+            .encode("<p>Страни држављани могу боравити до 90 дана у периоду од шест месеци без визе.</p>");
         let (t, _, s) = decode(&bytes, None).unwrap();
         assert!(t.contains("боравити до 90 дана"), "{t}");
         assert_eq!(s, CharsetSource::Detected);
@@ -431,10 +418,7 @@ mod tests {
             retry_after: None,
         };
         assert!(s(404).retry_delay(0, base).is_none());
-        assert_eq!(
-            s(503).retry_delay(1, base),
-            Some(Duration::from_millis(200))
-        );
+        assert_eq!(s(503).retry_delay(1, base), Some(Duration::from_millis(200)));
         assert!(s(429).retry_delay(0, base).is_some());
         let ra = FetchError::Status {
             url: "u".into(),

@@ -132,11 +132,7 @@ enum Fetch {
 const SUSPECT_CONFIRMATIONS: usize = 3;
 
 /// Checks the selected sources once and records every outcome.
-pub async fn run(
-    config: &Config,
-    store: &mut Store,
-    opts: &RunOptions,
-) -> Result<RunReport, RunError> {
+pub async fn run(config: &Config, store: &mut Store, opts: &RunOptions) -> Result<RunReport, RunError> {
     let started_at = now();
     for id in &opts.only {
         if !config.sources.iter().any(|s| &s.id == id) {
@@ -245,10 +241,7 @@ pub async fn run(
             status: rec.status,
             material: verdict.as_ref().is_some_and(|v| v.material),
             error: rec.error.map(str::to_string),
-            changes: verdict
-                .as_ref()
-                .map(|v| v.changes.clone())
-                .unwrap_or_default(),
+            changes: verdict.as_ref().map(|v| v.changes.clone()).unwrap_or_default(),
             diff: verdict.as_ref().map(|v| v.diff.clone()),
         });
         bar.inc(1);
@@ -288,11 +281,7 @@ async fn read_source(
 }
 
 /// Fetches, extracts and cleans one source's text.
-async fn fetch_and_extract(
-    fetcher: &Fetcher,
-    source: &Source,
-    validators: Option<&Validators>,
-) -> Fetch {
+async fn fetch_and_extract(fetcher: &Fetcher, source: &Source, validators: Option<&Validators>) -> Fetch {
     let page = match fetcher.fetch(&source.url, validators).await {
         Ok(Fetched::Page(page)) => page,
         Ok(Fetched::NotModified) => return Fetch::NotModified,
@@ -345,8 +334,7 @@ pub async fn probe(target: &str, source: Source, settings: &Settings) -> anyhow:
             Fetch::NotModified | Fetch::Suspect(..) => unreachable!("no validators, no re-fetch"),
         }
     } else {
-        let bytes =
-            std::fs::read(target).map_err(|e| anyhow::anyhow!("cannot read {target}: {e}"))?;
+        let bytes = std::fs::read(target).map_err(|e| anyhow::anyhow!("cannot read {target}: {e}"))?;
         let (html, _, _) = crate::fetch::decode(&bytes, None)
             .map_err(|(cs, d)| anyhow::anyhow!("cannot decode {target} as {cs}: {d}"))?;
         let rules = Rules {

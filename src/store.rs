@@ -20,13 +20,8 @@ const LOCK_FILE: &str = ".lock";
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "{path} is not a usable visawatch database ({detail}); move it away to start a new history"
-    )]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a usable visawatch database ({detail}); move it away to start a new history")]
     Corrupt { path: PathBuf, detail: String },
     #[error("no database at {path}: run `visawatch check` first, or pass the right --data folder")]
     Missing { path: PathBuf },
@@ -41,10 +36,7 @@ pub enum StoreError {
     #[error("another visawatch process holds the lock on {dir}")]
     Locked { dir: PathBuf },
     #[error("database {path}: {source}")]
-    Sql {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    Sql { path: PathBuf, source: rusqlite::Error },
 }
 
 /// How to open the data folder.
@@ -210,13 +202,10 @@ impl Store {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(corrupt)?;
         if access != Access::Read {
-            conn.pragma_update(None, "journal_mode", "WAL")
-                .map_err(corrupt)?;
-            conn.pragma_update(None, "synchronous", "NORMAL")
-                .map_err(sql)?;
+            conn.pragma_update(None, "journal_mode", "WAL").map_err(corrupt)?;
+            conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
         }
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(sql)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)?;
         let known = MIGRATIONS.len() as i64;
         if version > known {
             return Err(StoreError::Corrupt {
@@ -447,19 +436,14 @@ impl Store {
     pub fn suspect_streak(&self, id: &str, hash: &str) -> Result<usize, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT suspect_hash FROM checks WHERE source_id = ?1 ORDER BY id DESC LIMIT 10",
-            )
+            .prepare_cached("SELECT suspect_hash FROM checks WHERE source_id = ?1 ORDER BY id DESC LIMIT 10")
             .map_err(self.sql())?;
         let hashes: Vec<Option<String>> = stmt
             .query_map([id], |r| r.get(0))
             .map_err(self.sql())?
             .collect::<Result<_, _>>()
             .map_err(self.sql())?;
-        Ok(hashes
-            .iter()
-            .take_while(|h| h.as_deref() == Some(hash))
-            .count())
+        Ok(hashes.iter().take_while(|h| h.as_deref() == Some(hash)).count())
     }
 
     /// Whether the source has any check on record.
@@ -495,8 +479,7 @@ fn take_lock(dir: &Path, wait: bool) -> Result<File, StoreError> {
                 "visawatch: another run is using {}; waiting for it to finish…",
                 dir.display()
             );
-            file.lock()
-                .map_err(|source| StoreError::Io { path, source })?;
+            file.lock().map_err(|source| StoreError::Io { path, source })?;
             Ok(file)
         }
         Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked {

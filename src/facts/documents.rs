@@ -46,8 +46,8 @@ pub fn similarity(a: &str, b: &str) -> f32 {
 }
 
 const STOP: &[&str] = &[
-    "the", "and", "for", "from", "with", "proof", "copy", "your", "any", "valid", "të", "për",
-    "dhe", "nga", "ose", "dëshmi", "deshmi", "kopje", "dokaz", "kopija", "ili", "iz", "od", "koji",
+    "the", "and", "for", "from", "with", "proof", "copy", "your", "any", "valid", "të", "për", "dhe", "nga",
+    "ose", "dëshmi", "deshmi", "kopje", "dokaz", "kopija", "ili", "iz", "od", "koji",
 ];
 
 #[cfg(test)]

@@ -13,10 +13,7 @@ use super::lexicon::{NUMBER_WORDS, UNITS};
 fn alternation(words: impl Iterator<Item = &'static str>) -> String {
     let mut w: Vec<&str> = words.collect();
     w.sort_by_key(|w| std::cmp::Reverse(w.chars().count()));
-    w.iter()
-        .map(|w| regex::escape(w))
-        .collect::<Vec<_>>()
-        .join("|")
+    w.iter().map(|w| regex::escape(w)).collect::<Vec<_>>().join("|")
 }
 
 static NUMBERED: LazyLock<Regex> = LazyLock::new(|| {
@@ -89,18 +86,14 @@ pub fn find(text: &str, taken: &[Range<usize>]) -> Vec<DurationMatch> {
         let num = caps.name("num").unwrap();
         // Part of a longer number ("46,300 days" is a count's tail, "1.5" a decimal).
         let prev: Vec<char> = text[..num.start()].chars().rev().take(2).collect();
-        if matches!(prev.as_slice(), [c, d, ..] if matches!(c, '.' | ',' | '/') && d.is_ascii_digit())
-        {
+        if matches!(prev.as_slice(), [c, d, ..] if matches!(c, '.' | ',' | '/') && d.is_ascii_digit()) {
             continue;
         }
         let (Some(n), Some(unit)) = (number_of(num.as_str()), unit_of(&caps["unit"])) else {
             continue;
         };
         // "2014 godine" is the year 2014, not a duration.
-        if n == 0
-            || (unit == Unit::Years && (1900..=2100).contains(&n))
-            || !free(&out, &whole.range())
-        {
+        if n == 0 || (unit == Unit::Years && (1900..=2100).contains(&n)) || !free(&out, &whole.range()) {
             continue;
         }
         out.push(DurationMatch {
@@ -138,10 +131,7 @@ mod tests {
                 vec!["90 days", "6 months"],
             ),
             ("90 days within any 180 days", vec!["90 days", "180 days"]),
-            (
-                "for a period from 90 days to a year",
-                vec!["90 days", "1 years"],
-            ),
+            ("for a period from 90 days to a year", vec!["90 days", "1 years"]),
             ("valid for one year", vec!["1 years"]),
             ("within 24 hours of arrival", vec!["24 hours"]),
             ("3 months beyond validity", vec!["3 months"]),
@@ -154,10 +144,7 @@ mod tests {
             ("një vit", vec!["1 years"]),
             ("2 vjet", vec!["2 years"]),
             ("48 orë", vec!["48 hours"]),
-            (
-                "do 90 dana u periodu od šest meseci",
-                vec!["90 days", "6 months"],
-            ),
+            ("do 90 dana u periodu od šest meseci", vec!["90 days", "6 months"]),
             ("sest meseci", vec!["6 months"]),
             ("u trajanju do jedne godine", vec!["1 years"]),
             ("do godinu dana", vec!["1 years"]),

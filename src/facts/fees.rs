@@ -8,8 +8,7 @@ use regex::Regex;
 
 use super::lexicon::{CURRENCY_AFTER, CURRENCY_BEFORE, FREE_PHRASES};
 
-const AMOUNT: &str =
-    r"(?P<amt>\d{1,3}(?:[.,\u{a0}\u{202f} ]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?)";
+const AMOUNT: &str = r"(?P<amt>\d{1,3}(?:[.,\u{a0}\u{202f} ]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?)";
 
 fn alternation(words: &mut Vec<&str>) -> String {
     words.sort_by_key(|w| std::cmp::Reverse(w.len()));
@@ -62,10 +61,8 @@ fn lookup(table: &[(&str, &'static str)], word: &str) -> Option<&'static str> {
 /// Finds every fee in `text` (already transliterated to Latin).
 pub fn find(text: &str) -> Vec<FeeMatch> {
     let mut out: Vec<FeeMatch> = Vec::new();
-    let overlaps = |out: &[FeeMatch], r: &Range<usize>| {
-        out.iter()
-            .any(|m| m.span.start < r.end && r.start < m.span.end)
-    };
+    let overlaps =
+        |out: &[FeeMatch], r: &Range<usize>| out.iter().any(|m| m.span.start < r.end && r.start < m.span.end);
     for caps in BEFORE.captures_iter(text) {
         let whole = caps.get(0).unwrap();
         let amt = caps.name("amt").unwrap();
@@ -94,10 +91,8 @@ pub fn find(text: &str) -> Vec<FeeMatch> {
         if glued_to_number(text, whole.start(), whole.end()) || overlaps(&out, &whole.range()) {
             continue;
         }
-        let (Some(cur), Some(amount)) = (
-            lookup(CURRENCY_AFTER, cur_text),
-            normalize_amount(&caps["amt"]),
-        ) else {
+        let (Some(cur), Some(amount)) = (lookup(CURRENCY_AFTER, cur_text), normalize_amount(&caps["amt"]))
+        else {
             continue;
         };
         out.push(FeeMatch {
@@ -156,9 +151,7 @@ pub fn normalize_amount(raw: &str) -> Option<String> {
         }
     };
     let (int, frac) = plain.split_once('.').unwrap_or((&plain, ""));
-    if int.is_empty() && frac.is_empty()
-        || !int.chars().chain(frac.chars()).all(|c| c.is_ascii_digit())
-    {
+    if int.is_empty() && frac.is_empty() || !int.chars().chain(frac.chars()).all(|c| c.is_ascii_digit()) {
         return None;
     }
     let int = int.trim_start_matches('0');

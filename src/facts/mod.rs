@@ -49,6 +49,9 @@ pub struct Fact {
     /// same sentence with a new value still matches.
     #[serde(skip)]
     pub key: String,
+    /// Index of the line it was read from.
+    #[serde(skip)]
+    pub line: usize,
 }
 
 /// A list item and the lead-in or heading it belongs to.
@@ -81,7 +84,7 @@ pub fn parse(text: &str) -> Facts {
     let mut facts = Facts::default();
     let mut lead_in = String::new();
     let mut free_fees: Vec<usize> = Vec::new();
-    for line in latin.lines() {
+    for (line_no, line) in latin.lines().enumerate() {
         let heading = line.starts_with('#');
         let body = line.trim_start_matches('#').trim();
         let item = documents::item(line);
@@ -115,9 +118,7 @@ pub fn parse(text: &str) -> Facts {
             let mut spans = taken;
             spans.extend(durs.iter().map(|d| d.span.clone()));
             let key = match u.label {
-                Some(label)
-                    if fees::find(label).is_empty() && durations::find(label, &[]).is_empty() =>
-                {
+                Some(label) if fees::find(label).is_empty() && durations::find(label, &[]).is_empty() => {
                     fold(label)
                 }
                 _ => fold(&mask(u.body, &spans)),
@@ -134,6 +135,7 @@ pub fn parse(text: &str) -> Facts {
                     value,
                     context: u.context.to_string(),
                     key: key.clone(),
+                    line: line_no,
                 });
             }
             for d in durs {
@@ -141,6 +143,7 @@ pub fn parse(text: &str) -> Facts {
                     value: d.normal(),
                     context: u.context.to_string(),
                     key: key.clone(),
+                    line: line_no,
                 });
             }
         }
@@ -184,17 +187,11 @@ fn sentences(text: &str) -> Vec<&str> {
     let chars: Vec<(usize, char)> = text.char_indices().collect();
     for w in 0..chars.len().saturating_sub(2) {
         let (i, c) = chars[w];
-        if matches!(c, '.' | '!' | '?' | ';')
-            && chars[w + 1].1 == ' '
-            && chars[w + 2].1.is_uppercase()
-        {
+        if matches!(c, '.' | '!' | '?' | ';') && chars[w + 1].1 == ' ' && chars[w + 2].1.is_uppercase() {
             // "No. 119", "e.g. The": an abbreviation is short and starts a word.
             let word_start = text[..i].rfind(' ').map_or(0, |p| p + 1);
             let word = &text[word_start..i];
-            if c == '.'
-                && word.chars().count() <= 2
-                && word.chars().next().is_some_and(char::is_uppercase)
-            {
+            if c == '.' && word.chars().count() <= 2 && word.chars().next().is_some_and(char::is_uppercase) {
                 continue;
             }
             out.push(text[start..=i].trim());
@@ -324,10 +321,7 @@ mod tests {
         );
         let durs: Vec<&str> = f.durations.iter().map(|x| x.value.as_str()).collect();
         assert_eq!(durs, ["1 years", "30 days"]);
-        assert_eq!(
-            f.durations[1].context,
-            "Kërkesa shqyrtohet brenda 30 ditëve."
-        );
+        assert_eq!(f.durations[1].context, "Kërkesa shqyrtohet brenda 30 ditëve.");
         let docs: Vec<(&str, &str)> = f
             .documents
             .iter()
@@ -361,10 +355,7 @@ mod tests {
         assert_eq!(values(&cyr), values(&lat));
         assert_eq!(cyr.fees[0].value, "15000 RSD");
         assert_eq!(
-            lat.durations
-                .iter()
-                .map(|d| d.value.as_str())
-                .collect::<Vec<_>>(),
+            lat.durations.iter().map(|d| d.value.as_str()).collect::<Vec<_>>(),
             ["90 days", "6 months"]
         );
     }

@@ -14,7 +14,8 @@ static DATEISH: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 static ONLY_DATE: LazyLock<Regex> = LazyLock::new(|| {
-    let months = "jan|feb|mar|apr|may|maj|jun|jul|aug|avg|gus|sep|sht|oct|okt|tet|nov|nën|nen|dec|dhj|pri|qer|kor";
+    let months =
+        "jan|feb|mar|apr|may|maj|jun|jul|aug|avg|gus|sep|sht|oct|okt|tet|nov|nën|nen|dec|dhj|pri|qer|kor";
     Regex::new(&format!(r"(?i)^(?:[\d\s.,/\-–:]|\b(?:{months})\p{{L}}*)+$")).unwrap()
 });
 
@@ -69,10 +70,9 @@ impl std::fmt::Display for Suspicion {
             Suspicion::ErrorPage(m) => {
                 write!(f, "looks like an error or maintenance page (\"{m}\")")
             }
-            Suspicion::Shrank { from, to } => write!(
-                f,
-                "requirement text shrank from {from} to {to} bytes at once"
-            ),
+            Suspicion::Shrank { from, to } => {
+                write!(f, "requirement text shrank from {from} to {to} bytes at once")
+            }
         }
     }
 }

@@ -34,10 +34,7 @@ async fn baseline_then_unchanged_then_changed() {
     assert_eq!(status(&r, "us-kosovo"), "baseline");
     assert_eq!(source(&r, "us-kosovo")["diff"], serde_json::Value::Null);
     let txt = std::fs::read_to_string(env.data().join("us-kosovo.txt")).unwrap();
-    assert!(
-        txt.starts_with("## Entry, Exit and Visa Requirements\n"),
-        "{txt}"
-    );
+    assert!(txt.starts_with("## Entry, Exit and Visa Requirements\n"), "{txt}");
     assert!(
         txt.contains("\n1. Proof of local health insurance.\n2. A police background check.\n"),
         "{txt}"
@@ -64,10 +61,7 @@ async fn baseline_then_unchanged_then_changed() {
         diff.contains("+U.S. citizens do not need a visa for trips lasting up to 60 days"),
         "{diff}"
     );
-    assert!(
-        diff.contains("+3. Proof of accommodation in Kosovo."),
-        "{diff}"
-    );
+    assert!(diff.contains("+3. Proof of accommodation in Kosovo."), "{diff}");
 
     // The other commands read what check stored.
     let (code, out, _) = env.run(&["show", "us-kosovo"]).await;
@@ -146,11 +140,7 @@ async fn failures_are_isolated_and_named() {
     let mut cfg = FAST.to_string();
     for (id, url, extra) in [
         ("good", format!("{u}/good"), ""),
-        (
-            "selector",
-            format!("{u}/selector"),
-            "select = \"#no-such-id\"",
-        ),
+        ("selector", format!("{u}/selector"), "select = \"#no-such-id\""),
         ("missing", format!("{u}/missing"), ""),
         ("error", format!("{u}/error"), ""),
         ("slow", format!("{u}/slow"), ""),
@@ -242,11 +232,7 @@ async fn windows_1250_declared_only_in_meta() {
     let env = Env::new();
     env.write_config(&format!(
         "{FAST}{}",
-        source_toml(
-            "rs",
-            &format!("{}/rs", server.uri()),
-            "select = \"#sadrzaj\""
-        )
+        source_toml("rs", &format!("{}/rs", server.uri()), "select = \"#sadrzaj\"")
     ));
     let (code, r) = env.check().await;
     assert_eq!(code, 0, "{r}");
@@ -276,10 +262,7 @@ async fn etag_304_means_unchanged_without_download() {
         .respond_with(
             ResponseTemplate::new(200)
                 .insert_header("etag", "\"v1\"")
-                .set_body_raw(
-                    fixture(&format!("{US}/v1.html")),
-                    "text/html; charset=utf-8",
-                ),
+                .set_body_raw(fixture(&format!("{US}/v1.html")), "text/html; charset=utf-8"),
         )
         .mount(&server)
         .await;
@@ -313,10 +296,7 @@ async fn two_concurrent_runs_take_turns() {
     Mock::given(path("/us"))
         .respond_with(
             ResponseTemplate::new(200)
-                .set_body_raw(
-                    fixture(&format!("{US}/v1.html")),
-                    "text/html; charset=utf-8",
-                )
+                .set_body_raw(fixture(&format!("{US}/v1.html")), "text/html; charset=utf-8")
                 .set_delay(Duration::from_millis(800)),
         )
         .mount(&server)

@@ -58,9 +58,8 @@ impl Env {
     /// `check --json`: exit code and the parsed report.
     pub async fn check(&self) -> (i32, Value) {
         let (code, stdout, stderr) = self.run(&["check", "--json"]).await;
-        let report = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-            panic!("bad JSON ({e}), exit {code}\nstdout: {stdout}\nstderr: {stderr}")
-        });
+        let report = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("bad JSON ({e}), exit {code}\nstdout: {stdout}\nstderr: {stderr}"));
         (code, report)
     }
 }
@@ -89,13 +88,7 @@ pub async fn serve(server: &MockServer, route: &str, body: Vec<u8>, content_type
 }
 
 pub async fn serve_fixture(server: &MockServer, route: &str, fixture_rel: &str) {
-    serve(
-        server,
-        route,
-        fixture(fixture_rel),
-        "text/html; charset=utf-8",
-    )
-    .await;
+    serve(server, route, fixture(fixture_rel), "text/html; charset=utf-8").await;
 }
 
 /// A `[[source]]` block.
