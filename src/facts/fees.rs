@@ -8,6 +8,10 @@ use regex::Regex;
 
 use super::lexicon::{CURRENCY_AFTER, CURRENCY_BEFORE, FREE_PHRASES};
 
+/// "$36 million", "2 miliona dinara": a scale word between amount and currency.
+const SCALE: &str =
+    r"(?:\s?(?P<scale>thousand|million|billion|milion|miliona|milijarde|milijardi|mln|bn)\b)?";
+
 const AMOUNT: &str = r"(?P<amt>\d{1,3}(?:[.,\u{a0}\u{202f} ]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?)";
 
 fn alternation(words: &mut Vec<&str>) -> String {
@@ -30,13 +34,13 @@ fn alternation(words: &mut Vec<&str>) -> String {
 static BEFORE: LazyLock<Regex> = LazyLock::new(|| {
     let mut w: Vec<&str> = CURRENCY_BEFORE.iter().map(|c| c.0).collect();
     let alt = alternation(&mut w);
-    Regex::new(&format!(r"(?i)(?P<cur>{alt})\s?{AMOUNT}")).unwrap()
+    Regex::new(&format!(r"(?i)(?P<cur>{alt})\s?{AMOUNT}{SCALE}")).unwrap()
 });
 
 static AFTER: LazyLock<Regex> = LazyLock::new(|| {
     let mut w: Vec<&str> = CURRENCY_AFTER.iter().map(|c| c.0).collect();
     let alt = alternation(&mut w);
-    Regex::new(&format!(r"(?i){AMOUNT}\s?(?P<cur>{alt})")).unwrap()
+    Regex::new(&format!(r"(?i){AMOUNT}{SCALE}\s?(?P<cur>{alt})")).unwrap()
 });
 
 static FREE: LazyLock<Regex> = LazyLock::new(|| {
@@ -69,10 +73,9 @@ pub fn find(text: &str) -> Vec<FeeMatch> {
         if glued_to_number(text, whole.start(), amt.end()) {
             continue;
         }
-        let (Some(cur), Some(amount)) = (
-            lookup(CURRENCY_BEFORE, &caps["cur"]),
-            normalize_amount(amt.as_str()),
-        ) else {
+        let scale = caps.name("scale").map(|m| m.as_str());
+        let amount = normalize_amount(amt.as_str()).map(|a| scaled(a, scale));
+        let (Some(cur), Some(amount)) = (lookup(CURRENCY_BEFORE, &caps["cur"]), amount) else {
             continue;
         };
         out.push(FeeMatch {
@@ -91,8 +94,9 @@ pub fn find(text: &str) -> Vec<FeeMatch> {
         if glued_to_number(text, whole.start(), whole.end()) || overlaps(&out, &whole.range()) {
             continue;
         }
-        let (Some(cur), Some(amount)) = (lookup(CURRENCY_AFTER, cur_text), normalize_amount(&caps["amt"]))
-        else {
+        let scale = caps.name("scale").map(|m| m.as_str());
+        let amount = normalize_amount(&caps["amt"]).map(|a| scaled(a, scale));
+        let (Some(cur), Some(amount)) = (lookup(CURRENCY_AFTER, cur_text), amount) else {
             continue;
         };
         out.push(FeeMatch {
@@ -124,6 +128,27 @@ fn glued_to_number(text: &str, start: usize, _end: usize) -> bool {
                 .rev()
                 .nth(1)
                 .is_some_and(|c| c.is_ascii_digit()))
+}
+
+/// Multiplies a plain decimal by a scale word ("36" million → "36000000").
+fn scaled(amount: String, scale: Option<&str>) -> String {
+    let zeros = match scale.map(str::to_lowercase).as_deref() {
+        Some("thousand") => 3,
+        Some("million" | "milion" | "miliona" | "mln") => 6,
+        Some("billion" | "milijarde" | "milijardi" | "bn") => 9,
+        _ => return amount,
+    };
+    let (int, frac) = amount.split_once('.').unwrap_or((&amount, ""));
+    let mut digits = format!("{int}{frac}");
+    let shift = zeros as isize - frac.len() as isize;
+    if shift >= 0 {
+        digits.push_str(&"0".repeat(shift as usize));
+        normalize_amount(&digits).unwrap_or(amount)
+    } else {
+        let point = digits.len() - (-shift) as usize;
+        digits.insert(point, '.');
+        normalize_amount(&digits).unwrap_or(amount)
+    }
 }
 
 /// `15.000` → `15000`, `1.500,50` → `1500.5`, `35.5` → `35.5`, `15 000` → `15000`.
@@ -209,6 +234,8 @@ mod tests {
             ("there is no fee", "0"),
             ("pa pagesë", "0"),
             ("besplatno", "0"),
+            ("$36 Million", "36000000 USD"),
+            ("1.5 million EUR", "1500000 EUR"),
         ] {
             assert_eq!(norm(text), vec![want.to_string()], "{text}");
         }

@@ -3,5 +3,5 @@
 //! One test binary with modules keeps link time down.
 
 mod check;
-mod pairs;
 mod helpers;
+mod pairs;

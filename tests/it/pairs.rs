@@ -58,7 +58,10 @@ impl Base {
 fn apply(page: &str, edits: &[(String, String)], name: &str) -> String {
     let mut out = page.to_string();
     for (from, to) in edits {
-        assert!(out.contains(from.as_str()), "pair `{name}`: edit target not in page: {from:?}");
+        assert!(
+            out.contains(from.as_str()),
+            "pair `{name}`: edit target not in page: {from:?}"
+        );
         out = out.replacen(from.as_str(), to, 1);
     }
     out
@@ -103,8 +106,18 @@ async fn serve_all(server: &MockServer, built: &[Built], after: bool) {
 }
 
 fn expected_changes(p: &Pair) -> Vec<(String, Value, Value)> {
-    let v = |s: &str| if s.is_empty() { Value::Null } else { Value::String(s.to_string()) };
-    let mut out: Vec<_> = p.changes.iter().map(|(k, b, a)| (k.clone(), v(b), v(a))).collect();
+    let v = |s: &str| {
+        if s.is_empty() {
+            Value::Null
+        } else {
+            Value::String(s.to_string())
+        }
+    };
+    let mut out: Vec<_> = p
+        .changes
+        .iter()
+        .map(|(k, b, a)| (k.clone(), v(b), v(a)))
+        .collect();
     out.sort_by_key(|c| format!("{c:?}"));
     out
 }
@@ -114,7 +127,13 @@ fn actual_changes(s: &Value) -> Vec<(String, Value, Value)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["kind"].as_str().unwrap().to_string(), c["before"].clone(), c["after"].clone()))
+        .map(|c| {
+            (
+                c["kind"].as_str().unwrap().to_string(),
+                c["before"].clone(),
+                c["after"].clone(),
+            )
+        })
         .collect();
     out.sort_by_key(|c| format!("{c:?}"));
     out
@@ -124,13 +143,21 @@ fn actual_changes(s: &Value) -> Vec<(String, Value, Value)> {
 async fn corpus_verdicts() {
     let text = String::from_utf8(fixture("pairs.toml")).unwrap();
     let corpus: Corpus = toml::from_str(&text).unwrap();
-    assert!(corpus.pair.len() >= 40, "the corpus holds {} pairs", corpus.pair.len());
+    assert!(
+        corpus.pair.len() >= 40,
+        "the corpus holds {} pairs",
+        corpus.pair.len()
+    );
     let built = build(&corpus);
     let server = MockServer::start().await;
     let mut cfg = format!("{FAST}concurrency = 16\nper_host = 16\n");
     for (i, p) in corpus.pair.iter().enumerate() {
         let rules = &corpus.base[&p.base].rules;
-        cfg.push_str(&source_toml(&format!("p{i}"), &format!("{}/p/{i}", server.uri()), rules));
+        cfg.push_str(&source_toml(
+            &format!("p{i}"),
+            &format!("{}/p/{i}", server.uri()),
+            rules,
+        ));
     }
     let env = Env::new();
     env.write_config(&cfg);
@@ -144,10 +171,17 @@ async fn corpus_verdicts() {
     let mut failures = Vec::new();
     for (i, p) in corpus.pair.iter().enumerate() {
         let s = source(&r, &format!("p{i}"));
-        let got = (s["status"].as_str().unwrap(), s["material"].as_bool().unwrap(), actual_changes(s));
+        let got = (
+            s["status"].as_str().unwrap(),
+            s["material"].as_bool().unwrap(),
+            actual_changes(s),
+        );
         let want = (p.status.as_str(), p.material, expected_changes(p));
         if got != want {
-            failures.push(format!("{}:\n   want {want:?}\n   got  {got:?}\n   error {}", p.name, s["error"]));
+            failures.push(format!(
+                "{}:\n   want {want:?}\n   got  {got:?}\n   error {}",
+                p.name, s["error"]
+            ));
         }
         if let Some(needle) = &p.error_contains {
             let err = s["error"].as_str().unwrap_or("").to_lowercase();
@@ -156,7 +190,13 @@ async fn corpus_verdicts() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {} pairs wrong:\n{}", failures.len(), corpus.pair.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} pairs wrong:\n{}",
+        failures.len(),
+        corpus.pair.len(),
+        failures.join("\n")
+    );
 
     serve_all(&server, &built, false).await;
     let (_, r) = env.check().await;
