@@ -74,6 +74,14 @@ fn bench(c: &mut Criterion) {
     g.bench_function("canonical_text_of_100k_page", |b| {
         b.iter(|| facts::parse(black_box(&text)))
     });
+    if let Some(real) = &real {
+        let real_text = extract(real, &Rules::default()).unwrap();
+        g.throughput(Throughput::Bytes(real_text.len() as u64));
+        g.bench_function("energy_gov_capture_102k", |b| {
+            b.iter(|| facts::parse(black_box(&real_text)))
+        });
+    }
+    g.throughput(Throughput::Bytes(text.len() as u64));
     let mut big = String::new();
     while big.len() < 100_000 {
         big.push_str(&text);

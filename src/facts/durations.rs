@@ -7,36 +7,31 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::Unit;
 use super::lexicon::{NUMBER_WORDS, UNITS};
-
-fn alternation(words: impl Iterator<Item = &'static str>) -> String {
-    let mut w: Vec<&str> = words.collect();
-    w.sort_by_key(|w| std::cmp::Reverse(w.chars().count()));
-    w.iter().map(|w| regex::escape(w)).collect::<Vec<_>>().join("|")
-}
+use super::{Unit, WB, word_alternation};
 
 static NUMBERED: LazyLock<Regex> = LazyLock::new(|| {
-    let nums = alternation(NUMBER_WORDS.iter().map(|n| n.0));
-    let units = alternation(UNITS.iter().map(|u| u.0));
+    let nums = word_alternation(NUMBER_WORDS.iter().map(|n| n.0), true);
+    let units = word_alternation(UNITS.iter().map(|u| u.0), true);
     // An optional spelled-out number in brackets sits between: "90 (ninety) days".
     Regex::new(&format!(
-        r"(?i)\b(?P<num>\d{{1,4}}|{nums})(?:\s*\([^)]{{1,30}}\))?(?:\s*-\s*|\s+)(?P<unit>{units})\b"
+        r"(?i)(?P<num>{WB}[0-9]{{1,4}}|{nums})(?:[^\S\n]*\([^)\n]{{1,30}}\))?(?:[^\S\n]*-[^\S\n]*|[^\S\n]+)(?P<unit>{units})"
     ))
     .unwrap()
 });
 
 static ARTICLE: LazyLock<Regex> = LazyLock::new(|| {
-    let units = alternation(UNITS.iter().map(|u| u.0));
+    let units = word_alternation(UNITS.iter().map(|u| u.0), true);
     // "a year" only after a word that makes it a length of time ("for a year",
     // "to a year"), not a rate ("100 EUR a day", "once a year").
     Regex::new(&format!(
-        r"(?i)\b(?:for|to|of|within|than|over|after|about|least|most|up to|period of|validity of)\s+(?P<art>an?)\s+(?P<unit>{units})\b"
+        r"(?i){WB}(?:for|to|of|within|than|over|after|about|least|most|up to|period of|validity of)[^\S\n]+(?P<art>an?)[^\S\n]+(?P<unit>{units})"
     ))
     .unwrap()
 });
 
-static GODINU_DANA: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\bgodinu dana\b").unwrap());
+static GODINU_DANA: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)(?-u:\b)godinu dana(?-u:\b)").unwrap());
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DurationMatch {

@@ -7,45 +7,31 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::lexicon::{CURRENCY_AFTER, CURRENCY_BEFORE, FREE_PHRASES};
+use super::word_alternation;
 
 /// "$36 million", "2 miliona dinara": a scale word between amount and currency.
 const SCALE: &str =
-    r"(?:\s?(?P<scale>thousand|million|billion|milion|miliona|milijarde|milijardi|mln|bn)\b)?";
+    r"(?:[^\S\n]?(?P<scale>thousand|million|billion|milion|miliona|milijarde|milijardi|mln|bn)(?-u:\b))?";
 
-const AMOUNT: &str = r"(?P<amt>\d{1,3}(?:[.,\u{a0}\u{202f} ]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?)";
-
-fn alternation(words: &mut Vec<&str>) -> String {
-    words.sort_by_key(|w| std::cmp::Reverse(w.len()));
-    words
-        .iter()
-        .map(|w| {
-            let e = regex::escape(w);
-            // Word-like currency names must end at a word boundary ("eur" not "europe").
-            if w.chars().last().is_some_and(|c| c.is_alphanumeric()) {
-                format!("{e}\\b")
-            } else {
-                e
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("|")
-}
+const AMOUNT: &str =
+    r"(?P<amt>[0-9]{1,3}(?:[.,\u{a0}\u{202f} ][0-9]{3})+(?:[.,][0-9]{1,2})?|[0-9]+(?:[.,][0-9]{1,2})?)";
 
 static BEFORE: LazyLock<Regex> = LazyLock::new(|| {
-    let mut w: Vec<&str> = CURRENCY_BEFORE.iter().map(|c| c.0).collect();
-    let alt = alternation(&mut w);
-    Regex::new(&format!(r"(?i)(?P<cur>{alt})\s?{AMOUNT}{SCALE}")).unwrap()
+    let alt = word_alternation(CURRENCY_BEFORE.iter().map(|c| c.0), true);
+    Regex::new(&format!(r"(?i)(?P<cur>{alt})[^\S\n]?{AMOUNT}{SCALE}")).unwrap()
 });
 
 static AFTER: LazyLock<Regex> = LazyLock::new(|| {
-    let mut w: Vec<&str> = CURRENCY_AFTER.iter().map(|c| c.0).collect();
-    let alt = alternation(&mut w);
-    Regex::new(&format!(r"(?i){AMOUNT}{SCALE}\s?(?P<cur>{alt})")).unwrap()
+    let alt = word_alternation(CURRENCY_AFTER.iter().map(|c| c.0), false);
+    Regex::new(&format!(r"(?i){AMOUNT}{SCALE}[^\S\n]?(?P<cur>{alt})")).unwrap()
 });
 
 static FREE: LazyLock<Regex> = LazyLock::new(|| {
-    let alt: Vec<String> = FREE_PHRASES.iter().map(|p| regex::escape(p)).collect();
-    Regex::new(&format!(r"(?i)\b(?:{})\b", alt.join("|"))).unwrap()
+    Regex::new(&format!(
+        r"(?i){}",
+        word_alternation(FREE_PHRASES.iter().copied(), true)
+    ))
+    .unwrap()
 });
 
 /// A fee found in a line: where, and its normal form. `None` currency for
