@@ -303,7 +303,7 @@ fn is_chrome(el: &scraper::node::Element) -> bool {
             let lower = class.to_ascii_lowercase();
             let mut words = lower.split(['-', '_']).filter(|w| !w.is_empty());
             let first = words.next();
-            let last = words.last().or(first);
+            let last = words.next_back().or(first);
             [first, last]
                 .into_iter()
                 .flatten()
