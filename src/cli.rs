@@ -9,7 +9,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::compare;
-use crate::config;
+use crate::config::{self, Config};
+use crate::notify::{self, Mailer};
 use crate::model::Source;
 use crate::pipeline::{self, RunOptions};
 use crate::report;
@@ -78,6 +79,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Alerts not yet delivered (pending or rejected), oldest first.
+    Outbox {
+        /// Send every pending alert now, ignoring the backoff schedule.
+        #[arg(long)]
+        retry: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a test message through the configured transport and print the outcome.
+    TestEmail {
+        /// Recipient (default: `[email].to`).
+        #[arg(long)]
+        to: Vec<String>,
+    },
     /// The latest change's diff.
     Diff {
         id: String,
@@ -96,11 +111,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut store = tokio::task::spawn_blocking(move || Store::open(&data, Access::WriteWait))
                 .await?
                 .with_context(|| format!("opening data folder {}", cli.data.display()))?;
+            let mailer = mailer(&config, &cli.data)?;
             let opts = RunOptions {
                 only: sources,
                 progress: !json,
+                crash_before_delivery: std::env::var_os("VISAWATCH_CRASH_BEFORE_DELIVERY").is_some(),
             };
-            let report = pipeline::run(&config, &mut store, &opts).await?;
+            let report = pipeline::run(&config, &mut store, Some(&mailer), &opts).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -188,6 +205,65 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Outbox { retry, json } => {
+            let config = config::load(&cli.config)?;
+            let mut code = ExitCode::SUCCESS;
+            if retry {
+                let store = Store::open(&cli.data, Access::WriteWait)?;
+                let mailer = mailer(&config, &cli.data)?;
+                let d = notify::deliver(&store, &mailer, config.email.retry_backoff_secs, true).await?;
+                eprintln!("{} sent, {} not delivered ({})", d.sent, d.failed, mailer.describe());
+                if d.failed > 0 {
+                    code = ExitCode::from(1);
+                }
+            }
+            let store = Store::open(&cli.data, Access::Read)?;
+            let rows = store.outbox()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", report::outbox(&rows));
+            }
+            Ok(code)
+        }
+        Command::TestEmail { to } => {
+            let config = config::load(&cli.config)?;
+            let to: Vec<lettre::Address> = if to.is_empty() {
+                config.email.to.clone()
+            } else {
+                to.iter()
+                    .map(|t| t.parse().with_context(|| format!("--to `{t}` is not an email address")))
+                    .collect::<anyhow::Result<_>>()?
+            };
+            anyhow::ensure!(!to.is_empty(), "no recipient: pass --to ADDR or set [email].to");
+            let mailer = mailer(&config, &cli.data)?;
+            let list = to.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ");
+            let a = crate::alert::test(&list, &pipeline::now());
+            let msg = notify::build(&crate::store::Outgoing {
+                outbox_id: 0,
+                source_id: None,
+                kind: "test".into(),
+                created_at: pipeline::now(),
+                message_id: format!("<test.{}@visawatch.localhost>", chrono::Utc::now().timestamp_millis()),
+                thread_root: None,
+                from: config.email.from.to_string(),
+                subject: a.subject,
+                text: a.text,
+                html: a.html,
+                to: to.iter().map(|a| a.to_string()).collect(),
+                pending: Vec::new(),
+            })?;
+            match mailer.send(&msg, &to).await {
+                Ok(reply) => {
+                    println!("sent to {list} via {}: {reply}", mailer.describe());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    println!("NOT sent to {list} via {}: {}", mailer.describe(), e.detail);
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
         Command::Diff { id, words } => {
             let store = Store::open(&cli.data, Access::Read)?;
             let change = store
@@ -202,4 +278,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The configured transport; `[email]` problems are config errors (exit 2).
+fn mailer(config: &Config, data: &std::path::Path) -> anyhow::Result<Mailer> {
+    Mailer::new(
+        &config.email,
+        data,
+        std::time::Duration::from_secs(config.settings.timeout_secs),
+    )
+    .with_context(|| format!("[email] in {}", config.path.display()))
 }

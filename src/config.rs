@@ -32,6 +32,8 @@ pub struct Settings {
     pub retries: u32,
     /// First retry delay in milliseconds; doubles each retry.
     pub retry_backoff_ms: u64,
+    /// Failed checks in a row before maintainers hear that a source is unreadable.
+    pub failure_alert_after: u32,
 }
 
 impl Default for Settings {
@@ -45,6 +47,44 @@ impl Default for Settings {
             conditional_get: true,
             retries: 2,
             retry_backoff_ms: 500,
+            failure_alert_after: 3,
+        }
+    }
+}
+
+/// Where alerts go (`[email]`). Without the section, alerts are still
+/// written, as `.eml` files in the data folder's `outbox/`.
+#[derive(Debug, Clone)]
+pub struct Email {
+    /// `"visawatch <alerts@example.org>"`, validated.
+    pub from: lettre::message::Mailbox,
+    /// Receive every alert, besides each source's maintainers.
+    pub to: Vec<lettre::Address>,
+    /// `smtp://` or `smtps://`; `None` writes `.eml` files instead.
+    pub smtp: Option<Smtp>,
+    /// First redelivery delay after a failed send; doubles each attempt.
+    pub retry_backoff_secs: u64,
+}
+
+/// A validated `smtp_url`. Credentials never live here: they come from
+/// `VISAWATCH_SMTP_USERNAME` / `VISAWATCH_SMTP_PASSWORD`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Smtp {
+    pub host: String,
+    pub port: u16,
+    /// `smtps://`: TLS from the first byte; `smtp://`: STARTTLS when offered.
+    pub implicit_tls: bool,
+    /// Extra PEM root certificate (a private relay's CA).
+    pub tls_ca_file: Option<PathBuf>,
+}
+
+impl Default for Email {
+    fn default() -> Self {
+        Email {
+            from: "visawatch <visawatch@localhost>".parse().expect("static mailbox"),
+            to: Vec::new(),
+            smtp: None,
+            retry_backoff_secs: 60,
         }
     }
 }
@@ -54,6 +94,7 @@ impl Default for Settings {
 pub struct Config {
     pub path: PathBuf,
     pub settings: Settings,
+    pub email: Email,
     pub sources: Vec<Source>,
 }
 
@@ -70,6 +111,13 @@ pub enum ConfigError {
         line: usize,
         column: usize,
         id: String,
+        message: String,
+    },
+    #[error("{path}:{line}:{column}: [email]: {message}")]
+    Email {
+        path: PathBuf,
+        line: usize,
+        column: usize,
         message: String,
     },
     #[error("{path}: no [[source]] entries")]
@@ -98,8 +146,25 @@ impl OneOrMany {
 struct RawFile {
     #[serde(default)]
     settings: Settings,
+    email: Option<Spanned<RawEmail>>,
     #[serde(default)]
     source: Vec<Spanned<RawSource>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmail {
+    from: Option<Spanned<String>>,
+    #[serde(default)]
+    to: Vec<Spanned<String>>,
+    smtp_url: Option<Spanned<String>>,
+    tls_ca_file: Option<PathBuf>,
+    retry_backoff_secs: Option<u64>,
+    // Named only to be refused with a clear message.
+    password: Option<Spanned<toml::Value>>,
+    smtp_password: Option<Spanned<toml::Value>>,
+    username: Option<Spanned<toml::Value>>,
+    smtp_username: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,6 +214,11 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             message: "[settings] concurrency, per_host, timeout_secs and max_body_bytes must be > 0".into(),
         });
     }
+
+    let email = match raw.email {
+        None => Email::default(),
+        Some(e) => parse_email(e, text, path)?,
+    };
 
     let mut seen = HashSet::new();
     let mut sources = Vec::with_capacity(raw.source.len());
@@ -239,7 +309,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             return Err(invalid(entry_span, &id, "section must not be empty".into()));
         }
         for m in &r.maintainers {
-            if !m.contains('@') || m.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            if m.parse::<lettre::Address>().is_err() {
                 return Err(invalid(
                     entry_span.clone(),
                     &id,
@@ -267,8 +337,90 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     Ok(Config {
         path: path.to_path_buf(),
         settings: raw.settings,
+        email,
         sources,
     })
+}
+
+fn parse_email(raw: Spanned<RawEmail>, text: &str, path: &Path) -> Result<Email, ConfigError> {
+    let invalid = |span: Range<usize>, message: String| {
+        let (line, column) = line_col(text, span.start);
+        ConfigError::Email {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message,
+        }
+    };
+    let span = raw.span();
+    let r = raw.into_inner();
+    for (key, v) in [
+        ("password", &r.password),
+        ("smtp_password", &r.smtp_password),
+        ("username", &r.username),
+        ("smtp_username", &r.smtp_username),
+    ] {
+        if let Some(v) = v {
+            return Err(invalid(
+                v.span(),
+                format!(
+                    "`{key}` is refused: SMTP credentials are read only from the environment \
+                     (VISAWATCH_SMTP_USERNAME, VISAWATCH_SMTP_PASSWORD), never from sources.toml"
+                ),
+            ));
+        }
+    }
+    let mut email = Email::default();
+    if let Some(from) = r.from {
+        let sp = from.span();
+        email.from = from
+            .into_inner()
+            .parse()
+            .map_err(|e| invalid(sp, format!("from: not a mailbox: {e}")))?;
+    } else {
+        return Err(invalid(span, "from is required, e.g. from = \"visawatch <alerts@example.org>\"".into()));
+    }
+    for to in r.to {
+        let sp = to.span();
+        let addr = to.into_inner();
+        email.to.push(
+            addr.parse()
+                .map_err(|e| invalid(sp, format!("to: `{addr}` is not an email address: {e}")))?,
+        );
+    }
+    if let Some(url) = r.smtp_url {
+        let sp = url.span();
+        let url = url.into_inner();
+        let parsed = reqwest::Url::parse(&url).map_err(|e| invalid(sp.clone(), format!("smtp_url `{url}`: {e}")))?;
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(invalid(
+                sp,
+                "smtp_url must not hold credentials: set VISAWATCH_SMTP_USERNAME and VISAWATCH_SMTP_PASSWORD".into(),
+            ));
+        }
+        let implicit_tls = match parsed.scheme() {
+            "smtp" => false,
+            "smtps" => true,
+            other => {
+                return Err(invalid(sp, format!("smtp_url scheme `{other}`: use smtp:// or smtps://")));
+            }
+        };
+        let Some(host) = parsed.host_str() else {
+            return Err(invalid(sp, format!("smtp_url `{url}` has no host")));
+        };
+        email.smtp = Some(Smtp {
+            host: host.trim_matches(['[', ']']).to_string(),
+            port: parsed.port().unwrap_or(if implicit_tls { 465 } else { 587 }),
+            implicit_tls,
+            tls_ca_file: r.tls_ca_file.map(|p| path.parent().unwrap_or(Path::new(".")).join(p)),
+        });
+    } else if r.tls_ca_file.is_some() {
+        return Err(invalid(span, "tls_ca_file needs an smtp_url".into()));
+    }
+    if let Some(b) = r.retry_backoff_secs {
+        email.retry_backoff_secs = b;
+    }
+    Ok(email)
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -332,6 +484,26 @@ mod tests {
                 .contains("sources.toml:3:7: source `a`: bad url")
         );
         assert!(err("[[source]]\nid = \"a\"\nurl = \"ftp://e.org/\"\n").contains("must be http"));
+    }
+
+    #[test]
+    fn email_section() {
+        let base = "[[source]]\nid = \"a\"\nurl = \"https://e.org/\"\n";
+        let c = parse(
+            &format!("[email]\nfrom = \"vw <a@e.org>\"\nto = [\"b@e.org\"]\nsmtp_url = \"smtp://127.0.0.1:2525\"\n{base}"),
+            Path::new("s.toml"),
+        )
+        .unwrap();
+        let smtp = c.email.smtp.unwrap();
+        assert_eq!((smtp.host.as_str(), smtp.port, smtp.implicit_tls), ("127.0.0.1", 2525, false));
+        assert_eq!(c.email.to[0].to_string(), "b@e.org");
+        let e = err(&format!("[email]\nfrom = \"a@e.org\"\npassword = \"hunter2\"\n{base}"));
+        assert!(e.starts_with("sources.toml:3:12: [email]: `password` is refused"), "{e}");
+        assert!(!e.contains("hunter2"));
+        let e = err(&format!("[email]\nfrom = \"a@e.org\"\nsmtp_url = \"smtp://u:p@h\"\n{base}"));
+        assert!(e.contains("must not hold credentials"), "{e}");
+        let e = err(&format!("[email]\nfrom = \"a@e.org\"\nto = [\"nobody\"]\n{base}"));
+        assert!(e.starts_with("sources.toml:3:7: [email]: to: `nobody`"), "{e}");
     }
 
     #[test]

@@ -8,10 +8,13 @@
 //! - [`fetch`]: HTTP with limits, retries, conditional GET and charset decoding → [`model::Page`].
 //! - [`extract`]: PURE. HTML → canonical requirement text.
 //! - [`compare`]: PURE. previous vs new text → [`model::Verdict`] with a diff.
-//! - [`store`]: the data folder: SQLite (WAL) and `<id>.txt` files.
+//! - [`store`]: the data folder: SQLite (WAL), `<id>.txt` files, the outbox.
+//! - [`alert`]: PURE. verdict or source health → subject, text and HTML.
+//! - [`notify`]: the outbox → SMTP (lettre) or `.eml` files, with retries.
 //! - [`pipeline`]: the one place that runs the stages in order, for one run.
 //! - [`report`], [`cli`]: what the user sees.
 
+pub mod alert;
 pub mod cli;
 pub mod compare;
 pub mod config;
@@ -19,6 +22,7 @@ pub mod extract;
 pub mod facts;
 pub mod fetch;
 pub mod model;
+pub mod notify;
 pub mod pipeline;
 pub mod report;
 pub mod store;

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
+use crate::alert;
 use crate::compare;
 use crate::config::{Config, Settings};
 use crate::extract::{self, ExtractError, Rules};
@@ -22,7 +23,8 @@ use crate::facts::Facts;
 use crate::facts::noise::{self, Suspicion};
 use crate::fetch::{FetchError, Fetcher};
 use crate::model::{Change, Fetched, Source, Status, Validators, Verdict};
-use crate::store::{CheckRecord, Store, StoreError, content_hash};
+use crate::notify::{self, Mailer, NotifyError};
+use crate::store::{CheckRecord, Queued, Store, StoreError, content_hash};
 
 /// The report of one run; `--json` prints exactly this.
 #[derive(Debug, Clone, Serialize)]
@@ -31,6 +33,9 @@ pub struct RunReport {
     pub finished_at: String,
     pub sources: Vec<SourceReport>,
     pub alerts: AlertCounts,
+    /// Where alerts went (human output only).
+    #[serde(skip)]
+    pub delivered_to: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -65,6 +70,8 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Client(#[from] FetchError),
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
 }
 
 /// Options of one run.
@@ -74,6 +81,9 @@ pub struct RunOptions {
     pub only: Vec<String>,
     /// Draw a progress bar on stderr (only when it is a terminal).
     pub progress: bool,
+    /// Test hook: abort the process after recording, before delivering
+    /// (`VISAWATCH_CRASH_BEFORE_DELIVERY`), to prove the outbox survives.
+    pub crash_before_delivery: bool,
 }
 
 /// Why a source produced no new text this time.
@@ -131,8 +141,14 @@ enum Fetch {
 /// accepted as the page's real new content.
 const SUSPECT_CONFIRMATIONS: usize = 3;
 
-/// Checks the selected sources once and records every outcome.
-pub async fn run(config: &Config, store: &mut Store, opts: &RunOptions) -> Result<RunReport, RunError> {
+/// Checks the selected sources once, records every outcome with the alerts
+/// it causes, then delivers what the outbox owes (when given a mailer).
+pub async fn run(
+    config: &Config,
+    store: &mut Store,
+    mailer: Option<&Mailer>,
+    opts: &RunOptions,
+) -> Result<RunReport, RunError> {
     let started_at = now();
     for id in &opts.only {
         if !config.sources.iter().any(|s| &s.id == id) {
@@ -173,6 +189,7 @@ pub async fn run(config: &Config, store: &mut Store, opts: &RunOptions) -> Resul
     }
 
     let mut reports: Vec<Option<SourceReport>> = vec![None; sources.len()];
+    let mut queued = 0;
     while let Some(joined) = tasks.join_next().await {
         let (index, (started_at, clock), mut result) = joined.expect("source task panicked");
         let source = sources[index];
@@ -203,6 +220,8 @@ pub async fn run(config: &Config, store: &mut Store, opts: &RunOptions) -> Resul
             charset: None,
             verdict: None,
             suspect_hash: suspect_hash.as_deref(),
+            alerts: Vec::new(),
+            blind: None,
         };
         let verdict: Option<Verdict>;
         let error_text;
@@ -233,6 +252,14 @@ pub async fn run(config: &Config, store: &mut Store, opts: &RunOptions) -> Resul
             Fetch::Suspect(..) => unreachable!("resolved above"),
         }
         rec.verdict = verdict.as_ref();
+        if let (Some(v), Some(p), Fetch::Text(read)) = (&verdict, prev, &result)
+            && v.material
+        {
+            let a = alert::change(source, v, &p.text, &read.text, &started_at);
+            rec.alerts.push(queued_for(config, source, a));
+        }
+        health_alerts(config, store, source, &mut rec)?;
+        queued += rec.alerts.len();
         store.record(&rec)?;
         tracing::info!(source = %source.id, status = rec.status.as_str(), ms = rec.duration_ms, "checked");
         reports[index] = Some(SourceReport {
@@ -247,12 +274,77 @@ pub async fn run(config: &Config, store: &mut Store, opts: &RunOptions) -> Resul
         bar.inc(1);
     }
     bar.finish_and_clear();
+    if opts.crash_before_delivery {
+        eprintln!("visawatch: VISAWATCH_CRASH_BEFORE_DELIVERY set: aborting before delivery");
+        std::process::abort();
+    }
+    let mut alerts = AlertCounts {
+        queued,
+        ..AlertCounts::default()
+    };
+    if let Some(mailer) = mailer {
+        let d = notify::deliver(store, mailer, config.email.retry_backoff_secs, false).await?;
+        alerts.sent = d.sent;
+        alerts.failed = d.failed;
+    }
     Ok(RunReport {
         started_at,
         finished_at: now(),
         sources: reports.into_iter().flatten().collect(),
-        alerts: AlertCounts::default(),
+        alerts,
+        delivered_to: mailer.map(Mailer::describe),
     })
+}
+
+/// Wraps an alert with its envelope: the source's maintainers and
+/// `[email].to`, each once.
+pub fn queued_for(config: &Config, source: &Source, alert: alert::Alert) -> Queued {
+    let mut recipients: Vec<String> = Vec::new();
+    for r in source
+        .maintainers
+        .iter()
+        .cloned()
+        .chain(config.email.to.iter().map(|a| a.to_string()))
+    {
+        if !recipients.iter().any(|x| x.eq_ignore_ascii_case(&r)) {
+            recipients.push(r);
+        }
+    }
+    if recipients.is_empty() {
+        tracing::warn!(source = %source.id, "alert has no recipients: add maintainers or [email].to");
+    }
+    Queued {
+        alert,
+        from: config.email.from.to_string(),
+        recipients,
+    }
+}
+
+/// Source health: one "can no longer read" alert when a source reaches
+/// `failure_alert_after` failures in a row, one "recovered" when it reads again.
+fn health_alerts(config: &Config, store: &Store, source: &Source, rec: &mut CheckRecord) -> Result<(), StoreError> {
+    let after = config.settings.failure_alert_after;
+    if after == 0 {
+        return Ok(());
+    }
+    let health = store.health(&source.id)?;
+    if rec.status == Status::Failed {
+        if health.blind_since.is_none() && health.failures_in_a_row + 1 >= after {
+            let a = alert::blind(
+                source,
+                rec.error.unwrap_or("unknown error"),
+                health.failures_in_a_row + 1,
+                health.last_ok_at.as_deref(),
+            );
+            rec.alerts.push(queued_for(config, source, a));
+            rec.blind = Some(true);
+        }
+    } else if health.blind_since.is_some() {
+        let a = alert::recovered(source, health.failures_in_a_row);
+        rec.alerts.push(queued_for(config, source, a));
+        rec.blind = Some(false);
+    }
+    Ok(())
 }
 
 /// Fetches and extracts a source; a text that looks transient is fetched

@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::facts::Facts;
 use crate::model::{Change, ChangeKind, Status};
 use crate::pipeline::RunReport;
-use crate::store::HistoryRow;
+use crate::store::{HistoryRow, OutboxRow};
 
 /// One line per source and a summary line.
 pub fn human(report: &RunReport) -> String {
@@ -40,6 +40,48 @@ pub fn human(report: &RunReport) -> String {
         report.sources.iter().filter(|s| s.material).count(),
         count(Status::Failed),
     );
+    let a = &report.alerts;
+    if a.queued + a.sent + a.failed > 0 {
+        let _ = writeln!(
+            out,
+            "alerts: {} queued, {} sent, {} not delivered{}",
+            a.queued,
+            a.sent,
+            a.failed,
+            report
+                .delivered_to
+                .as_deref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default()
+        );
+    }
+    out
+}
+
+/// `visawatch outbox`: one line per undelivered recipient.
+pub fn outbox(rows: &[OutboxRow]) -> String {
+    if rows.is_empty() {
+        return "outbox empty: every alert was delivered\n".into();
+    }
+    let mut out = String::new();
+    for r in rows {
+        let when = if r.status == "pending" {
+            format!("next try {}", r.next_attempt_at)
+        } else {
+            "rejected, not retried".into()
+        };
+        let _ = writeln!(
+            out,
+            "#{:<4} {:<9} {:<28} {} attempts, {}  {}{}",
+            r.outbox_id,
+            r.status,
+            r.recipient,
+            r.attempts,
+            when,
+            r.subject,
+            r.last_error.as_deref().map(|e| format!("\n      last error: {e}")).unwrap_or_default()
+        );
+    }
     out
 }
 

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::alert::Alert;
 use crate::model::{Change, Status, Validators, Verdict};
 
 pub const DB_FILE: &str = "visawatch.db";
@@ -77,6 +78,66 @@ pub struct CheckRecord<'a> {
     pub verdict: Option<&'a Verdict>,
     /// Hash of a text held back as suspect.
     pub suspect_hash: Option<&'a str>,
+    /// Alerts caused by this outcome, queued in the same transaction.
+    pub alerts: Vec<Queued>,
+    /// `Some(true)`: the source is now blind (its failure alert is queued);
+    /// `Some(false)`: it reads again.
+    pub blind: Option<bool>,
+}
+
+/// An alert with its envelope, ready for the outbox.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub alert: Alert,
+    /// The `From:` mailbox, formatted.
+    pub from: String,
+    pub recipients: Vec<String>,
+}
+
+/// A source's recent health, for failure alerts.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    /// Failed checks since the last good one.
+    pub failures_in_a_row: u32,
+    /// Set while a "can no longer read" alert is outstanding.
+    pub blind_since: Option<String>,
+    pub last_ok_at: Option<String>,
+}
+
+/// An outbox message with the recipients still owed it.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub outbox_id: i64,
+    pub source_id: Option<String>,
+    pub kind: String,
+    pub created_at: String,
+    pub message_id: String,
+    pub thread_root: Option<String>,
+    pub from: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    /// Everyone in `To:`.
+    pub to: Vec<String>,
+    /// (delivery id, recipient, attempts so far) still pending.
+    pub pending: Vec<(i64, String, u32)>,
+}
+
+/// A row of `visawatch outbox`: one recipient's delivery that is not done.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutboxRow {
+    pub outbox_id: i64,
+    pub source_id: Option<String>,
+    pub kind: String,
+    pub subject: String,
+    pub created_at: String,
+    pub recipient: String,
+    /// `pending` or `rejected`.
+    pub status: String,
+    pub attempts: u32,
+    /// RFC 3339; when a pending delivery is next tried.
+    pub next_attempt_at: String,
+    pub last_error: Option<String>,
 }
 
 /// A row of `visawatch history`.
@@ -154,6 +215,38 @@ CREATE INDEX changes_by_source ON changes(source_id, id);
     // Hash of a text held back as suspect (a sudden shrink), to accept it
     // once it has been seen on several checks in a row.
     "ALTER TABLE checks ADD COLUMN suspect_hash TEXT;",
+    // The transactional outbox: alerts are written with the change that
+    // causes them; deliveries track each recipient separately so that one
+    // rejected address never blocks the others.
+    r#"
+CREATE TABLE outbox (
+    id          INTEGER PRIMARY KEY,
+    source_id   TEXT REFERENCES sources(id),
+    change_id   INTEGER REFERENCES changes(id),
+    kind        TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    message_id  TEXT NOT NULL UNIQUE,
+    thread_root TEXT,
+    sender      TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    text_body   TEXT NOT NULL,
+    html_body   TEXT NOT NULL
+);
+CREATE INDEX outbox_by_source ON outbox(source_id, id);
+CREATE TABLE deliveries (
+    id              INTEGER PRIMARY KEY,
+    outbox_id       INTEGER NOT NULL REFERENCES outbox(id),
+    recipient       TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT,
+    sent_at         TEXT,
+    UNIQUE (outbox_id, recipient)
+);
+CREATE INDEX deliveries_due ON deliveries(status, next_attempt_at);
+ALTER TABLE sources ADD COLUMN blind_since TEXT;
+"#,
 ];
 
 impl Store {
@@ -317,6 +410,7 @@ impl Store {
         )
         .map_err(sql)?;
         let check_id = tx.last_insert_rowid();
+        let mut change_id = None;
         if rec.status != Status::Failed {
             let v = rec.validators;
             tx.execute(
@@ -359,6 +453,20 @@ impl Store {
                 ],
             )
             .map_err(sql)?;
+            change_id = Some(tx.last_insert_rowid());
+        }
+        match rec.blind {
+            Some(true) => tx.execute(
+                "UPDATE sources SET blind_since = ?2 WHERE id = ?1",
+                params![rec.source_id, rec.started_at],
+            ),
+            Some(false) => tx.execute("UPDATE sources SET blind_since = NULL WHERE id = ?1", [rec.source_id]),
+            None => Ok(0),
+        }
+        .map_err(sql)?;
+        for q in &rec.alerts {
+            let linked = if q.alert.kind == crate::alert::AlertKind::Change { change_id } else { None };
+            queue(&tx, Some(rec.source_id), linked, q, rec.started_at).map_err(sql)?;
         }
         tx.commit().map_err(sql)?;
         if let Some(text) = rec.text {
@@ -446,6 +554,159 @@ impl Store {
         Ok(hashes.iter().take_while(|h| h.as_deref() == Some(hash)).count())
     }
 
+    /// Queues an alert that belongs to no check (a test message, a digest).
+    pub fn queue(&mut self, q: &Queued, created_at: &str) -> Result<i64, StoreError> {
+        let path = self.db_path.clone();
+        let sql = |source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        let id = queue(&tx, None, None, q, created_at).map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(id)
+    }
+
+    /// Failed checks since the source's last good one, and its blind flag.
+    pub fn health(&self, id: &str) -> Result<Health, StoreError> {
+        let (blind_since, last_ok_at) = self
+            .conn
+            .query_row(
+                "SELECT blind_since, last_ok_at FROM sources WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(self.sql())?
+            .unwrap_or((None, None));
+        let failures: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM checks WHERE source_id = ?1 AND status = 'failed'
+                 AND id > coalesce((SELECT max(id) FROM checks WHERE source_id = ?1 AND status != 'failed'), 0)",
+                [id],
+                |r| r.get(0),
+            )
+            .map_err(self.sql())?;
+        Ok(Health {
+            failures_in_a_row: failures as u32,
+            blind_since,
+            last_ok_at,
+        })
+    }
+
+    /// Outbox messages with deliveries due at `now` (all pending ones when
+    /// `force`), oldest first.
+    pub fn due(&self, now: i64, force: bool) -> Result<Vec<Outgoing>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT o.id, o.source_id, o.kind, o.created_at, o.message_id, o.thread_root, o.sender,
+                        o.subject, o.text_body, o.html_body
+                 FROM outbox o WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.outbox_id = o.id
+                   AND d.status = 'pending' AND (?2 OR d.next_attempt_at <= ?1))
+                 ORDER BY o.id",
+            )
+            .map_err(self.sql())?;
+        let mut out: Vec<Outgoing> = stmt
+            .query_map(params![now, force], |r| {
+                Ok(Outgoing {
+                    outbox_id: r.get(0)?,
+                    source_id: r.get(1)?,
+                    kind: r.get(2)?,
+                    created_at: r.get(3)?,
+                    message_id: r.get(4)?,
+                    thread_root: r.get(5)?,
+                    from: r.get(6)?,
+                    subject: r.get(7)?,
+                    text: r.get(8)?,
+                    html: r.get(9)?,
+                    to: Vec::new(),
+                    pending: Vec::new(),
+                })
+            })
+            .map_err(self.sql())?
+            .collect::<Result<_, _>>()
+            .map_err(self.sql())?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, recipient, status, attempts FROM deliveries WHERE outbox_id = ?1 ORDER BY id")
+            .map_err(self.sql())?;
+        for o in &mut out {
+            let rows: Vec<(i64, String, String, u32)> = stmt
+                .query_map([o.outbox_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .map_err(self.sql())?
+                .collect::<Result<_, _>>()
+                .map_err(self.sql())?;
+            for (id, rcpt, status, attempts) in rows {
+                if status == "pending" {
+                    o.pending.push((id, rcpt.clone(), attempts));
+                }
+                o.to.push(rcpt);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records that a recipient accepted a message.
+    pub fn mark_sent(&self, delivery_id: i64, at: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE deliveries SET status = 'sent', attempts = attempts + 1, sent_at = ?2, last_error = NULL WHERE id = ?1",
+                params![delivery_id, at],
+            )
+            .map(drop)
+            .map_err(self.sql())
+    }
+
+    /// Records a failed attempt: `next_at` for a retry, or `None` when the
+    /// server rejected the recipient for good.
+    pub fn mark_failed(&self, delivery_id: i64, error: &str, next_at: Option<i64>) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE deliveries SET attempts = attempts + 1, last_error = ?2,
+                   status = CASE WHEN ?3 IS NULL THEN 'rejected' ELSE 'pending' END,
+                   next_attempt_at = coalesce(?3, next_attempt_at)
+                 WHERE id = ?1",
+                params![delivery_id, error, next_at],
+            )
+            .map(drop)
+            .map_err(self.sql())
+    }
+
+    /// Deliveries not done: pending and rejected, oldest first.
+    pub fn outbox(&self) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT o.id, o.source_id, o.kind, o.subject, o.created_at, d.recipient, d.status, d.attempts,
+                        d.next_attempt_at, d.last_error
+                 FROM deliveries d JOIN outbox o ON o.id = d.outbox_id
+                 WHERE d.status != 'sent' ORDER BY o.id, d.id",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([], |r| {
+                let next: i64 = r.get(8)?;
+                Ok(OutboxRow {
+                    outbox_id: r.get(0)?,
+                    source_id: r.get(1)?,
+                    kind: r.get(2)?,
+                    subject: r.get(3)?,
+                    created_at: r.get(4)?,
+                    recipient: r.get(5)?,
+                    status: r.get(6)?,
+                    attempts: r.get(7)?,
+                    next_attempt_at: chrono::DateTime::from_timestamp(next, 0)
+                        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                        .unwrap_or_default(),
+                    last_error: r.get(9)?,
+                })
+            })
+            .map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
     /// Whether the source has any check on record.
     pub fn knows(&self, id: &str) -> Result<bool, StoreError> {
         self.conn
@@ -454,6 +715,66 @@ impl Store {
             .map(|o| o.is_some())
             .map_err(self.sql())
     }
+}
+
+/// Inserts an outbox row and one pending delivery per recipient. The
+/// Message-ID is made here and kept through retries; the source's first
+/// alert is the thread root every later alert points at.
+fn queue(
+    tx: &rusqlite::Transaction,
+    source_id: Option<&str>,
+    change_id: Option<i64>,
+    q: &Queued,
+    created_at: &str,
+) -> rusqlite::Result<i64> {
+    let domain = q
+        .from
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim_end_matches('>').trim())
+        .filter(|d| !d.is_empty())
+        .unwrap_or("visawatch.localhost");
+    let seq: i64 = tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM outbox", [], |r| r.get(0))?;
+    let nonce = blake3::hash(format!("{seq}\0{created_at}\0{source_id:?}\0{}", q.alert.subject).as_bytes()).to_hex();
+    let message_id = format!(
+        "<{}.{}.{}@{domain}>",
+        q.alert.kind.as_str(),
+        source_id.unwrap_or("visawatch"),
+        &nonce[..16]
+    );
+    let thread_root: Option<String> = match source_id {
+        Some(id) => tx
+            .query_row(
+                "SELECT message_id FROM outbox WHERE source_id = ?1 ORDER BY id LIMIT 1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?,
+        None => None,
+    };
+    tx.execute(
+        "INSERT INTO outbox (source_id, change_id, kind, created_at, message_id, thread_root, sender, subject, text_body, html_body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            source_id,
+            change_id,
+            q.alert.kind.as_str(),
+            created_at,
+            message_id,
+            thread_root,
+            q.from,
+            q.alert.subject,
+            q.alert.text,
+            q.alert.html
+        ],
+    )?;
+    let outbox_id = tx.last_insert_rowid();
+    for r in &q.recipients {
+        tx.execute(
+            "INSERT OR IGNORE INTO deliveries (outbox_id, recipient, status, next_attempt_at) VALUES (?1, ?2, 'pending', 0)",
+            params![outbox_id, r],
+        )?;
+    }
+    Ok(outbox_id)
 }
 
 /// Content hash of a canonical text (snapshots are deduplicated by it).

@@ -1,0 +1,343 @@
+//! PURE: the words of an alert. Turns a verdict (or a source's health) into
+//! a subject, a plain-text body and an HTML body that an editor can act on
+//! in a minute.
+//!
+//! Everything from a watched page is untrusted: it is HTML-escaped in the
+//! HTML part and stripped of control characters before it can reach a
+//! header. Sending, queueing and threading are `store` and `notify`'s work.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use similar::{ChangeTag, TextDiff};
+
+use crate::model::{Change, ChangeKind, Source, Verdict};
+use crate::report::describe;
+
+/// Why an alert was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertKind {
+    /// A material change of a source.
+    Change,
+    /// A source failed `failure_alert_after` checks in a row.
+    Blind,
+    /// A blind source reads again.
+    Recovered,
+    /// The weekly digest.
+    Digest,
+    /// `visawatch test-email`.
+    Test,
+}
+
+impl AlertKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Change => "change",
+            AlertKind::Blind => "blind",
+            AlertKind::Recovered => "recovered",
+            AlertKind::Digest => "digest",
+            AlertKind::Test => "test",
+        }
+    }
+}
+
+/// A rendered alert, ready to be queued.
+#[derive(Debug, Clone)]
+pub struct Alert {
+    pub kind: AlertKind,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// Longest subject we write; mail clients cut anyway.
+const SUBJECT_MAX: usize = 180;
+/// Diff lines shown in an alert; the rest is in `visawatch diff`.
+const DIFF_LINES_MAX: usize = 200;
+
+/// The alert for a material change: what changed as before → after, the
+/// official URL, when it was fetched, and the diff of the requirement text.
+pub fn change(source: &Source, verdict: &Verdict, before: &str, after: &str, fetched_at: &str) -> Alert {
+    let material: Vec<&Change> = verdict.changes.iter().filter(|c| c.kind.is_material()).collect();
+    let shown = if material.is_empty() {
+        verdict.changes.iter().collect()
+    } else {
+        material
+    };
+    let first = shown.first().map(|c| summary(c)).unwrap_or_else(|| "text changed".into());
+    let more = match shown.len() {
+        0 | 1 => String::new(),
+        n => format!(" (+{} more)", n - 1),
+    };
+    let subject = subject(&format!("{}: {first}{more}", source.name));
+
+    let mut text = String::new();
+    let _ = writeln!(text, "{}\n{}\nFetched {fetched_at}\n", one_line(&source.name), source.url);
+    let _ = writeln!(text, "What changed:");
+    for c in &verdict.changes {
+        let _ = writeln!(text, "  - {}", describe(c));
+    }
+    let (plain_diff, html_diff) = diff(before, after);
+    let _ = writeln!(text, "\nThe requirement text, before → after:\n\n{plain_diff}");
+    let _ = writeln!(
+        text,
+        "-- \nvisawatch · source `{}` · `visawatch history {}` for the record",
+        source.id, source.id
+    );
+
+    let mut html = html_head(&source.name);
+    let _ = write!(
+        html,
+        "<p><a href=\"{url}\">{url}</a><br>Fetched {at}</p>\n<table cellpadding=\"4\" style=\"border-collapse:collapse\">\n\
+         <tr><th align=\"left\">What</th><th align=\"left\">Before</th><th align=\"left\">After</th><th align=\"left\">Where</th></tr>\n",
+        url = escape(source.url.as_str()),
+        at = escape(fetched_at),
+    );
+    for c in &verdict.changes {
+        let _ = writeln!(
+            html,
+            "<tr style=\"border-top:1px solid #ccc\"><td>{}</td><td><del>{}</del></td><td><ins>{}</ins></td><td>{}</td></tr>",
+            kind_label(c.kind),
+            escape(c.before.as_deref().unwrap_or("")),
+            escape(c.after.as_deref().unwrap_or("")),
+            escape(c.context.as_deref().unwrap_or("")),
+        );
+    }
+    let _ = write!(
+        html,
+        "</table>\n<h3>The requirement text</h3>\n<pre style=\"white-space:pre-wrap\">{html_diff}</pre>\n\
+         <p style=\"color:#666\">visawatch · source <code>{}</code></p>\n</body></html>\n",
+        escape(&source.id)
+    );
+    Alert {
+        kind: AlertKind::Change,
+        subject,
+        text,
+        html,
+    }
+}
+
+/// "visawatch can no longer read <source>: <reason>".
+pub fn blind(source: &Source, reason: &str, failures: u32, last_ok: Option<&str>) -> Alert {
+    let subject = subject(&format!("can no longer read {}: {}", source.name, reason));
+    let since = last_ok.map_or("never read successfully".to_string(), |t| format!("last read successfully {t}"));
+    let body = format!(
+        "visawatch could not read this source {failures} times in a row; until it reads again, changes to it go unnoticed.\n\n\
+         Source: {}\nURL: {}\nReason: {}\n{since}\n\nCheck the page in a browser; if it moved or its layout changed, update sources.toml \
+         (`visawatch probe URL --select CSS` helps).\n",
+        one_line(&source.name),
+        source.url,
+        one_line(reason),
+    );
+    plain_alert(AlertKind::Blind, subject, &source.name, body)
+}
+
+/// The all-clear after [`blind`].
+pub fn recovered(source: &Source, failures: u32) -> Alert {
+    let subject = subject(&format!("recovered: {} reads again", source.name));
+    let body = format!(
+        "visawatch reads this source again after {failures} failed checks; monitoring is back.\n\nSource: {}\nURL: {}\n\
+         Changes made while it was unreadable are reported by this check, if any.\n",
+        one_line(&source.name),
+        source.url
+    );
+    plain_alert(AlertKind::Recovered, subject, &source.name, body)
+}
+
+/// `visawatch test-email`.
+pub fn test(to: &str, at: &str) -> Alert {
+    let body = format!(
+        "This is a test message from visawatch, sent {at} to {to}.\nIf you read this, alerts will reach you.\n"
+    );
+    plain_alert(AlertKind::Test, subject("test message"), "visawatch test message", body)
+}
+
+/// An alert whose HTML part is its text, escaped.
+pub fn plain_alert(kind: AlertKind, subject: String, title: &str, text: String) -> Alert {
+    let html = format!(
+        "{}<pre style=\"white-space:pre-wrap;font-family:inherit\">{}</pre>\n</body></html>\n",
+        html_head(title),
+        escape(&text)
+    );
+    Alert {
+        kind,
+        subject,
+        text,
+        html,
+    }
+}
+
+/// `[visawatch] …`, one line, no control characters, bounded length.
+pub fn subject(what: &str) -> String {
+    let mut s = format!("[visawatch] {}", one_line(what));
+    if s.chars().count() > SUBJECT_MAX {
+        s = s.chars().take(SUBJECT_MAX - 1).collect::<String>() + "…";
+    }
+    s
+}
+
+/// Collapses every run of whitespace and control characters (CR, LF, NUL,
+/// bidi controls…) to one space: page text that goes near a header.
+pub fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut gap = false;
+    for c in text.chars() {
+        if c.is_whitespace() || c.is_control() || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}') {
+            gap = true;
+        } else {
+            if gap && !out.is_empty() {
+                out.push(' ');
+            }
+            gap = false;
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// HTML-escapes text for element content and quoted attributes.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn html_head(title: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title></head>\n<body style=\"font-family:sans-serif\">\n<h2>{t}</h2>\n",
+        t = escape(&one_line(title))
+    )
+}
+
+/// "fee 50 EUR → 65 EUR": the subject's short form of a change.
+fn summary(c: &Change) -> String {
+    let short = |s: Option<&str>| {
+        let s = one_line(s.unwrap_or(""));
+        if s.chars().count() > 60 {
+            s.chars().take(59).collect::<String>() + "…"
+        } else {
+            s
+        }
+    };
+    let (b, a) = (short(c.before.as_deref()), short(c.after.as_deref()));
+    match c.kind {
+        ChangeKind::Fee => format!("fee {b} → {a}"),
+        ChangeKind::Duration => format!("duration {b} → {a}"),
+        ChangeKind::DocumentAdded => format!("document added: {a}"),
+        ChangeKind::DocumentRemoved => format!("document removed: {b}"),
+        ChangeKind::DocumentChanged => format!("document changed: {a}"),
+        ChangeKind::Text => "text changed".into(),
+    }
+}
+
+fn kind_label(kind: ChangeKind) -> &'static str {
+    match kind {
+        ChangeKind::Fee => "Fee",
+        ChangeKind::Duration => "Duration",
+        ChangeKind::DocumentAdded => "Document added",
+        ChangeKind::DocumentRemoved => "Document removed",
+        ChangeKind::DocumentChanged => "Document changed",
+        ChangeKind::Text => "Text",
+    }
+}
+
+/// The changed stretches of the requirement text with two lines of context:
+/// plain (`-`/`+` lines) and HTML (changed words in `<del>`/`<ins>`).
+fn diff(before: &str, after: &str) -> (String, String) {
+    let td = TextDiff::configure()
+        .timeout(Duration::from_secs(2))
+        .diff_lines(before, after);
+    let (mut plain, mut html, mut lines) = (String::new(), String::new(), 0);
+    'groups: for group in td.grouped_ops(2) {
+        for op in &group {
+            for change in td.iter_inline_changes(op) {
+                if lines == DIFF_LINES_MAX {
+                    plain.push_str("…(more in `visawatch diff`)\n");
+                    html.push_str("…(more in <code>visawatch diff</code>)\n");
+                    break 'groups;
+                }
+                lines += 1;
+                let (sign, style) = match change.tag() {
+                    ChangeTag::Delete => ('-', "background:#fdd"),
+                    ChangeTag::Insert => ('+', "background:#dfd"),
+                    ChangeTag::Equal => (' ', ""),
+                };
+                plain.push(sign);
+                plain.push(' ');
+                let _ = write!(html, "<span style=\"{style}\">{sign} ");
+                for (emph, value) in change.iter_strings_lossy() {
+                    let value = value.trim_end_matches('\n');
+                    plain.push_str(value);
+                    match (emph, change.tag()) {
+                        (true, ChangeTag::Delete) => {
+                            let _ = write!(html, "<del style=\"background:#f99\">{}</del>", escape(value));
+                        }
+                        (true, ChangeTag::Insert) => {
+                            let _ = write!(html, "<ins style=\"background:#9e9\">{}</ins>", escape(value));
+                        }
+                        _ => html.push_str(&escape(value)),
+                    }
+                }
+                plain.push('\n');
+                html.push_str("</span>\n");
+            }
+        }
+        plain.push_str("  …\n");
+        html.push_str("  …\n");
+    }
+    (plain, html)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(name: &str) -> Source {
+        Source {
+            id: "xk".into(),
+            name: name.into(),
+            url: "https://mpb.rks-gov.net/f/45".parse().unwrap(),
+            select: vec![],
+            exclude: vec![],
+            section: None,
+            maintainers: vec![],
+            language: None,
+            ignore: vec![],
+        }
+    }
+
+    #[test]
+    fn subject_names_source_and_first_change() {
+        let before = "# Fees\nPermit | 50 €\nExtension | 30 €\n";
+        let after = "# Fees\nPermit | 65 €\nExtension | 40 €\n";
+        let v = crate::compare::compare(before, after).unwrap();
+        let a = change(&source("Kosovo temporary residence permit"), &v, before, after, "2026-11-22T10:00:00Z");
+        assert_eq!(
+            a.subject,
+            "[visawatch] Kosovo temporary residence permit: fee 50 EUR → 65 EUR (+1 more)"
+        );
+        assert!(a.text.contains("fee 30 EUR → 40 EUR"), "{}", a.text);
+        assert!(a.text.contains("https://mpb.rks-gov.net/f/45"));
+        assert!(a.html.contains("<del>50 EUR</del>") && a.html.contains("<ins>65 EUR</ins>"));
+    }
+
+    #[test]
+    fn page_text_cannot_break_out() {
+        let before = "- Passport\n";
+        let after = "- Passport\n- <script>alert(1)</script><img src=x onerror=alert(2)>\r\nBcc: x@evil\n";
+        let v = crate::compare::compare(before, after).unwrap();
+        let a = change(&source("Evil\r\nBcc: victim@example.org"), &v, before, after, "t");
+        assert!(!a.subject.contains('\r') && !a.subject.contains('\n'), "{:?}", a.subject);
+        assert!(!a.html.contains("<script>") && !a.html.contains("<img"), "{}", a.html);
+        assert!(a.html.contains("&lt;script&gt;"));
+    }
+}

@@ -1,0 +1,299 @@
+//! Delivery of the outbox: builds each queued alert into a MIME message
+//! (lettre) and hands it to SMTP, or writes `.eml` files when no SMTP server
+//! is configured.
+//!
+//! What to say is `alert`'s job and what is owed is `store`'s; this module
+//! only sends and records the outcome per recipient: sent, rejected for good
+//! (a 5xx for that address), or retried later with exponential backoff.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{Address, AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::Serialize;
+
+use crate::config::{Email, Smtp};
+use crate::store::{Outgoing, Store, StoreError};
+
+pub const USERNAME_ENV: &str = "VISAWATCH_SMTP_USERNAME";
+pub const PASSWORD_ENV: &str = "VISAWATCH_SMTP_PASSWORD";
+/// Longest wait between two delivery attempts.
+const BACKOFF_MAX_SECS: u64 = 6 * 3600;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("SMTP credentials: set both {USERNAME_ENV} and {PASSWORD_ENV}, or neither")]
+    HalfCredentials,
+    #[error("tls_ca_file {path}: {detail}")]
+    CaFile { path: PathBuf, detail: String },
+    #[error("SMTP TLS setup for {host}: {detail}")]
+    Tls { host: String, detail: String },
+    #[error("cannot create the outbox folder {path}: {source}")]
+    Outbox { path: PathBuf, source: std::io::Error },
+    #[error("message {message_id}: {detail}")]
+    Build { message_id: String, detail: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where alerts go.
+pub enum Mailer {
+    Smtp {
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+        url: String,
+    },
+    /// lettre's file transport: one `<uuid>.eml` per message.
+    Files {
+        transport: AsyncFileTransport<Tokio1Executor>,
+        dir: PathBuf,
+    },
+}
+
+impl Mailer {
+    /// The SMTP transport of `[email]`, or the outbox folder under `data`.
+    pub fn new(email: &Email, data: &Path, timeout: Duration) -> Result<Mailer, NotifyError> {
+        match &email.smtp {
+            Some(smtp) => smtp_transport(smtp, timeout),
+            None => {
+                let dir = data.join("outbox");
+                std::fs::create_dir_all(&dir).map_err(|source| NotifyError::Outbox {
+                    path: dir.clone(),
+                    source,
+                })?;
+                Ok(Mailer::Files {
+                    transport: AsyncFileTransport::new(&dir),
+                    dir,
+                })
+            }
+        }
+    }
+
+    /// "smtp://host:port" or "files in DIR", for reports.
+    pub fn describe(&self) -> String {
+        match self {
+            Mailer::Smtp { url, .. } => url.clone(),
+            Mailer::Files { dir, .. } => format!(".eml files in {}", dir.display()),
+        }
+    }
+
+    /// Sends one message to `rcpts`; the server's reply on success.
+    pub async fn send(&self, msg: &Message, rcpts: &[Address]) -> Result<String, SendError> {
+        let from = msg.envelope().from().cloned();
+        let envelope = lettre::address::Envelope::new(from, rcpts.to_vec()).map_err(|e| SendError {
+            permanent: true,
+            connection: false,
+            detail: e.to_string(),
+        })?;
+        let bytes = msg.formatted();
+        match self {
+            Mailer::Smtp { transport, .. } => match transport.send_raw(&envelope, &bytes).await {
+                Ok(resp) => Ok(format!(
+                    "{} {}",
+                    resp.code(),
+                    resp.message().collect::<Vec<_>>().join(" ")
+                )),
+                Err(e) => Err(SendError {
+                    permanent: e.is_permanent(),
+                    connection: !e.is_permanent() && !e.is_transient(),
+                    detail: smtp_error_text(&e),
+                }),
+            },
+            Mailer::Files { transport, dir } => match transport.send_raw(&envelope, &bytes).await {
+                Ok(id) => Ok(format!("written to {}", dir.join(format!("{id}.eml")).display())),
+                Err(e) => Err(SendError {
+                    permanent: false,
+                    connection: true,
+                    detail: format!("cannot write to {}: {e}", dir.display()),
+                }),
+            },
+        }
+    }
+
+    fn one_envelope_per_recipient(&self) -> bool {
+        // With SMTP a 5xx for one RCPT aborts the whole transaction in lettre:
+        // one envelope each keeps a bad address from blocking the others.
+        matches!(self, Mailer::Smtp { .. })
+    }
+}
+
+/// A failed send, classified for the retry decision.
+#[derive(Debug, Clone)]
+pub struct SendError {
+    /// A 5xx reply: retrying will not help.
+    pub permanent: bool,
+    /// The server could not be reached or the conversation broke off:
+    /// stop this round, the next messages would fail the same way.
+    pub connection: bool,
+    pub detail: String,
+}
+
+fn smtp_error_text(e: &lettre::transport::smtp::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn smtp_transport(smtp: &Smtp, timeout: Duration) -> Result<Mailer, NotifyError> {
+    let tls_err = |e: lettre::transport::smtp::Error| NotifyError::Tls {
+        host: smtp.host.clone(),
+        detail: e.to_string(),
+    };
+    let mut params = TlsParameters::builder(smtp.host.clone());
+    if let Some(path) = &smtp.tls_ca_file {
+        let pem = std::fs::read(path).map_err(|e| NotifyError::CaFile {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        let cert = Certificate::from_pem(&pem).map_err(|e| NotifyError::CaFile {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        params = params.add_root_certificate(cert);
+    }
+    let params = params.build().map_err(tls_err)?;
+    let tls = if smtp.implicit_tls {
+        Tls::Wrapper(params)
+    } else {
+        Tls::Opportunistic(params)
+    };
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.clone())
+        .port(smtp.port)
+        .tls(tls)
+        .timeout(Some(timeout));
+    match (std::env::var(USERNAME_ENV), std::env::var(PASSWORD_ENV)) {
+        (Ok(user), Ok(pass)) => builder = builder.credentials(Credentials::new(user, pass)),
+        (Err(_), Err(_)) => {}
+        _ => return Err(NotifyError::HalfCredentials),
+    }
+    Ok(Mailer::Smtp {
+        transport: builder.build(),
+        url: format!(
+            "{}://{}:{}",
+            if smtp.implicit_tls { "smtps" } else { "smtp" },
+            smtp.host,
+            smtp.port
+        ),
+    })
+}
+
+/// What one delivery round did, counted in messages.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Delivered {
+    /// Messages every recipient now has.
+    pub sent: usize,
+    /// Messages due that still owe someone (retried later) or were rejected.
+    pub failed: usize,
+}
+
+/// Builds the MIME message of an outbox row: `multipart/alternative`, the
+/// stable Message-ID, and threading headers pointing at the source's first alert.
+pub fn build(o: &Outgoing) -> Result<Message, NotifyError> {
+    let bad = |detail: String| NotifyError::Build {
+        message_id: o.message_id.clone(),
+        detail,
+    };
+    let from: Mailbox = o.from.parse().map_err(|e| bad(format!("from `{}`: {e}", o.from)))?;
+    let mut b = Message::builder()
+        .message_id(Some(o.message_id.clone()))
+        .from(from)
+        .subject(crate::alert::one_line(&o.subject));
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&o.created_at) {
+        b = b.date(t.into());
+    }
+    if let Some(root) = &o.thread_root {
+        b = b.in_reply_to(root.clone()).references(root.clone());
+    }
+    for to in &o.to {
+        let addr: Address = to.parse().map_err(|e| bad(format!("recipient `{to}`: {e}")))?;
+        b = b.to(Mailbox::new(None, addr));
+    }
+    b.multipart(MultiPart::alternative_plain_html(o.text.clone(), o.html.clone()))
+        .map_err(|e| bad(e.to_string()))
+}
+
+/// Sends every due outbox message (every pending one when `force`), oldest
+/// first, and records each recipient's outcome at once, so a crash mid-round
+/// re-sends at most the one message in flight.
+pub async fn deliver(
+    store: &Store,
+    mailer: &Mailer,
+    backoff_secs: u64,
+    force: bool,
+) -> Result<Delivered, NotifyError> {
+    let now = chrono::Utc::now();
+    let mut counts = Delivered::default();
+    let due = store.due(now.timestamp(), force)?;
+    let mut server_down: Option<String> = None;
+    for o in &due {
+        let next_at = |attempts: u32| {
+            let delay = backoff_secs
+                .saturating_mul(1u64 << attempts.min(20))
+                .min(BACKOFF_MAX_SECS);
+            Some(now.timestamp() + delay as i64)
+        };
+        if let Some(reason) = &server_down {
+            // Not attempted: keeps its schedule, counts as not delivered.
+            tracing::debug!(message_id = %o.message_id, %reason, "delivery skipped, server unreachable");
+            counts.failed += 1;
+            continue;
+        }
+        let msg = match build(o) {
+            Ok(m) => m,
+            Err(e) => {
+                for (id, _, _) in &o.pending {
+                    store.mark_failed(*id, &e.to_string(), None)?;
+                }
+                tracing::error!(message_id = %o.message_id, error = %e, "alert cannot be built");
+                counts.failed += 1;
+                continue;
+            }
+        };
+        let batches: Vec<Vec<&(i64, String, u32)>> = if mailer.one_envelope_per_recipient() {
+            o.pending.iter().map(|p| vec![p]).collect()
+        } else {
+            vec![o.pending.iter().collect()]
+        };
+        let mut all_sent = true;
+        for batch in batches {
+            let rcpts: Vec<Address> = batch.iter().filter_map(|(_, r, _)| r.parse().ok()).collect();
+            match mailer.send(&msg, &rcpts).await {
+                Ok(reply) => {
+                    let at = crate::pipeline::now();
+                    for (id, rcpt, _) in &batch {
+                        store.mark_sent(*id, &at)?;
+                        tracing::info!(message_id = %o.message_id, recipient = %rcpt, %reply, "alert sent");
+                    }
+                }
+                Err(e) => {
+                    all_sent = false;
+                    for (id, rcpt, attempts) in &batch {
+                        let next = if e.permanent { None } else { next_at(*attempts) };
+                        store.mark_failed(*id, &e.detail, next)?;
+                        tracing::warn!(
+                            message_id = %o.message_id, recipient = %rcpt, error = %e.detail,
+                            permanent = e.permanent, "alert not delivered"
+                        );
+                    }
+                    if e.connection {
+                        server_down = Some(e.detail.clone());
+                        break;
+                    }
+                }
+            }
+        }
+        if all_sent {
+            counts.sent += 1;
+        } else {
+            counts.failed += 1;
+        }
+    }
+    Ok(counts)
+}
