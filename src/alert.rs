@@ -64,7 +64,10 @@ pub fn change(source: &Source, verdict: &Verdict, before: &str, after: &str, fet
     } else {
         material
     };
-    let first = shown.first().map(|c| summary(c)).unwrap_or_else(|| "text changed".into());
+    let first = shown
+        .first()
+        .map(|c| summary(c))
+        .unwrap_or_else(|| "text changed".into());
     let more = match shown.len() {
         0 | 1 => String::new(),
         n => format!(" (+{} more)", n - 1),
@@ -72,7 +75,12 @@ pub fn change(source: &Source, verdict: &Verdict, before: &str, after: &str, fet
     let subject = subject(&format!("{}: {first}{more}", source.name));
 
     let mut text = String::new();
-    let _ = writeln!(text, "{}\n{}\nFetched {fetched_at}\n", one_line(&source.name), source.url);
+    let _ = writeln!(
+        text,
+        "{}\n{}\nFetched {fetched_at}\n",
+        one_line(&source.name),
+        source.url
+    );
     let _ = writeln!(text, "What changed:");
     for c in &verdict.changes {
         let _ = writeln!(text, "  - {}", describe(c));
@@ -120,7 +128,9 @@ pub fn change(source: &Source, verdict: &Verdict, before: &str, after: &str, fet
 /// "visawatch can no longer read <source>: <reason>".
 pub fn blind(source: &Source, reason: &str, failures: u32, last_ok: Option<&str>) -> Alert {
     let subject = subject(&format!("can no longer read {}: {}", source.name, reason));
-    let since = last_ok.map_or("never read successfully".to_string(), |t| format!("last read successfully {t}"));
+    let since = last_ok.map_or("never read successfully".to_string(), |t| {
+        format!("last read successfully {t}")
+    });
     let body = format!(
         "visawatch could not read this source {failures} times in a row; until it reads again, changes to it go unnoticed.\n\n\
          Source: {}\nURL: {}\nReason: {}\n{since}\n\nCheck the page in a browser; if it moved or its layout changed, update sources.toml \
@@ -149,7 +159,12 @@ pub fn test(to: &str, at: &str) -> Alert {
     let body = format!(
         "This is a test message from visawatch, sent {at} to {to}.\nIf you read this, alerts will reach you.\n"
     );
-    plain_alert(AlertKind::Test, subject("test message"), "visawatch test message", body)
+    plain_alert(
+        AlertKind::Test,
+        subject("test message"),
+        "visawatch test message",
+        body,
+    )
 }
 
 /// An alert whose HTML part is its text, escaped.
@@ -182,7 +197,10 @@ pub fn one_line(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut gap = false;
     for c in text.chars() {
-        if c.is_whitespace() || c.is_control() || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}') {
+        if c.is_whitespace()
+            || c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}')
+        {
             gap = true;
         } else {
             if gap && !out.is_empty() {
@@ -320,7 +338,13 @@ mod tests {
         let before = "# Fees\nPermit | 50 €\nExtension | 30 €\n";
         let after = "# Fees\nPermit | 65 €\nExtension | 40 €\n";
         let v = crate::compare::compare(before, after).unwrap();
-        let a = change(&source("Kosovo temporary residence permit"), &v, before, after, "2026-11-22T10:00:00Z");
+        let a = change(
+            &source("Kosovo temporary residence permit"),
+            &v,
+            before,
+            after,
+            "2026-11-22T10:00:00Z",
+        );
         assert_eq!(
             a.subject,
             "[visawatch] Kosovo temporary residence permit: fee 50 EUR → 65 EUR (+1 more)"
@@ -336,8 +360,16 @@ mod tests {
         let after = "- Passport\n- <script>alert(1)</script><img src=x onerror=alert(2)>\r\nBcc: x@evil\n";
         let v = crate::compare::compare(before, after).unwrap();
         let a = change(&source("Evil\r\nBcc: victim@example.org"), &v, before, after, "t");
-        assert!(!a.subject.contains('\r') && !a.subject.contains('\n'), "{:?}", a.subject);
-        assert!(!a.html.contains("<script>") && !a.html.contains("<img"), "{}", a.html);
+        assert!(
+            !a.subject.contains('\r') && !a.subject.contains('\n'),
+            "{:?}",
+            a.subject
+        );
+        assert!(
+            !a.html.contains("<script>") && !a.html.contains("<img"),
+            "{}",
+            a.html
+        );
         assert!(a.html.contains("&lt;script&gt;"));
     }
 }

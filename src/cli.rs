@@ -10,8 +10,8 @@ use clap::{Parser, Subcommand};
 
 use crate::compare;
 use crate::config::{self, Config};
-use crate::notify::{self, Mailer};
 use crate::model::Source;
+use crate::notify::{self, Mailer};
 use crate::pipeline::{self, RunOptions};
 use crate::report;
 use crate::store::{Access, Store};
@@ -212,7 +212,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let store = Store::open(&cli.data, Access::WriteWait)?;
                 let mailer = mailer(&config, &cli.data)?;
                 let d = notify::deliver(&store, &mailer, config.email.retry_backoff_secs, true).await?;
-                eprintln!("{} sent, {} not delivered ({})", d.sent, d.failed, mailer.describe());
+                eprintln!(
+                    "{} sent, {} not delivered ({})",
+                    d.sent,
+                    d.failed,
+                    mailer.describe()
+                );
                 if d.failed > 0 {
                     code = ExitCode::from(1);
                 }
@@ -232,7 +237,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 config.email.to.clone()
             } else {
                 to.iter()
-                    .map(|t| t.parse().with_context(|| format!("--to `{t}` is not an email address")))
+                    .map(|t| {
+                        t.parse()
+                            .with_context(|| format!("--to `{t}` is not an email address"))
+                    })
                     .collect::<anyhow::Result<_>>()?
             };
             anyhow::ensure!(!to.is_empty(), "no recipient: pass --to ADDR or set [email].to");
@@ -244,7 +252,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 source_id: None,
                 kind: "test".into(),
                 created_at: pipeline::now(),
-                message_id: format!("<test.{}@visawatch.localhost>", chrono::Utc::now().timestamp_millis()),
+                message_id: format!(
+                    "<test.{}@visawatch.localhost>",
+                    chrono::Utc::now().timestamp_millis()
+                ),
                 thread_root: None,
                 from: config.email.from.to_string(),
                 subject: a.subject,

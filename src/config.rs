@@ -378,7 +378,10 @@ fn parse_email(raw: Spanned<RawEmail>, text: &str, path: &Path) -> Result<Email,
             .parse()
             .map_err(|e| invalid(sp, format!("from: not a mailbox: {e}")))?;
     } else {
-        return Err(invalid(span, "from is required, e.g. from = \"visawatch <alerts@example.org>\"".into()));
+        return Err(invalid(
+            span,
+            "from is required, e.g. from = \"visawatch <alerts@example.org>\"".into(),
+        ));
     }
     for to in r.to {
         let sp = to.span();
@@ -391,18 +394,23 @@ fn parse_email(raw: Spanned<RawEmail>, text: &str, path: &Path) -> Result<Email,
     if let Some(url) = r.smtp_url {
         let sp = url.span();
         let url = url.into_inner();
-        let parsed = reqwest::Url::parse(&url).map_err(|e| invalid(sp.clone(), format!("smtp_url `{url}`: {e}")))?;
+        let parsed =
+            reqwest::Url::parse(&url).map_err(|e| invalid(sp.clone(), format!("smtp_url `{url}`: {e}")))?;
         if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(invalid(
                 sp,
-                "smtp_url must not hold credentials: set VISAWATCH_SMTP_USERNAME and VISAWATCH_SMTP_PASSWORD".into(),
+                "smtp_url must not hold credentials: set VISAWATCH_SMTP_USERNAME and VISAWATCH_SMTP_PASSWORD"
+                    .into(),
             ));
         }
         let implicit_tls = match parsed.scheme() {
             "smtp" => false,
             "smtps" => true,
             other => {
-                return Err(invalid(sp, format!("smtp_url scheme `{other}`: use smtp:// or smtps://")));
+                return Err(invalid(
+                    sp,
+                    format!("smtp_url scheme `{other}`: use smtp:// or smtps://"),
+                ));
             }
         };
         let Some(host) = parsed.host_str() else {
@@ -412,7 +420,9 @@ fn parse_email(raw: Spanned<RawEmail>, text: &str, path: &Path) -> Result<Email,
             host: host.trim_matches(['[', ']']).to_string(),
             port: parsed.port().unwrap_or(if implicit_tls { 465 } else { 587 }),
             implicit_tls,
-            tls_ca_file: r.tls_ca_file.map(|p| path.parent().unwrap_or(Path::new(".")).join(p)),
+            tls_ca_file: r
+                .tls_ca_file
+                .map(|p| path.parent().unwrap_or(Path::new(".")).join(p)),
         });
     } else if r.tls_ca_file.is_some() {
         return Err(invalid(span, "tls_ca_file needs an smtp_url".into()));
@@ -495,12 +505,22 @@ mod tests {
         )
         .unwrap();
         let smtp = c.email.smtp.unwrap();
-        assert_eq!((smtp.host.as_str(), smtp.port, smtp.implicit_tls), ("127.0.0.1", 2525, false));
+        assert_eq!(
+            (smtp.host.as_str(), smtp.port, smtp.implicit_tls),
+            ("127.0.0.1", 2525, false)
+        );
         assert_eq!(c.email.to[0].to_string(), "b@e.org");
-        let e = err(&format!("[email]\nfrom = \"a@e.org\"\npassword = \"hunter2\"\n{base}"));
-        assert!(e.starts_with("sources.toml:3:12: [email]: `password` is refused"), "{e}");
+        let e = err(&format!(
+            "[email]\nfrom = \"a@e.org\"\npassword = \"hunter2\"\n{base}"
+        ));
+        assert!(
+            e.starts_with("sources.toml:3:12: [email]: `password` is refused"),
+            "{e}"
+        );
         assert!(!e.contains("hunter2"));
-        let e = err(&format!("[email]\nfrom = \"a@e.org\"\nsmtp_url = \"smtp://u:p@h\"\n{base}"));
+        let e = err(&format!(
+            "[email]\nfrom = \"a@e.org\"\nsmtp_url = \"smtp://u:p@h\"\n{base}"
+        ));
         assert!(e.contains("must not hold credentials"), "{e}");
         let e = err(&format!("[email]\nfrom = \"a@e.org\"\nto = [\"nobody\"]\n{base}"));
         assert!(e.starts_with("sources.toml:3:7: [email]: to: `nobody`"), "{e}");

@@ -200,7 +200,10 @@ pub fn build(o: &Outgoing) -> Result<Message, NotifyError> {
         message_id: o.message_id.clone(),
         detail,
     };
-    let from: Mailbox = o.from.parse().map_err(|e| bad(format!("from `{}`: {e}", o.from)))?;
+    let from: Mailbox = o
+        .from
+        .parse()
+        .map_err(|e| bad(format!("from `{}`: {e}", o.from)))?;
     let mut b = Message::builder()
         .message_id(Some(o.message_id.clone()))
         .from(from)

@@ -322,7 +322,12 @@ pub fn queued_for(config: &Config, source: &Source, alert: alert::Alert) -> Queu
 
 /// Source health: one "can no longer read" alert when a source reaches
 /// `failure_alert_after` failures in a row, one "recovered" when it reads again.
-fn health_alerts(config: &Config, store: &Store, source: &Source, rec: &mut CheckRecord) -> Result<(), StoreError> {
+fn health_alerts(
+    config: &Config,
+    store: &Store,
+    source: &Source,
+    rec: &mut CheckRecord,
+) -> Result<(), StoreError> {
     let after = config.settings.failure_alert_after;
     if after == 0 {
         return Ok(());

@@ -79,7 +79,10 @@ pub fn outbox(rows: &[OutboxRow]) -> String {
             r.attempts,
             when,
             r.subject,
-            r.last_error.as_deref().map(|e| format!("\n      last error: {e}")).unwrap_or_default()
+            r.last_error
+                .as_deref()
+                .map(|e| format!("\n      last error: {e}"))
+                .unwrap_or_default()
         );
     }
     out

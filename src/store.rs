@@ -460,12 +460,19 @@ impl Store {
                 "UPDATE sources SET blind_since = ?2 WHERE id = ?1",
                 params![rec.source_id, rec.started_at],
             ),
-            Some(false) => tx.execute("UPDATE sources SET blind_since = NULL WHERE id = ?1", [rec.source_id]),
+            Some(false) => tx.execute(
+                "UPDATE sources SET blind_since = NULL WHERE id = ?1",
+                [rec.source_id],
+            ),
             None => Ok(0),
         }
         .map_err(sql)?;
         for q in &rec.alerts {
-            let linked = if q.alert.kind == crate::alert::AlertKind::Change { change_id } else { None };
+            let linked = if q.alert.kind == crate::alert::AlertKind::Change {
+                change_id
+            } else {
+                None
+            };
             queue(&tx, Some(rec.source_id), linked, q, rec.started_at).map_err(sql)?;
         }
         tx.commit().map_err(sql)?;
@@ -630,11 +637,15 @@ impl Store {
             .map_err(self.sql())?;
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT id, recipient, status, attempts FROM deliveries WHERE outbox_id = ?1 ORDER BY id")
+            .prepare_cached(
+                "SELECT id, recipient, status, attempts FROM deliveries WHERE outbox_id = ?1 ORDER BY id",
+            )
             .map_err(self.sql())?;
         for o in &mut out {
             let rows: Vec<(i64, String, String, u32)> = stmt
-                .query_map([o.outbox_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .query_map([o.outbox_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
                 .map_err(self.sql())?
                 .collect::<Result<_, _>>()
                 .map_err(self.sql())?;
@@ -734,7 +745,8 @@ fn queue(
         .filter(|d| !d.is_empty())
         .unwrap_or("visawatch.localhost");
     let seq: i64 = tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM outbox", [], |r| r.get(0))?;
-    let nonce = blake3::hash(format!("{seq}\0{created_at}\0{source_id:?}\0{}", q.alert.subject).as_bytes()).to_hex();
+    let nonce =
+        blake3::hash(format!("{seq}\0{created_at}\0{source_id:?}\0{}", q.alert.subject).as_bytes()).to_hex();
     let message_id = format!(
         "<{}.{}.{}@{domain}>",
         q.alert.kind.as_str(),

@@ -3,5 +3,7 @@
 //! One test binary with modules keeps link time down.
 
 mod check;
+mod email;
 mod helpers;
 mod pairs;
+mod smtp;
