@@ -330,6 +330,7 @@ mod tests {
             maintainers: vec![],
             language: None,
             ignore: vec![],
+            schedule: None,
         }
     }
 

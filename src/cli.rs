@@ -29,12 +29,28 @@ pub struct Cli {
     /// The data folder (database and latest texts).
     #[arg(long, global = true, default_value = "snapshots")]
     pub data: PathBuf,
+    /// Log lines on stderr as text or as JSON objects (for machines).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run as a service: check sources on their cron schedules until SIGTERM.
+    Daemon,
+    /// Per source: last check, status, next due time, failures in a row, pending alerts.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
     /// Fetch every source once, compare with the stored snapshot, record the result.
     Check {
         /// Only this source (repeatable).
@@ -105,6 +121,21 @@ pub enum Command {
 /// Exit codes: 0 all checked, 1 some source failed, 2 usage or config error.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Daemon => {
+            crate::daemon::run(&cli.config, &cli.data).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { json } => {
+            let config = config::load(&cli.config)?;
+            let store = Store::open(&cli.data, Access::Read)?;
+            let rows = status_rows(&config, &store)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", report::status(&rows));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check { sources, json } => {
             let config = config::load(&cli.config)?;
             let data = cli.data.clone();
@@ -116,6 +147,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 only: sources,
                 progress: !json,
                 crash_before_delivery: std::env::var_os("VISAWATCH_CRASH_BEFORE_DELIVERY").is_some(),
+                ..RunOptions::default()
             };
             let report = pipeline::run(&config, &mut store, Some(&mailer), &opts).await?;
             if json {
@@ -177,6 +209,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 maintainers: Vec::new(),
                 language: None,
                 ignore: Vec::new(),
+                schedule: None,
             };
             let probe = pipeline::probe(&target, source, &settings).await?;
             if json {
@@ -299,4 +332,37 @@ fn mailer(config: &Config, data: &std::path::Path) -> anyhow::Result<Mailer> {
         std::time::Duration::from_secs(config.settings.timeout_secs),
     )
     .with_context(|| format!("[email] in {}", config.path.display()))
+}
+
+/// A row of `visawatch status`.
+#[derive(Debug, serde::Serialize)]
+pub struct StatusRow {
+    pub id: String,
+    pub last_check: Option<String>,
+    pub status: Option<String>,
+    pub error: Option<String>,
+    /// RFC 3339; now or earlier when the source is overdue.
+    pub next_due: String,
+    pub failures_in_a_row: u32,
+    pub pending_alerts: u32,
+}
+
+fn status_rows(config: &Config, store: &Store) -> anyhow::Result<Vec<StatusRow>> {
+    let last = store.last_checks()?;
+    let pending = store.pending_by_source()?;
+    let next = crate::daemon::plan(config, store, chrono::Utc::now())?;
+    let mut rows = Vec::new();
+    for s in &config.sources {
+        let l = last.get(&s.id);
+        rows.push(StatusRow {
+            id: s.id.clone(),
+            last_check: l.map(|l| l.started_at.clone()),
+            status: l.map(|l| l.status.clone()),
+            error: l.and_then(|l| l.error.clone()),
+            next_due: next[&s.id].to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            failures_in_a_row: store.health(&s.id)?.failures_in_a_row,
+            pending_alerts: pending.get(&s.id).copied().unwrap_or(0),
+        });
+    }
+    Ok(rows)
 }

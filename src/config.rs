@@ -34,6 +34,15 @@ pub struct Settings {
     pub retry_backoff_ms: u64,
     /// Failed checks in a row before maintainers hear that a source is unreadable.
     pub failure_alert_after: u32,
+    /// Daemon: when every source is checked (cron, seconds first, UTC).
+    pub schedule: String,
+    /// Daemon: when the weekly digest goes to `[email].to` (cron, UTC).
+    pub digest_schedule: String,
+    /// Daemon: how long in-flight checks may finish after SIGTERM.
+    pub grace_secs: u64,
+    /// Daemon: sources due together start up to this many seconds apart
+    /// (random per source), so one host is not hit at the same second.
+    pub jitter_secs: u64,
 }
 
 impl Default for Settings {
@@ -48,6 +57,10 @@ impl Default for Settings {
             retries: 2,
             retry_backoff_ms: 500,
             failure_alert_after: 3,
+            schedule: "0 0 6 * * *".into(),
+            digest_schedule: "0 0 8 * * Mon".into(),
+            grace_secs: 30,
+            jitter_secs: 5,
         }
     }
 }
@@ -94,8 +107,40 @@ impl Default for Email {
 pub struct Config {
     pub path: PathBuf,
     pub settings: Settings,
+    /// `settings.schedule`, parsed.
+    pub schedule: cron::Schedule,
+    /// `settings.digest_schedule`, parsed.
+    pub digest_schedule: cron::Schedule,
     pub email: Email,
     pub sources: Vec<Source>,
+}
+
+impl Config {
+    /// A source's own schedule, else the global one.
+    pub fn schedule_of<'a>(&'a self, source: &'a Source) -> &'a cron::Schedule {
+        source.schedule.as_ref().unwrap_or(&self.schedule)
+    }
+}
+
+/// Parses a cron expression as the `cron` crate wants it: 6 or 7 fields,
+/// seconds first. Its own error for a 5-field crontab line is empty, so
+/// explain the field order here.
+pub fn parse_schedule(expr: &str) -> Result<cron::Schedule, String> {
+    let fields = expr.split_whitespace().count();
+    let order = "fields are `sec min hour day-of-month month day-of-week [year]`, e.g. \"0 0 6 * * *\" \
+                 (daily 06:00 UTC) or \"0 30 7 * * Mon-Fri\"; use day names: numbers count 1 = Sunday";
+    if !(6..=7).contains(&fields) {
+        return Err(format!("schedule `{expr}` has {fields} fields; {order}"));
+    }
+    expr.parse::<cron::Schedule>().map_err(|e| {
+        let e = e.to_string();
+        let why = if e.trim().is_empty() {
+            "does not parse".to_string()
+        } else {
+            e
+        };
+        format!("schedule `{expr}`: {why}; {order}")
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -180,6 +225,7 @@ struct RawSource {
     maintainers: Vec<String>,
     language: Option<Spanned<String>>,
     ignore: Option<Spanned<OneOrMany>>,
+    schedule: Option<Spanned<String>>,
 }
 
 /// Reads and validates a config file.
@@ -215,6 +261,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         });
     }
 
+    let schedule = parse_schedule(&s.schedule).map_err(|m| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: format!("[settings] {m}"),
+    })?;
+    let digest_schedule = parse_schedule(&s.digest_schedule).map_err(|m| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: format!("[settings] digest_{m}"),
+    })?;
     let email = match raw.email {
         None => Email::default(),
         Some(e) => parse_email(e, text, path)?,
@@ -317,7 +371,15 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 ));
             }
         }
+        let schedule = match r.schedule {
+            None => None,
+            Some(sch) => {
+                let span = sch.span();
+                Some(parse_schedule(sch.get_ref()).map_err(|m| invalid(span, &id, m))?)
+            }
+        };
         sources.push(Source {
+            schedule,
             name: r.name.unwrap_or_else(|| id.clone()),
             id,
             url,
@@ -337,6 +399,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     Ok(Config {
         path: path.to_path_buf(),
         settings: raw.settings,
+        schedule,
+        digest_schedule,
         email,
         sources,
     })
@@ -524,6 +588,24 @@ mod tests {
         assert!(e.contains("must not hold credentials"), "{e}");
         let e = err(&format!("[email]\nfrom = \"a@e.org\"\nto = [\"nobody\"]\n{base}"));
         assert!(e.starts_with("sources.toml:3:7: [email]: to: `nobody`"), "{e}");
+    }
+
+    #[test]
+    fn schedules_explain_the_field_order() {
+        let base = "[[source]]\nid = \"a\"\nurl = \"https://e.org/\"\n";
+        let e = err(&format!("[settings]\nschedule = \"0 6 * * *\"\n{base}"));
+        assert!(e.contains("has 5 fields") && e.contains("sec min hour"), "{e}");
+        let e = err(&format!("{base}schedule = \"0 0 25 * * *\"\n"));
+        assert!(
+            e.starts_with("sources.toml:4:12: source `a`: schedule `0 0 25 * * *`"),
+            "{e}"
+        );
+        let c = parse(
+            &format!("{base}schedule = \"0 30 7 * * Mon-Fri\"\n"),
+            Path::new("s"),
+        )
+        .unwrap();
+        assert!(c.sources[0].schedule.is_some());
     }
 
     #[test]

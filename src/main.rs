@@ -6,13 +6,22 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = visawatch::cli::Cli::parse();
-    tracing_subscriber::fmt()
+    // The service logs every check and alert; one-shot commands only problems.
+    let default_level = match cli.command {
+        visawatch::cli::Command::Daemon => "info",
+        _ => "warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VISAWATCH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level))
+        // lettre's debug lines carry the SMTP conversation: AUTH and message bodies.
+        .add_directive("lettre=info".parse().expect("static directive"));
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VISAWATCH_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+        .with_env_filter(filter);
+    match cli.log_format {
+        visawatch::cli::LogFormat::Json => logs.json().init(),
+        visawatch::cli::LogFormat::Text => logs.init(),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

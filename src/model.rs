@@ -23,6 +23,8 @@ pub struct Source {
     pub language: Option<String>,
     /// Extra noise patterns: canonical lines they match are ignored.
     pub ignore: Vec<regex::Regex>,
+    /// Daemon: this source's own schedule (else `[settings] schedule`).
+    pub schedule: Option<cron::Schedule>,
 }
 
 /// How the fetched bytes were turned into text, and who decided the charset.

@@ -84,6 +84,12 @@ pub struct RunOptions {
     /// Test hook: abort the process after recording, before delivering
     /// (`VISAWATCH_CRASH_BEFORE_DELIVERY`), to prove the outbox survives.
     pub crash_before_delivery: bool,
+    /// Daemon: becomes `true` on SIGTERM: sources not yet started are
+    /// skipped, in-flight ones get `grace` to finish and be recorded.
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+    pub grace: Duration,
+    /// Daemon: each source waits a random delay below this before fetching.
+    pub jitter: Duration,
 }
 
 /// Why a source produced no new text this time.
@@ -181,17 +187,56 @@ pub async fn run(
         let prev = previous[&source.id].as_ref();
         let validators = prev.map(|p| p.validators.clone());
         let prev_len = prev.map(|p| p.text.len());
+        let stop = opts.stop.clone();
+        let jitter = opts.jitter;
         tasks.spawn(async move {
+            if !jitter.is_zero() {
+                tokio::time::sleep(jitter.mul_f64(fastrand::f64())).await;
+            }
+            if stop.is_some_and(|s| *s.borrow()) {
+                return (index, (now(), Instant::now()), None);
+            }
             let started = (now(), Instant::now());
             let result = read_source(&fetcher, &source, validators, prev_len, recheck).await;
-            (index, started, result)
+            (index, started, Some(result))
         });
     }
 
     let mut reports: Vec<Option<SourceReport>> = vec![None; sources.len()];
     let mut queued = 0;
-    while let Some(joined) = tasks.join_next().await {
-        let (index, (started_at, clock), mut result) = joined.expect("source task panicked");
+    let mut stop = opts.stop.clone();
+    let mut deadline: Option<tokio::time::Instant> = None;
+    let mut stop_gone = false;
+    loop {
+        let joined = match (deadline, stop.as_mut().filter(|_| !stop_gone)) {
+            (Some(d), _) => match tokio::time::timeout_at(d, tasks.join_next()).await {
+                Ok(j) => j,
+                Err(_) => {
+                    tracing::warn!(
+                        abandoned = tasks.len(),
+                        "grace period over; unfinished checks are not recorded"
+                    );
+                    tasks.abort_all();
+                    break;
+                }
+            },
+            (None, Some(rx)) => tokio::select! {
+                j = tasks.join_next() => j,
+                changed = rx.wait_for(|stopping| *stopping) => {
+                    if changed.is_ok() {
+                        tracing::info!(in_flight = tasks.len(), grace_secs = opts.grace.as_secs(), "stopping: finishing in-flight checks");
+                        deadline = Some(tokio::time::Instant::now() + opts.grace);
+                    } else {
+                        stop_gone = true;
+                    }
+                    continue;
+                }
+            },
+            (None, None) => tasks.join_next().await,
+        };
+        let Some(joined) = joined else { break };
+        let (index, (started_at, clock), result) = joined.expect("source task panicked");
+        let Some(mut result) = result else { continue };
         let source = sources[index];
         let prev = previous[&source.id].as_ref();
         // A shrunken text seen on enough checks in a row is the new page.
@@ -282,7 +327,9 @@ pub async fn run(
         queued,
         ..AlertCounts::default()
     };
-    if let Some(mailer) = mailer {
+    let stopping = opts.stop.as_ref().is_some_and(|s| *s.borrow());
+    // When stopping, alerts wait in the outbox for the next start.
+    if let Some(mailer) = mailer.filter(|_| !stopping) {
         let d = notify::deliver(store, mailer, config.email.retry_backoff_secs, false).await?;
         alerts.sent = d.sent;
         alerts.failed = d.failed;

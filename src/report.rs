@@ -58,6 +58,32 @@ pub fn human(report: &RunReport) -> String {
     out
 }
 
+/// `visawatch status`: one line per source.
+pub fn status(rows: &[crate::cli::StatusRow]) -> String {
+    let width = rows.iter().map(|r| r.id.len()).max().unwrap_or(2).max(2);
+    let mut out = format!(
+        "{:<width$}  {:<20}  {:<9}  {:<20}  {:>8}  {:>7}\n",
+        "id", "last check", "status", "next due", "failures", "pending"
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:<20}  {:<9}  {:<20}  {:>8}  {:>7}{}",
+            r.id,
+            r.last_check.as_deref().unwrap_or("never"),
+            r.status.as_deref().unwrap_or("-"),
+            r.next_due,
+            r.failures_in_a_row,
+            r.pending_alerts,
+            r.error
+                .as_deref()
+                .map(|e| format!("\n  last error: {e}"))
+                .unwrap_or_default()
+        );
+    }
+    out
+}
+
 /// `visawatch outbox`: one line per undelivered recipient.
 pub fn outbox(rows: &[OutboxRow]) -> String {
     if rows.is_empty() {

@@ -140,6 +140,14 @@ pub struct OutboxRow {
     pub last_error: Option<String>,
 }
 
+/// A source's latest check.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LastCheck {
+    pub started_at: String,
+    pub status: String,
+    pub error: Option<String>,
+}
+
 /// A row of `visawatch history`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct HistoryRow {
@@ -247,6 +255,8 @@ CREATE TABLE deliveries (
 CREATE INDEX deliveries_due ON deliveries(status, next_attempt_at);
 ALTER TABLE sources ADD COLUMN blind_since TEXT;
 "#,
+    // Small facts about the service itself (the last digest's time).
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
 ];
 
 impl Store {
@@ -716,6 +726,99 @@ impl Store {
             })
             .map_err(self.sql())?;
         rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    /// The latest check of every source: id → (started_at, status, error).
+    pub fn last_checks(&self) -> Result<std::collections::HashMap<String, LastCheck>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT c.source_id, c.started_at, c.status, c.error FROM checks c
+                 WHERE c.id = (SELECT max(id) FROM checks WHERE source_id = c.source_id)",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    LastCheck {
+                        started_at: r.get(1)?,
+                        status: r.get(2)?,
+                        error: r.get(3)?,
+                    },
+                ))
+            })
+            .map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    /// Undelivered (pending) recipients per source.
+    pub fn pending_by_source(&self) -> Result<std::collections::HashMap<String, u32>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT coalesce(o.source_id, ''), count(*) FROM deliveries d JOIN outbox o ON o.id = d.outbox_id
+                 WHERE d.status = 'pending' GROUP BY 1",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    /// Non-material (text-only) changes since `since`: (source id, when, word diff).
+    pub fn text_changes_since(&self, since: &str) -> Result<Vec<(String, String, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT source_id, created_at, word_diff FROM changes WHERE material = 0 AND created_at >= ?1
+                 ORDER BY source_id, id",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    /// Sources with failed checks since `since`: (id, failed checks, last error).
+    pub fn troubled_since(&self, since: &str) -> Result<Vec<(String, u32, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT source_id, count(*), (SELECT error FROM checks c2 WHERE c2.source_id = c.source_id
+                   AND c2.status = 'failed' ORDER BY id DESC LIMIT 1)
+                 FROM checks c WHERE status = 'failed' AND started_at >= ?1 GROUP BY source_id ORDER BY source_id",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([since], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                ))
+            })
+            .map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(self.sql())
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map(drop)
+            .map_err(self.sql())
     }
 
     /// Whether the source has any check on record.

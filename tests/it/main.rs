@@ -3,6 +3,7 @@
 //! One test binary with modules keeps link time down.
 
 mod check;
+mod daemon;
 mod email;
 mod helpers;
 mod pairs;

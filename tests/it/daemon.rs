@@ -1,0 +1,259 @@
+//! `visawatch daemon` end to end: schedules, signals, reload, the lock,
+//! catch-up after a restart. Real HTTP and SMTP servers on 127.0.0.1.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::helpers::*;
+use crate::smtp::{Options, SmtpServer};
+
+const XK: &str = "pages/xk-mpb-temporary-residence/v1.html";
+
+fn xk(fee: u32) -> Vec<u8> {
+    String::from_utf8(fixture(XK))
+        .unwrap()
+        .replace("<td>50 €</td>", &format!("<td>{fee} €</td>"))
+        .into_bytes()
+}
+
+fn config(http: &MockServer, smtp_port: u16, schedule: &str, sources: &[&str]) -> String {
+    let mut c = format!(
+        "{FAST}schedule = \"{schedule}\"\njitter_secs = 0\ngrace_secs = 10\n\n[email]\n\
+         from = \"visawatch <alerts@example.org>\"\nto = [\"editors@example.org\"]\n\
+         smtp_url = \"smtp://127.0.0.1:{smtp_port}\"\nretry_backoff_secs = 0\n\n"
+    );
+    for id in sources {
+        c.push_str(&source_toml(
+            id,
+            &format!("{}/{id}", http.uri()),
+            "name = \"Kosovo permit\"\nselect = \".content\"",
+        ));
+    }
+    c
+}
+
+struct Daemon {
+    child: tokio::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Daemon {
+    fn start(env: &Env) -> Daemon {
+        let log = env.dir.path().join(format!("daemon-{}.log", fastrand_suffix()));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = env
+            .command(&["daemon"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(file))
+            .spawn()
+            .unwrap();
+        Daemon { child, log }
+    }
+    fn signal(&self, sig: &str) {
+        let pid = self.child.id().unwrap().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+    async fn stop(mut self) -> i32 {
+        self.signal("-TERM");
+        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("daemon exits after SIGTERM")
+            .unwrap();
+        status.code().unwrap_or(-1)
+    }
+}
+
+fn fastrand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+/// Number of checks recorded for a source (via `history --json`).
+async fn checks(env: &Env, id: &str) -> usize {
+    let (code, out, _) = env.run(&["history", id, "--json", "--limit", "1000"]).await;
+    if code != 0 {
+        return 0;
+    }
+    serde_json::from_str::<serde_json::Value>(&out)
+        .map(|v| v.as_array().map_or(0, |a| a.len()))
+        .unwrap_or(0)
+}
+
+async fn wait_for<F, Fut>(secs: u64, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < until {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_one_second_schedule_picks_up_a_change_and_alerts() {
+    let http = MockServer::start().await;
+    let smtp = SmtpServer::start(Options::default());
+    serve(&http, "/xk", xk(50), "text/html; charset=utf-8").await;
+    let env = Env::new();
+    env.write_config(&config(&http, smtp.port, "* * * * * *", &["xk"]));
+    let d = Daemon::start(&env);
+    wait_for(15, "the baseline", || async { checks(&env, "xk").await >= 1 }).await;
+    let (code, out, _) = env.run(&["status", "--json"]).await;
+    assert_eq!(code, 0, "status reads while the daemon runs");
+    let st: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(st[0]["id"], "xk");
+    assert!(
+        matches!(st[0]["status"].as_str(), Some("baseline" | "unchanged")),
+        "{st}"
+    );
+
+    http.reset().await;
+    serve(&http, "/xk", xk(65), "text/html; charset=utf-8").await;
+    let m = smtp.next(15).expect("the alert arrives within a few ticks");
+    assert_eq!(m.subject(), "[visawatch] Kosovo permit: fee 50 EUR → 65 EUR");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        smtp.drain().is_empty(),
+        "later ticks see no change: no second alert"
+    );
+    let log = d.log();
+    assert_eq!(d.stop().await, 0);
+    assert!(log.contains("checked") && log.contains("alert sent"), "{log}");
+    assert!(
+        !log.contains("Leje-qëndrimi"),
+        "no page text or mail body in logs: {log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_mid_check_lets_it_finish_and_exits_0() {
+    let http = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/xk"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(xk(50), "text/html; charset=utf-8")
+                .set_delay(Duration::from_millis(1500)),
+        )
+        .mount(&http)
+        .await;
+    let env = Env::new();
+    env.write_config(&config(&http, 9, "0 0 6 * * *", &["xk"]));
+    let d = Daemon::start(&env);
+    wait_for(10, "the first request", || async {
+        !http.received_requests().await.unwrap_or_default().is_empty()
+    })
+    .await;
+    let started = Instant::now();
+    let log_path = d.log.clone();
+    let code = d.stop().await;
+    assert_eq!(code, 0, "{}", std::fs::read_to_string(log_path).unwrap());
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "waited for the in-flight check"
+    );
+    assert_eq!(checks(&env, "xk").await, 1, "the in-flight check was recorded");
+    let (_, hist, _) = env.run(&["history", "xk"]).await;
+    let (code, out, err) = env.run(&["show", "xk"]).await;
+    assert_eq!(code, 0, "{hist}{err}");
+    assert!(out.contains("Leje-qëndrimi i përkohshëm | 50 €"), "{out}");
+    let (code, _, err) = env.run(&["status"]).await;
+    assert_eq!(code, 0, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_daemon_on_the_same_data_folder_refuses_to_start() {
+    let http = MockServer::start().await;
+    serve(&http, "/xk", xk(50), "text/html; charset=utf-8").await;
+    let env = Env::new();
+    env.write_config(&config(&http, 9, "0 0 6 * * *", &["xk"]));
+    let d = Daemon::start(&env);
+    wait_for(10, "the first daemon", || async { checks(&env, "xk").await >= 1 }).await;
+    let (code, _, err) = tokio::time::timeout(Duration::from_secs(10), env.run(&["daemon"]))
+        .await
+        .expect("the second daemon exits at once");
+    assert_eq!(code, 2);
+    assert!(err.contains("another visawatch process holds the lock"), "{err}");
+    assert_eq!(d.stop().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_with_a_broken_config_keeps_the_old_one() {
+    let http = MockServer::start().await;
+    serve(&http, "/xk", xk(50), "text/html; charset=utf-8").await;
+    serve(&http, "/other", xk(80), "text/html; charset=utf-8").await;
+    let smtp = SmtpServer::start(Options::default());
+    let env = Env::new();
+    env.write_config(&config(&http, smtp.port, "* * * * * *", &["xk"]));
+    let d = Daemon::start(&env);
+    wait_for(10, "the baseline", || async { checks(&env, "xk").await >= 1 }).await;
+
+    env.write_config("[[source]]\nid = \"broken\"\nurl = \"not a url\"\n");
+    d.signal("-HUP");
+    wait_for(5, "the reload error", || async {
+        d.log().contains("reload failed")
+    })
+    .await;
+    assert!(d.log().contains("not a url"), "{}", d.log());
+    let before = checks(&env, "xk").await;
+    wait_for(10, "checks under the old config", || async {
+        checks(&env, "xk").await > before
+    })
+    .await;
+
+    env.write_config(&config(&http, smtp.port, "* * * * * *", &["xk", "other"]));
+    d.signal("-HUP");
+    wait_for(10, "the new source's first check", || async {
+        checks(&env, "other").await >= 1
+    })
+    .await;
+    assert!(d.log().contains("configuration reloaded"));
+    assert_eq!(d.stop().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_after_a_missed_schedule_checks_at_once() {
+    let http = MockServer::start().await;
+    serve(&http, "/xk", xk(50), "text/html; charset=utf-8").await;
+    let env = Env::new();
+    env.write_config(&config(&http, 9, "0 0 6 * * *", &["xk"]));
+    let (code, _) = env.check().await;
+    assert_eq!(code, 0);
+    // A schedule firing once a minute, two seconds from now: it passes
+    // while no daemon runs.
+    let second = (chrono::Utc::now().timestamp() + 2).rem_euclid(60);
+    env.write_config(&config(&http, 9, &format!("{second} * * * * *"), &["xk"]));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let d = Daemon::start(&env);
+    wait_for(5, "the catch-up check", || async {
+        checks(&env, "xk").await >= 2
+    })
+    .await;
+    let (_, out, _) = env.run(&["status", "--json"]).await;
+    let st: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let next = chrono::DateTime::parse_from_rfc3339(st[0]["next_due"].as_str().unwrap()).unwrap();
+    assert!(
+        next > chrono::Utc::now() + chrono::Duration::seconds(30),
+        "next run is the next minute: {st}"
+    );
+    assert_eq!(d.stop().await, 0);
+}
