@@ -44,6 +44,8 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Try visawatch offline: example pages on a loopback server, a change, the alert.
+    Demo,
     /// Run as a service: check sources on their cron schedules until SIGTERM.
     Daemon,
     /// Per source: last check, status, next due time, failures in a row, pending alerts.
@@ -121,6 +123,10 @@ pub enum Command {
 /// Exit codes: 0 all checked, 1 some source failed, 2 usage or config error.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Demo => {
+            crate::demo::run().await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Daemon => {
             crate::daemon::run(&cli.config, &cli.data).await?;
             Ok(ExitCode::SUCCESS)

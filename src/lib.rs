@@ -13,13 +13,14 @@
 //! - [`notify`]: the outbox → SMTP (lettre) or `.eml` files, with retries.
 //! - [`pipeline`]: the one place that runs the stages in order, for one run.
 //! - [`daemon`]: when to run the pipeline (cron schedules, signals, digest).
-//! - [`report`], [`cli`]: what the user sees.
+//! - [`report`], [`cli`]: what the user sees; [`demo`]: the product offline in one command.
 
 pub mod alert;
 pub mod cli;
 pub mod compare;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod extract;
 pub mod facts;
 pub mod fetch;

@@ -821,6 +821,20 @@ impl Store {
             .map_err(self.sql())
     }
 
+    /// The latest alerts (subject, plain text), oldest first.
+    pub fn alerts(&self, limit: usize) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT subject, text_body FROM (SELECT * FROM outbox ORDER BY id DESC LIMIT ?1) ORDER BY id",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
     /// Whether the source has any check on record.
     pub fn knows(&self, id: &str) -> Result<bool, StoreError> {
         self.conn

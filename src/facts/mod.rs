@@ -91,7 +91,11 @@ pub fn parse(text: &str) -> Facts {
     let mut facts = Facts::default();
     let mut lead_in = String::new();
     let mut free_fees: Vec<usize> = Vec::new();
+    // Transliteration maps line to line, so the page's own script is at hand
+    // for what editors read (document items); matching uses the Latin keys.
+    let mut original_lines = text.lines();
     for (line_no, line) in latin.lines().enumerate() {
+        let original = original_lines.next().unwrap_or(line);
         let heading = line.starts_with('#');
         let body = line.trim_start_matches('#').trim();
         let item = documents::item(line);
@@ -168,7 +172,7 @@ pub fn parse(text: &str) -> Facts {
         }
         if let Some(item) = item {
             facts.documents.push(Document {
-                text: item.to_string(),
+                text: documents::item(original).unwrap_or(item).to_string(),
                 context: lead_in.clone(),
                 key: fold(&mask(item, &item_spans)),
             });
