@@ -34,8 +34,10 @@ pub enum StoreError {
         dir: PathBuf,
         example: String,
     },
-    #[error("another visawatch process holds the lock on {dir}")]
-    Locked { dir: PathBuf },
+    #[error(
+        "another visawatch process holds the lock on {dir} ({holder}); stop it first, or read with `visawatch status`"
+    )]
+    Locked { dir: PathBuf, holder: String },
     #[error("database {path}: {source}")]
     Sql { path: PathBuf, source: rusqlite::Error },
 }
@@ -912,29 +914,48 @@ pub fn content_hash(text: &str) -> String {
 }
 
 fn take_lock(dir: &Path, wait: bool) -> Result<File, StoreError> {
+    use std::io::{Read, Seek, Write};
     let path = dir.join(LOCK_FILE);
-    let file = File::options()
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StoreError::Io { path, source }
+    };
+    let mut file = File::options()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
         .open(&path)
-        .map_err(|source| StoreError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        .map_err(io(&path))?;
     match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) if wait => {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            // The holder wrote who it is; a daemon holds the folder for its
+            // whole life, so waiting for it would hang.
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim().to_string();
+            if !wait || holder.contains("daemon") {
+                return Err(StoreError::Locked {
+                    dir: dir.to_path_buf(),
+                    holder: if holder.is_empty() {
+                        "unknown".into()
+                    } else {
+                        holder
+                    },
+                });
+            }
             eprintln!(
-                "visawatch: another run is using {}; waiting for it to finish…",
+                "visawatch: another run ({holder}) is using {}; waiting for it to finish…",
                 dir.display()
             );
-            file.lock().map_err(|source| StoreError::Io { path, source })?;
-            Ok(file)
+            file.lock().map_err(io(&path))?;
         }
-        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
-            dir: dir.to_path_buf(),
-        }),
-        Err(std::fs::TryLockError::Error(source)) => Err(StoreError::Io { path, source }),
+        Err(std::fs::TryLockError::Error(source)) => return Err(StoreError::Io { path, source }),
     }
+    let role = if wait { "check" } else { "daemon" };
+    file.set_len(0).map_err(io(&path))?;
+    file.rewind().map_err(io(&path))?;
+    writeln!(file, "{role} pid {}", std::process::id()).map_err(io(&path))?;
+    Ok(file)
 }

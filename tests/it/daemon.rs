@@ -193,6 +193,13 @@ async fn a_second_daemon_on_the_same_data_folder_refuses_to_start() {
         .expect("the second daemon exits at once");
     assert_eq!(code, 2);
     assert!(err.contains("another visawatch process holds the lock"), "{err}");
+    assert!(err.contains("(daemon pid "), "{err}");
+    // A manual check does not hang waiting for a daemon that never lets go.
+    let (code, _, err) = tokio::time::timeout(Duration::from_secs(10), env.run(&["check"]))
+        .await
+        .expect("check fails at once while the daemon runs");
+    assert_eq!(code, 2);
+    assert!(err.contains("daemon pid"), "{err}");
     assert_eq!(d.stop().await, 0);
 }
 
