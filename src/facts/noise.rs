@@ -81,11 +81,27 @@ impl std::fmt::Display for Suspicion {
 /// previous text's length, against a sudden shrink.
 pub fn transient(prev: Option<usize>, text: &str) -> Option<Suspicion> {
     for line in text.lines() {
-        if line.chars().count() > 200 {
+        // An error block is a short line of its own ("Service Unavailable",
+        // "# Error processing!"), not a sentence that happens to contain the
+        // words ("Request rejected applications may be resubmitted …").
+        let len = line.chars().count();
+        if len > 120 {
             continue;
         }
-        let lower = transliterate(line).to_lowercase();
-        if let Some(m) = TRANSIENT_MARKERS.iter().find(|m| lower.contains(*m)) {
+        let body = line.trim_start_matches(['#', '-', '*', ' ']);
+        let lower = transliterate(body).to_lowercase();
+        // The marker ends the line or punctuation follows it: "Service
+        // Unavailable", "Error processing!", "Access denied | Cloudflare".
+        let heads_a_block = |m: &str| {
+            lower.strip_prefix(m).is_some_and(|rest| {
+                let rest = rest.trim_start();
+                rest.is_empty() || rest.starts_with(['.', '!', ':', '|', ',', '-', '–', '('])
+            })
+        };
+        if let Some(m) = TRANSIENT_MARKERS
+            .iter()
+            .find(|m| heads_a_block(m) || (len <= 60 && lower.contains(*m)))
+        {
             return Some(Suspicion::ErrorPage(m));
         }
     }
@@ -144,5 +160,20 @@ mod tests {
             Some(Suspicion::Shrank { from: 5000, to: 13 })
         );
         assert!(transient(Some(5000), &"x".repeat(3000)).is_none());
+        // The words inside a longer sentence of real content are not an error block.
+        assert!(
+            transient(
+                None,
+                "- Request rejected approved business requirement portal, mandatory tax certified hours.\n"
+            )
+            .is_none()
+        );
+        assert!(
+            transient(
+                None,
+                "If your application is refused, see the Access denied appeals procedure of the ministry.\n"
+            )
+            .is_none()
+        );
     }
 }
