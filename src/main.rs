@@ -22,7 +22,14 @@ fn main() -> ExitCode {
         visawatch::cli::LogFormat::Json => logs.json().init(),
         visawatch::cli::LogFormat::Text => logs.init(),
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    // Extraction runs on the blocking pool: one thread per core is all it
+    // can use, and every extra thread keeps its own malloc arena (memory).
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(cores + 2)
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("visawatch: cannot start the runtime: {e}");

@@ -129,6 +129,8 @@ impl std::fmt::Display for Failure {
 /// A page read and reduced to its cleaned canonical text.
 struct Read {
     text: String,
+    /// [`body_fingerprint`] of the page this text came from.
+    body_hash: String,
     validators: Validators,
     http_status: u16,
     charset: &'static str,
@@ -169,14 +171,11 @@ pub async fn run(
 
     let fetcher = Arc::new(Fetcher::new(&config.settings)?);
     let recheck = Duration::from_millis(config.settings.retry_backoff_ms.max(100));
-    let mut previous = HashMap::new();
+    // What each task needs of the last good check; the previous text itself
+    // is read only when there is a new text to compare it with.
+    let mut known = HashMap::new();
     for s in &sources {
-        // Clean the stored text again: the source's ignore patterns may have changed.
-        let prev = store.previous(&s.id)?.map(|mut p| {
-            p.text = noise::clean(&p.text, &s.ignore);
-            p
-        });
-        previous.insert(s.id.clone(), prev);
+        known.insert(s.id.clone(), store.known(&s.id)?);
     }
 
     let bar = progress_bar(opts.progress, sources.len());
@@ -184,9 +183,10 @@ pub async fn run(
     for (index, source) in sources.iter().enumerate() {
         let fetcher = fetcher.clone();
         let source = (*source).clone();
-        let prev = previous[&source.id].as_ref();
-        let validators = prev.map(|p| p.validators.clone());
-        let prev_len = prev.map(|p| p.text.len());
+        let k = known.remove(&source.id).flatten();
+        let validators = k.as_ref().map(|k| k.validators.clone());
+        let prev_len = k.as_ref().map(|k| k.text_len);
+        let prev_body = k.and_then(|k| k.body_hash);
         let stop = opts.stop.clone();
         let jitter = opts.jitter;
         tasks.spawn(async move {
@@ -197,7 +197,7 @@ pub async fn run(
                 return (index, (now(), Instant::now()), None);
             }
             let started = (now(), Instant::now());
-            let result = read_source(&fetcher, &source, validators, prev_len, recheck).await;
+            let result = read_source(&fetcher, &source, validators, prev_len, prev_body, recheck).await;
             (index, started, Some(result))
         });
     }
@@ -238,7 +238,15 @@ pub async fn run(
         let (index, (started_at, clock), result) = joined.expect("source task panicked");
         let Some(mut result) = result else { continue };
         let source = sources[index];
-        let prev = previous[&source.id].as_ref();
+        // Clean the stored text again: the source's ignore patterns may have changed.
+        let prev = match &result {
+            Fetch::Text(_) | Fetch::Suspect(..) => store.previous(&source.id)?.map(|mut p| {
+                p.text = noise::clean(&p.text, &source.ignore);
+                p
+            }),
+            _ => None,
+        };
+        let prev = prev.as_ref();
         // A shrunken text seen on enough checks in a row is the new page.
         let mut suspect_hash = None;
         if let Fetch::Suspect(read, suspicion) = result {
@@ -265,6 +273,7 @@ pub async fn run(
             charset: None,
             verdict: None,
             suspect_hash: suspect_hash.as_deref(),
+            body_hash: None,
             alerts: Vec::new(),
             blind: None,
         };
@@ -287,6 +296,7 @@ pub async fn run(
                 rec.validators = Some(&read.validators);
                 rec.http_status = Some(read.http_status);
                 rec.charset = Some(read.charset);
+                rec.body_hash = Some(&read.body_hash);
                 verdict = prev.and_then(|p| compare::compare(&p.text, &read.text));
                 rec.status = match (prev, &verdict) {
                     (None, _) => Status::Baseline,
@@ -406,16 +416,17 @@ async fn read_source(
     source: &Source,
     validators: Option<Validators>,
     prev_len: Option<usize>,
+    prev_body: Option<String>,
     recheck: Duration,
 ) -> Fetch {
-    let first = fetch_and_extract(fetcher, source, validators.as_ref()).await;
+    let first = fetch_and_extract(fetcher, source, validators.as_ref(), prev_body.as_deref()).await;
     match &first {
         Fetch::Text(read) if noise::transient(prev_len, &read.text).is_some() => {}
         _ => return first,
     }
     tracing::info!(source = %source.id, "suspicious page, fetching again");
     tokio::time::sleep(recheck).await;
-    match fetch_and_extract(fetcher, source, None).await {
+    match fetch_and_extract(fetcher, source, None, None).await {
         Fetch::Text(read) => match noise::transient(prev_len, &read.text) {
             Some(suspicion) => Fetch::Suspect(read, suspicion),
             None => Fetch::Text(read),
@@ -424,13 +435,24 @@ async fn read_source(
     }
 }
 
-/// Fetches, extracts and cleans one source's text.
-async fn fetch_and_extract(fetcher: &Fetcher, source: &Source, validators: Option<&Validators>) -> Fetch {
+/// Fetches, extracts and cleans one source's text. A page identical to the
+/// last good one (same body, same rules) is unchanged without parsing: the
+/// servers that ignore conditional GET cost a hash, not an extraction.
+async fn fetch_and_extract(
+    fetcher: &Fetcher,
+    source: &Source,
+    validators: Option<&Validators>,
+    prev_body: Option<&str>,
+) -> Fetch {
     let page = match fetcher.fetch(&source.url, validators).await {
         Ok(Fetched::Page(page)) => page,
         Ok(Fetched::NotModified) => return Fetch::NotModified,
         Err(e) => return Fetch::Failed(Failure::Fetch(e)),
     };
+    let body_hash = body_fingerprint(source, &page.html);
+    if prev_body == Some(body_hash.as_str()) {
+        return Fetch::NotModified;
+    }
     // scraper's tree is !Send and parsing is CPU work: keep it off the async threads.
     let src = source.clone();
     let html = page.html;
@@ -448,6 +470,7 @@ async fn fetch_and_extract(fetcher: &Fetcher, source: &Source, validators: Optio
         Ok(text) if text.trim().is_empty() => Fetch::Failed(Failure::Extract(ExtractError::Empty)),
         Ok(text) => Fetch::Text(Read {
             text,
+            body_hash,
             validators: Validators {
                 etag: page.etag,
                 last_modified: page.last_modified,
@@ -457,6 +480,32 @@ async fn fetch_and_extract(fetcher: &Fetcher, source: &Source, validators: Optio
         }),
         Err(e) => Fetch::Failed(Failure::Extract(e)),
     }
+}
+
+/// Hash of a page's body together with everything that shapes its text
+/// (the source's rules and visawatch's version): equal means same text.
+fn body_fingerprint(source: &Source, html: &str) -> String {
+    let mut h = blake3::Hasher::new();
+    for part in [
+        env!("CARGO_PKG_VERSION"),
+        source.section.as_deref().unwrap_or("\u{1}"),
+    ] {
+        h.update(part.as_bytes());
+        h.update(b"\0");
+    }
+    for list in [&source.select, &source.exclude] {
+        for s in list {
+            h.update(s.as_bytes());
+            h.update(b"\0");
+        }
+        h.update(b"\x01");
+    }
+    for r in &source.ignore {
+        h.update(r.as_str().as_bytes());
+        h.update(b"\0");
+    }
+    h.update(html.as_bytes());
+    h.finalize().to_hex().to_string()
 }
 
 /// What `probe` found on one page.
@@ -472,7 +521,7 @@ pub struct Probe {
 pub async fn probe(target: &str, source: Source, settings: &Settings) -> anyhow::Result<Probe> {
     let text = if target.starts_with("http://") || target.starts_with("https://") {
         let fetcher = Fetcher::new(settings)?;
-        match fetch_and_extract(&fetcher, &source, None).await {
+        match fetch_and_extract(&fetcher, &source, None, None).await {
             Fetch::Text(read) => read.text,
             Fetch::Failed(f) => anyhow::bail!("{target}: {f}"),
             Fetch::NotModified | Fetch::Suspect(..) => unreachable!("no validators, no re-fetch"),

@@ -80,6 +80,8 @@ pub struct CheckRecord<'a> {
     pub verdict: Option<&'a Verdict>,
     /// Hash of a text held back as suspect.
     pub suspect_hash: Option<&'a str>,
+    /// Fingerprint of the page body the new text came from.
+    pub body_hash: Option<&'a str>,
     /// Alerts caused by this outcome, queued in the same transaction.
     pub alerts: Vec<Queued>,
     /// `Some(true)`: the source is now blind (its failure alert is queued);
@@ -94,6 +96,15 @@ pub struct Queued {
     /// The `From:` mailbox, formatted.
     pub from: String,
     pub recipients: Vec<String>,
+}
+
+/// What a fetch needs of a source's last good check.
+#[derive(Debug, Clone)]
+pub struct Known {
+    pub validators: Validators,
+    /// Bytes of the stored canonical text (for the shrink check).
+    pub text_len: usize,
+    pub body_hash: Option<String>,
 }
 
 /// A source's recent health, for failure alerts.
@@ -259,6 +270,9 @@ ALTER TABLE sources ADD COLUMN blind_since TEXT;
 "#,
     // Small facts about the service itself (the last digest's time).
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    // Fingerprint of the body behind the current snapshot: an identical page
+    // is unchanged without parsing it again.
+    "ALTER TABLE sources ADD COLUMN body_hash TEXT;",
 ];
 
 impl Store {
@@ -372,6 +386,29 @@ impl Store {
             .map_err(self.sql())
     }
 
+    /// Validators, text length and body fingerprint of the last good check.
+    pub fn known(&self, id: &str) -> Result<Option<Known>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT src.etag, src.last_modified, length(CAST(s.text AS BLOB)), src.body_hash
+                 FROM sources src JOIN snapshots s ON s.hash = src.current_hash WHERE src.id = ?1",
+            )
+            .map_err(self.sql())?;
+        stmt.query_row([id], |r| {
+            Ok(Known {
+                validators: Validators {
+                    etag: r.get(0)?,
+                    last_modified: r.get(1)?,
+                },
+                text_len: r.get::<_, i64>(2)? as usize,
+                body_hash: r.get(3)?,
+            })
+        })
+        .optional()
+        .map_err(self.sql())
+    }
+
     /// Writes one source's outcome in a single transaction, then refreshes `<id>.txt`.
     pub fn record(&mut self, rec: &CheckRecord) -> Result<(), StoreError> {
         let path = self.db_path.clone();
@@ -423,6 +460,13 @@ impl Store {
         .map_err(sql)?;
         let check_id = tx.last_insert_rowid();
         let mut change_id = None;
+        if let Some(body) = rec.body_hash.filter(|_| rec.status != Status::Failed) {
+            tx.execute(
+                "UPDATE sources SET body_hash = ?2 WHERE id = ?1",
+                params![rec.source_id, body],
+            )
+            .map_err(sql)?;
+        }
         if rec.status != Status::Failed {
             let v = rec.validators;
             tx.execute(

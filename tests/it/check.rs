@@ -378,3 +378,32 @@ async fn config_errors_exit_2_with_position() {
     let (code, _, err) = env.run(&["check", "--source", "nope"]).await;
     assert_eq!(code, 2, "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_identical_page_is_unchanged_until_the_rules_change() {
+    // The server ignores conditional GET: visawatch recognises the identical
+    // body itself, but a new `exclude` must still re-read it.
+    let server = MockServer::start().await;
+    serve_fixture(&server, "/xk", "pages/xk-mpb-temporary-residence/v1.html").await;
+    let env = Env::new();
+    let cfg = |extra: &str| {
+        format!(
+            "{FAST}conditional_get = false\n{}",
+            source_toml(
+                "xk",
+                &format!("{}/xk", server.uri()),
+                &format!("select = \".content\"\n{extra}")
+            )
+        )
+    };
+    env.write_config(&cfg(""));
+    assert_eq!(status(&env.check().await.1, "xk"), "baseline");
+    assert_eq!(status(&env.check().await.1, "xk"), "unchanged");
+
+    env.write_config(&cfg("exclude = \"li:nth-child(3)\""));
+    let (code, r) = env.check().await;
+    assert_eq!((code, status(&r, "xk")), (0, "changed"), "{r}");
+    let c = &source(&r, "xk")["changes"][0];
+    assert_eq!(c["kind"], "document_removed");
+    assert_eq!(c["before"], "Sigurimin shëndetësor");
+}
