@@ -179,6 +179,10 @@ pub async fn run(
     }
 
     let bar = progress_bar(opts.progress, sources.len());
+    // A source holds a slot from its fetch to the end of its extraction, so
+    // at most `concurrency` page bodies are in memory at once, not every
+    // page fetched faster than it can be parsed.
+    let slots = Arc::new(tokio::sync::Semaphore::new(config.settings.concurrency));
     let mut tasks = JoinSet::new();
     for (index, source) in sources.iter().enumerate() {
         let fetcher = fetcher.clone();
@@ -189,10 +193,12 @@ pub async fn run(
         let prev_body = k.and_then(|k| k.body_hash);
         let stop = opts.stop.clone();
         let jitter = opts.jitter;
+        let slots = slots.clone();
         tasks.spawn(async move {
             if !jitter.is_zero() {
                 tokio::time::sleep(jitter.mul_f64(fastrand::f64())).await;
             }
+            let _slot = slots.acquire_owned().await.expect("semaphore never closed");
             if stop.is_some_and(|s| *s.borrow()) {
                 return (index, (now(), Instant::now()), None);
             }
