@@ -417,34 +417,27 @@ impl Store {
             source,
         };
         let tx = self.conn.transaction().map_err(sql)?;
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO sources (id, name, url) VALUES (?1, ?2, ?3)
              ON CONFLICT(id) DO UPDATE SET name = excluded.name, url = excluded.url",
-            params![rec.source_id, rec.name, rec.url],
         )
+        .and_then(|mut st| st.execute(params![rec.source_id, rec.name, rec.url]))
         .map_err(sql)?;
         let hash = rec.text.map(content_hash);
         if let (Some(text), Some(hash)) = (rec.text, &hash) {
-            tx.execute(
-                "INSERT OR IGNORE INTO snapshots (hash, text, created_at) VALUES (?1, ?2, ?3)",
-                params![hash, text, rec.started_at],
-            )
-            .map_err(sql)?;
+            tx.prepare_cached("INSERT OR IGNORE INTO snapshots (hash, text, created_at) VALUES (?1, ?2, ?3)")
+                .and_then(|mut st| st.execute(params![hash, text, rec.started_at]))
+                .map_err(sql)?;
         }
         let snapshot_hash: Option<String> = match &hash {
             Some(h) => Some(h.clone()),
             None => tx
-                .query_row(
-                    "SELECT current_hash FROM sources WHERE id = ?1",
-                    [rec.source_id],
-                    |r| r.get(0),
-                )
+                .prepare_cached("SELECT current_hash FROM sources WHERE id = ?1")
+                .and_then(|mut st| st.query_row([rec.source_id], |r| r.get(0)))
                 .map_err(sql)?,
         };
-        tx.execute(
-            "INSERT INTO checks (source_id, started_at, duration_ms, status, reason, error, http_status, charset, snapshot_hash, suspect_hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
+        tx.prepare_cached("INSERT INTO checks (source_id, started_at, duration_ms, status, reason, error, http_status, charset, snapshot_hash, suspect_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)").and_then(|mut st| st.execute(params![
                 rec.source_id,
                 rec.started_at,
                 rec.duration_ms as i64,
@@ -455,48 +448,41 @@ impl Store {
                 rec.charset,
                 if rec.status == Status::Failed { None } else { snapshot_hash.clone() },
                 rec.suspect_hash,
-            ],
-        )
+            ],))
         .map_err(sql)?;
         let check_id = tx.last_insert_rowid();
         let mut change_id = None;
         if let Some(body) = rec.body_hash.filter(|_| rec.status != Status::Failed) {
-            tx.execute(
-                "UPDATE sources SET body_hash = ?2 WHERE id = ?1",
-                params![rec.source_id, body],
-            )
-            .map_err(sql)?;
+            tx.prepare_cached("UPDATE sources SET body_hash = ?2 WHERE id = ?1")
+                .and_then(|mut st| st.execute(params![rec.source_id, body]))
+                .map_err(sql)?;
         }
         if rec.status != Status::Failed {
             let v = rec.validators;
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE sources SET current_hash = ?2, last_ok_at = ?3,
                    etag = CASE WHEN ?4 THEN ?5 ELSE etag END,
                    last_modified = CASE WHEN ?4 THEN ?6 ELSE last_modified END
                  WHERE id = ?1",
-                params![
+            )
+            .and_then(|mut st| {
+                st.execute(params![
                     rec.source_id,
                     snapshot_hash,
                     rec.started_at,
                     v.is_some(),
                     v.and_then(|v| v.etag.clone()),
                     v.and_then(|v| v.last_modified.clone()),
-                ],
-            )
+                ])
+            })
             .map_err(sql)?;
         }
         if let (Some(verdict), Some(after)) = (rec.verdict, &hash) {
-            let before: String = tx
-                .query_row(
-                    "SELECT snapshot_hash FROM checks WHERE source_id = ?1 AND id < ?2 AND snapshot_hash IS NOT NULL ORDER BY id DESC LIMIT 1",
-                    params![rec.source_id, check_id],
-                    |r| r.get(0),
-                )
+            let before: String = tx.prepare_cached("SELECT snapshot_hash FROM checks WHERE source_id = ?1 AND id < ?2 AND snapshot_hash IS NOT NULL ORDER BY id DESC LIMIT 1").and_then(|mut st| st.query_row(params![rec.source_id, check_id],
+                    |r| r.get(0),))
                 .map_err(sql)?;
-            tx.execute(
-                "INSERT INTO changes (check_id, source_id, created_at, before_hash, after_hash, material, changes, diff, word_diff)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
+            tx.prepare_cached("INSERT INTO changes (check_id, source_id, created_at, before_hash, after_hash, material, changes, diff, word_diff)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)").and_then(|mut st| st.execute(params![
                     check_id,
                     rec.source_id,
                     rec.started_at,
@@ -506,20 +492,17 @@ impl Store {
                     serde_json::to_string(&verdict.changes).expect("changes serialize"),
                     verdict.diff,
                     verdict.word_diff,
-                ],
-            )
+                ],))
             .map_err(sql)?;
             change_id = Some(tx.last_insert_rowid());
         }
         match rec.blind {
-            Some(true) => tx.execute(
-                "UPDATE sources SET blind_since = ?2 WHERE id = ?1",
-                params![rec.source_id, rec.started_at],
-            ),
-            Some(false) => tx.execute(
-                "UPDATE sources SET blind_since = NULL WHERE id = ?1",
-                [rec.source_id],
-            ),
+            Some(true) => tx
+                .prepare_cached("UPDATE sources SET blind_since = ?2 WHERE id = ?1")
+                .and_then(|mut st| st.execute(params![rec.source_id, rec.started_at])),
+            Some(false) => tx
+                .prepare_cached("UPDATE sources SET blind_since = NULL WHERE id = ?1")
+                .and_then(|mut st| st.execute([rec.source_id])),
             None => Ok(0),
         }
         .map_err(sql)?;
@@ -634,22 +617,18 @@ impl Store {
     pub fn health(&self, id: &str) -> Result<Health, StoreError> {
         let (blind_since, last_ok_at) = self
             .conn
-            .query_row(
-                "SELECT blind_since, last_ok_at FROM sources WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .prepare_cached("SELECT blind_since, last_ok_at FROM sources WHERE id = ?1")
+            .and_then(|mut st| st.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))))
             .optional()
             .map_err(self.sql())?
             .unwrap_or((None, None));
         let failures: i64 = self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT count(*) FROM checks WHERE source_id = ?1 AND status = 'failed'
                  AND id > coalesce((SELECT max(id) FROM checks WHERE source_id = ?1 AND status != 'failed'), 0)",
-                [id],
-                |r| r.get(0),
             )
+            .and_then(|mut st| st.query_row([id], |r| r.get(0)))
             .map_err(self.sql())?;
         Ok(Health {
             failures_in_a_row: failures as u32,
