@@ -16,6 +16,6 @@ work=/tmp/visawatch-bench
 mkdir -p "$work"
 cp -r "$root/../shared/bench/." "$work/"
 cd "$work"
-OURS="bash $root/benches/ours.sh {config} {data}" OURS_NAME=visawatch \
+OURS="sh $root/benches/ours.sh {config} {data}" OURS_NAME=visawatch \
   ./run_bench.sh "$n" --rounds 3 --tools urlwatch,ours --no-floor "$@"
 python3 summarize.py "$(ls -td runs/*/ | head -1)results.json"

@@ -407,3 +407,22 @@ async fn an_identical_page_is_unchanged_until_the_rules_change() {
     assert_eq!(c["kind"], "document_removed");
     assert_eq!(c["before"], "Sigurimin shëndetësor");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_runs_offline_and_shows_the_alerts() {
+    let env = Env::new();
+    let (code, out, err) = env.run(&["demo"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("3 sources: 3 baseline"), "{out}");
+    assert!(
+        out.contains("3 sources: 0 baseline, 0 unchanged, 3 changed (3 material), 0 failed"),
+        "{out}"
+    );
+    for subject in [
+        "Subject: [visawatch] Kosovo temporary residence permit (example): fee 50 EUR → 65 EUR",
+        "duration 90 days → 60 days",
+        "document added: Извод из казнене евиденције",
+    ] {
+        assert!(out.contains(subject), "{subject} missing from\n{out}");
+    }
+}

@@ -264,3 +264,61 @@ async fn a_restart_after_a_missed_schedule_checks_at_once() {
     );
     assert_eq!(d.stop().await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_digest_reports_text_only_changes_and_sources_in_trouble() {
+    let http = MockServer::start().await;
+    serve(&http, "/xk", xk(50), "text/html; charset=utf-8").await;
+    let smtp = SmtpServer::start(Options::default());
+    let env = Env::new();
+    let with_digest = |c: String| {
+        c.replace(
+            "jitter_secs = 0",
+            "jitter_secs = 0\ndigest_schedule = \"*/2 * * * * *\"",
+        )
+    };
+    // `missing` is never served: a 404 on every check.
+    env.write_config(&with_digest(config(
+        &http,
+        smtp.port,
+        "* * * * * *",
+        &["xk", "missing"],
+    )));
+    let d = Daemon::start(&env);
+    wait_for(10, "the baseline", || async { checks(&env, "xk").await >= 1 }).await;
+
+    // A reworded sentence without any fee, duration or document: text only.
+    let reworded = String::from_utf8(xk(50))
+        .unwrap()
+        .replace("dhe mund të vazhdohet", "dhe mund të zgjatet")
+        .into_bytes();
+    http.reset().await;
+    serve(&http, "/xk", reworded, "text/html; charset=utf-8").await;
+    wait_for(10, "the text change", || async {
+        env.run(&["diff", "xk"]).await.1.contains("zgjatet")
+    })
+    .await;
+
+    let until = Instant::now() + Duration::from_secs(15);
+    let mut digest = None;
+    while Instant::now() < until && digest.is_none() {
+        if let Some(m) = smtp.next(1) {
+            let body = m.parsed().body_text(0).unwrap_or_default().to_string();
+            if m.subject().starts_with("[visawatch] weekly digest") && body.contains("zgjatet") {
+                digest = Some((m.subject(), body, m.to.clone()));
+            }
+        }
+    }
+    let (subject, body, to) = digest.expect("a digest with the text change arrives");
+    assert_eq!(to, ["editors@example.org"]);
+    assert!(
+        subject.contains("1 sources in trouble, 1 text-only changes"),
+        "{subject}"
+    );
+    assert!(body.contains("missing:") && body.contains("HTTP 404"), "{body}");
+    assert!(
+        body.contains("+Leja e qëndrimit") || body.contains("{+zgjatet+}"),
+        "{body}"
+    );
+    assert_eq!(d.stop().await, 0);
+}
