@@ -91,10 +91,10 @@ pub fn outbox(rows: &[OutboxRow]) -> String {
     }
     let mut out = String::new();
     for r in rows {
-        let when = if r.status == "pending" {
-            format!("next try {}", r.next_attempt_at)
-        } else {
-            "rejected, not retried".into()
+        let when = match r.status.as_str() {
+            "pending" => format!("next try {}", r.next_attempt_at),
+            "rejected" => "rejected, not retried".into(),
+            _ => "nobody to send it to: add maintainers or [email].to".into(),
         };
         let _ = writeln!(
             out,

@@ -145,7 +145,8 @@ pub struct OutboxRow {
     pub subject: String,
     pub created_at: String,
     pub recipient: String,
-    /// `pending` or `rejected`.
+    /// `pending`, `rejected`, or `no recipients` (a source without
+    /// maintainers while `[email].to` is empty: add one and re-run).
     pub status: String,
     pub attempts: u32,
     /// RFC 3339; when a pending delivery is next tried.
@@ -725,10 +726,11 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT o.id, o.source_id, o.kind, o.subject, o.created_at, d.recipient, d.status, d.attempts,
-                        d.next_attempt_at, d.last_error
-                 FROM deliveries d JOIN outbox o ON o.id = d.outbox_id
-                 WHERE d.status != 'sent' ORDER BY o.id, d.id",
+                "SELECT o.id, o.source_id, o.kind, o.subject, o.created_at, coalesce(d.recipient, ''),
+                        coalesce(d.status, 'no recipients'), coalesce(d.attempts, 0),
+                        coalesce(d.next_attempt_at, 0), d.last_error
+                 FROM outbox o LEFT JOIN deliveries d ON o.id = d.outbox_id
+                 WHERE d.id IS NULL OR d.status != 'sent' ORDER BY o.id, d.id",
             )
             .map_err(self.sql())?;
         let rows = stmt

@@ -458,3 +458,23 @@ async fn an_unreadable_source_alerts_once_then_recovered() {
         "[visawatch] recovered: Kosovo permit reads again"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alert_with_nobody_to_send_to_is_shown_not_lost() {
+    let http = MockServer::start().await;
+    let env = Env::new();
+    env.write_config(&format!(
+        "{FAST}\n{}",
+        source_toml("xk", &format!("{}/xk", http.uri()), "select = \".content\"")
+    ));
+    serve_xk(&http, 50, None).await;
+    env.check().await;
+    serve_xk(&http, 65, None).await;
+    let (_, r) = env.check().await;
+    assert_eq!(r["alerts"]["queued"], 1);
+    let (_, out, _) = env.run(&["outbox"]).await;
+    assert!(
+        out.contains("no recipients") && out.contains("fee 50 EUR → 65 EUR"),
+        "{out}"
+    );
+}
