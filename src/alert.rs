@@ -11,44 +11,8 @@ use std::time::Duration;
 
 use similar::{ChangeTag, TextDiff};
 
+pub use crate::model::{Alert, AlertKind};
 use crate::model::{Change, ChangeKind, Source, Verdict};
-use crate::report::describe;
-
-/// Why an alert was written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AlertKind {
-    /// A material change of a source.
-    Change,
-    /// A source failed `failure_alert_after` checks in a row.
-    Blind,
-    /// A blind source reads again.
-    Recovered,
-    /// The weekly digest.
-    Digest,
-    /// `visawatch test-email`.
-    Test,
-}
-
-impl AlertKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertKind::Change => "change",
-            AlertKind::Blind => "blind",
-            AlertKind::Recovered => "recovered",
-            AlertKind::Digest => "digest",
-            AlertKind::Test => "test",
-        }
-    }
-}
-
-/// A rendered alert, ready to be queued.
-#[derive(Debug, Clone)]
-pub struct Alert {
-    pub kind: AlertKind,
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-}
 
 /// Longest subject we write; mail clients cut anyway.
 const SUBJECT_MAX: usize = 180;
@@ -83,7 +47,7 @@ pub fn change(source: &Source, verdict: &Verdict, before: &str, after: &str, fet
     );
     let _ = writeln!(text, "What changed:");
     for c in &verdict.changes {
-        let _ = writeln!(text, "  - {}", describe(c));
+        let _ = writeln!(text, "  - {}", c.describe());
     }
     let (plain_diff, html_diff) = diff(before, after);
     let _ = writeln!(text, "\nThe requirement text, before → after:\n\n{plain_diff}");

@@ -114,6 +114,27 @@ pub struct Change {
     pub context: Option<String>,
 }
 
+impl Change {
+    /// "fee 50 EUR → 65 EUR (Application fee)": one line for reports and alerts.
+    pub fn describe(&self) -> String {
+        let ctx = self
+            .context
+            .as_deref()
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default();
+        let b = self.before.as_deref().unwrap_or("");
+        let a = self.after.as_deref().unwrap_or("");
+        match self.kind {
+            ChangeKind::Fee => format!("fee {b} → {a}{ctx}"),
+            ChangeKind::Duration => format!("duration {b} → {a}{ctx}"),
+            ChangeKind::DocumentAdded => format!("document added: {a}"),
+            ChangeKind::DocumentRemoved => format!("document removed: {b}"),
+            ChangeKind::DocumentChanged => format!("document changed: {b} → {a}"),
+            ChangeKind::Text => "text changed".into(),
+        }
+    }
+}
+
 /// Outcome of comparing a new canonical text with the stored one.
 #[derive(Debug, Clone)]
 pub struct Verdict {
@@ -123,4 +144,40 @@ pub struct Verdict {
     pub diff: String,
     /// The same diff with changed words marked `[-old-]{+new+}`.
     pub word_diff: String,
+}
+
+/// Why an alert was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertKind {
+    /// A material change of a source.
+    Change,
+    /// A source failed `failure_alert_after` checks in a row.
+    Blind,
+    /// A blind source reads again.
+    Recovered,
+    /// The weekly digest.
+    Digest,
+    /// `visawatch test-email`.
+    Test,
+}
+
+impl AlertKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Change => "change",
+            AlertKind::Blind => "blind",
+            AlertKind::Recovered => "recovered",
+            AlertKind::Digest => "digest",
+            AlertKind::Test => "test",
+        }
+    }
+}
+
+/// A rendered alert, ready to be queued.
+#[derive(Debug, Clone)]
+pub struct Alert {
+    pub kind: AlertKind,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
 }

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use crate::config::Config;
 use crate::facts::Facts;
-use crate::model::{Change, ChangeKind, Status};
+use crate::model::{Change, Status};
 use crate::pipeline::RunReport;
 use crate::store::{HistoryRow, OutboxRow};
 
@@ -17,7 +17,7 @@ pub fn human(report: &RunReport) -> String {
         let detail = match s.status {
             Status::Failed => s.error.clone().unwrap_or_default(),
             Status::Changed => {
-                let what: Vec<String> = s.changes.iter().map(describe).collect();
+                let what: Vec<String> = s.changes.iter().map(Change::describe).collect();
                 format!(
                     "{}{}",
                     if s.material { "MATERIAL: " } else { "" },
@@ -114,32 +114,13 @@ pub fn outbox(rows: &[OutboxRow]) -> String {
     out
 }
 
-/// "fee 50 EUR → 65 EUR (Application fee)".
-pub fn describe(c: &Change) -> String {
-    let ctx = c
-        .context
-        .as_deref()
-        .map(|c| format!(" ({c})"))
-        .unwrap_or_default();
-    let b = c.before.as_deref().unwrap_or("");
-    let a = c.after.as_deref().unwrap_or("");
-    match c.kind {
-        ChangeKind::Fee => format!("fee {b} → {a}{ctx}"),
-        ChangeKind::Duration => format!("duration {b} → {a}{ctx}"),
-        ChangeKind::DocumentAdded => format!("document added: {a}"),
-        ChangeKind::DocumentRemoved => format!("document removed: {b}"),
-        ChangeKind::DocumentChanged => format!("document changed: {b} → {a}"),
-        ChangeKind::Text => "text changed".into(),
-    }
-}
-
 pub fn history(rows: &[HistoryRow]) -> String {
     let mut out = String::new();
     for r in rows {
         let detail = match (&r.error, r.changes.is_empty()) {
             (Some(e), _) => e.clone(),
             (None, false) => {
-                let what: Vec<String> = r.changes.iter().map(describe).collect();
+                let what: Vec<String> = r.changes.iter().map(Change::describe).collect();
                 format!(
                     "{}{}",
                     if r.material == Some(true) {

@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::alert::Alert;
-use crate::model::{Change, Status, Validators, Verdict};
+use crate::model::{Alert, AlertKind, Change, Status, Validators, Verdict};
 
 pub const DB_FILE: &str = "visawatch.db";
 const LOCK_FILE: &str = ".lock";
@@ -508,7 +507,7 @@ impl Store {
         }
         .map_err(sql)?;
         for q in &rec.alerts {
-            let linked = if q.alert.kind == crate::alert::AlertKind::Change {
+            let linked = if q.alert.kind == AlertKind::Change {
                 change_id
             } else {
                 None
