@@ -15,7 +15,7 @@ static NUMBERED: LazyLock<Regex> = LazyLock::new(|| {
     let units = word_alternation(UNITS.iter().map(|u| u.0), true);
     // An optional spelled-out number in brackets sits between: "90 (ninety) days".
     Regex::new(&format!(
-        r"(?i)(?P<num>{WB}[0-9]{{1,4}}|{nums})(?:[^\S\n]*\([^)\n]{{1,30}}\))?(?:[^\S\n]*-[^\S\n]*|[^\S\n]+)(?P<unit>{units})"
+        r"(?P<num>{WB}[0-9]{{1,4}}|{nums})(?:[^\S\n]*\([^)\n]{{1,30}}\))?(?:[^\S\n]*-[^\S\n]*|[^\S\n]+)(?P<unit>{units})"
     ))
     .unwrap()
 });
@@ -25,13 +25,12 @@ static ARTICLE: LazyLock<Regex> = LazyLock::new(|| {
     // "a year" only after a word that makes it a length of time ("for a year",
     // "to a year"), not a rate ("100 EUR a day", "once a year").
     Regex::new(&format!(
-        r"(?i){WB}(?:for|to|of|within|than|over|after|about|least|most|up to|period of|validity of)[^\S\n]+(?P<art>an?)[^\S\n]+(?P<unit>{units})"
+        r"{WB}(?:for|to|of|within|than|over|after|about|least|most|up to|period of|validity of)[^\S\n]+(?P<art>an?)[^\S\n]+(?P<unit>{units})"
     ))
     .unwrap()
 });
 
-static GODINU_DANA: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)(?-u:\b)godinu dana(?-u:\b)").unwrap());
+static GODINU_DANA: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?-u:\b)godinu dana(?-u:\b)").unwrap());
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DurationMatch {
@@ -62,6 +61,8 @@ fn number_of(word: &str) -> Option<u32> {
 /// Finds every duration in `text` (already transliterated to Latin),
 /// skipping ranges in `taken` (the fees of the same line).
 pub fn find(text: &str, taken: &[Range<usize>]) -> Vec<DurationMatch> {
+    // Lower-case regexes over an ASCII-lowercased copy: see `fees::find`.
+    let text = &text.to_ascii_lowercase();
     let mut out: Vec<DurationMatch> = Vec::new();
     let free = |out: &[DurationMatch], r: &Range<usize>| {
         !taken

@@ -18,20 +18,16 @@ const AMOUNT: &str =
 
 static BEFORE: LazyLock<Regex> = LazyLock::new(|| {
     let alt = word_alternation(CURRENCY_BEFORE.iter().map(|c| c.0), true);
-    Regex::new(&format!(r"(?i)(?P<cur>{alt})[^\S\n]?{AMOUNT}{SCALE}")).unwrap()
+    Regex::new(&format!(r"(?P<cur>{alt})[^\S\n]?{AMOUNT}{SCALE}")).unwrap()
 });
 
 static AFTER: LazyLock<Regex> = LazyLock::new(|| {
     let alt = word_alternation(CURRENCY_AFTER.iter().map(|c| c.0), false);
-    Regex::new(&format!(r"(?i){AMOUNT}{SCALE}[^\S\n]?(?P<cur>{alt})")).unwrap()
+    Regex::new(&format!(r"{AMOUNT}{SCALE}[^\S\n]?(?P<cur>{alt})")).unwrap()
 });
 
 static FREE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(
-        r"(?i){}",
-        word_alternation(FREE_PHRASES.iter().copied(), true)
-    ))
-    .unwrap()
+    Regex::new(&word_alternation(FREE_PHRASES.iter().copied(), true)).unwrap()
 });
 
 /// A fee found in a line: where, and its normal form. `None` currency for
@@ -50,10 +46,14 @@ fn lookup(table: &[(&str, &'static str)], word: &str) -> Option<&'static str> {
 
 /// Finds every fee in `text` (already transliterated to Latin).
 pub fn find(text: &str) -> Vec<FeeMatch> {
+    // The regexes are written in lower case and run over an ASCII-lowercased
+    // copy (same byte offsets): case-insensitive Unicode regexes are several
+    // times slower. Upper-case letters of the original are read from `text`.
+    let hay = text.to_ascii_lowercase();
     let mut out: Vec<FeeMatch> = Vec::new();
     let overlaps =
         |out: &[FeeMatch], r: &Range<usize>| out.iter().any(|m| m.span.start < r.end && r.start < m.span.end);
-    for caps in BEFORE.captures_iter(text) {
+    for caps in BEFORE.captures_iter(&hay) {
         let whole = caps.get(0).unwrap();
         let amt = caps.name("amt").unwrap();
         if glued_to_number(text, whole.start(), amt.end()) {
@@ -70,9 +70,9 @@ pub fn find(text: &str) -> Vec<FeeMatch> {
             currency: Some(cur),
         });
     }
-    for caps in AFTER.captures_iter(text) {
+    for caps in AFTER.captures_iter(&hay) {
         let whole = caps.get(0).unwrap();
-        let cur_text = &caps["cur"];
+        let cur_text = &text[caps.name("cur").unwrap().range()];
         // "ALL" (Albanian lek) only in capitals: "5 all" is English.
         if cur_text.eq_ignore_ascii_case("all") && cur_text != "ALL" {
             continue;
@@ -91,7 +91,7 @@ pub fn find(text: &str) -> Vec<FeeMatch> {
             currency: Some(cur),
         });
     }
-    for m in FREE.find_iter(text) {
+    for m in FREE.find_iter(&hay) {
         if !overlaps(&out, &m.range()) {
             out.push(FeeMatch {
                 span: m.range(),

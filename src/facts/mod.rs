@@ -16,7 +16,6 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use serde::Serialize;
-use unicode_normalization::UnicodeNormalization;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -218,19 +217,22 @@ fn within<'m, T>(
 fn sentences(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
-    let chars: Vec<(usize, char)> = text.char_indices().collect();
-    for w in 0..chars.len().saturating_sub(2) {
-        let (i, c) = chars[w];
-        if matches!(c, '.' | '!' | '?' | ';') && chars[w + 1].1 == ' ' && chars[w + 2].1.is_uppercase() {
-            // "No. 119", "e.g. The": an abbreviation is short and starts a word.
-            let word_start = text[..i].rfind(' ').map_or(0, |p| p + 1);
-            let word = &text[word_start..i];
-            if c == '.' && word.chars().count() <= 2 && word.chars().next().is_some_and(char::is_uppercase) {
-                continue;
-            }
-            out.push(text[start..=i].trim());
-            start = i + 1;
+    for (i, c) in text.char_indices() {
+        if !matches!(c, '.' | '!' | '?' | ';') {
+            continue;
         }
+        let mut next = text[i + 1..].chars();
+        if next.next() != Some(' ') || !next.next().is_some_and(char::is_uppercase) {
+            continue;
+        }
+        // "No. 119", "e.g. The": an abbreviation is short and starts a word.
+        let word_start = text[..i].rfind(' ').map_or(0, |p| p + 1);
+        let word = &text[word_start..i];
+        if c == '.' && word.chars().count() <= 2 && word.chars().next().is_some_and(char::is_uppercase) {
+            continue;
+        }
+        out.push(text[start..=i].trim());
+        start = i + 1;
     }
     let rest = text[start..].trim();
     if !rest.is_empty() {
@@ -289,28 +291,45 @@ pub fn mask(text: &str, spans: &[Range<usize>]) -> String {
 /// Lower case, no diacritics, single spaces, no trailing punctuation: the
 /// form in which contexts and items are matched.
 pub fn fold(text: &str) -> String {
-    // Most keys are ASCII: skip transliteration and normalization then.
-    let stripped: String = if text.is_ascii() {
-        text.to_ascii_lowercase()
-    } else {
-        transliterate(text)
-            .to_lowercase()
-            .replace('đ', "dj")
-            .nfd()
-            .filter(|c| !('\u{300}'..='\u{36f}').contains(c))
-            .collect()
-    };
-    let mut collapsed = String::with_capacity(stripped.len());
-    for w in stripped.split_whitespace() {
-        if !collapsed.is_empty() {
-            collapsed.push(' ');
+    let latin = transliterate(text);
+    let mut out = String::with_capacity(latin.len());
+    let mut gap = false;
+    let push = |out: &mut String, c: char, gap: &mut bool| {
+        if *gap && !out.is_empty() {
+            out.push(' ');
         }
-        collapsed.push_str(w);
+        *gap = false;
+        out.push(c);
+    };
+    for c in latin.chars() {
+        if c.is_whitespace() {
+            gap = true;
+        } else if c.is_ascii() {
+            push(&mut out, c.to_ascii_lowercase(), &mut gap);
+        } else {
+            for lower in c.to_lowercase() {
+                if lower == 'đ' {
+                    push(&mut out, 'd', &mut gap);
+                    push(&mut out, 'j', &mut gap);
+                    continue;
+                }
+                // Canonical decomposition without the combining marks: ë → e, š → s.
+                unicode_normalization::char::decompose_canonical(lower, |d| {
+                    if !('\u{300}'..='\u{36f}').contains(&d) {
+                        push(&mut out, d, &mut gap);
+                    }
+                });
+            }
+        }
     }
-    collapsed
+    let trimmed = out
         .trim_end_matches(['.', ';', ':', ',', ' '])
-        .trim_matches(['"', '“', '”', '„'])
-        .to_string()
+        .trim_matches(['"', '“', '”', '„']);
+    if trimmed.len() == out.len() {
+        out
+    } else {
+        trimmed.to_string()
+    }
 }
 
 /// Serbian Cyrillic → Latin (Gaj's alphabet); other text passes unchanged.
@@ -319,11 +338,13 @@ pub fn transliterate(text: &str) -> std::borrow::Cow<'_, str> {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if !('\u{400}'..='\u{4ff}').contains(&c) {
-            out.push(c);
-            continue;
-        }
+    let cyrillic = |c: char| ('\u{400}'..='\u{4ff}').contains(&c);
+    let mut rest = text;
+    while let Some(at) = rest.find(cyrillic) {
+        // Everything up to the next Cyrillic letter is copied as it is.
+        out.push_str(&rest[..at]);
+        let c = rest[at..].chars().next().expect("found a char");
+        rest = &rest[at + c.len_utf8()..];
         let lower = c.to_lowercase().next().unwrap_or(c);
         let latin = match lower {
             'а' => "a",
@@ -372,6 +393,7 @@ pub fn transliterate(text: &str) -> std::borrow::Cow<'_, str> {
             out.push_str(latin);
         }
     }
+    out.push_str(rest);
     std::borrow::Cow::Owned(out)
 }
 
