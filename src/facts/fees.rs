@@ -26,9 +26,8 @@ static AFTER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(r"{AMOUNT}{SCALE}[^\S\n]?(?P<cur>{alt})")).unwrap()
 });
 
-static FREE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&word_alternation(FREE_PHRASES.iter().copied(), true)).unwrap()
-});
+static FREE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(&word_alternation(FREE_PHRASES.iter().copied(), true)).unwrap());
 
 /// A fee found in a line: where, and its normal form. `None` currency for
 /// "free of charge", filled in by the caller from the page's other fees.

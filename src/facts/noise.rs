@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::lexicon::{COUNTER_WORDS, TRANSIENT_MARKERS, UPDATED_WORDS};
-use super::transliterate;
+use super::{durations, fees, transliterate};
 
 static DATEISH: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\b(?:1[89]|20)\d{2}\b|\b\d{1,2}\s?[./-]\s?\d{1,2}\s?[./-]\s?\d{2,4}\b|\b(?:today|yesterday|danas|juče|sot|dje)\b").unwrap()
@@ -38,10 +38,17 @@ pub fn is_noise(line: &str, ignore: &[Regex]) -> bool {
     let latin = transliterate(body);
     let chars = latin.chars().count();
     let has_digit = latin.chars().any(|c| c.is_ascii_digit());
-    (chars <= 120 && UPDATED.is_match(&latin) && DATEISH.is_match(&latin))
-        || (has_digit && chars <= 40 && ONLY_DATE.is_match(&latin))
-        || (has_digit && chars <= 100 && COUNTER.is_match(&latin))
-        || (chars <= 200 && COOKIE.is_match(&latin))
+    let counter = has_digit && chars <= 100 && COUNTER.is_match(&latin);
+    let dated = (chars <= 120 && UPDATED.is_match(&latin) && DATEISH.is_match(&latin))
+        || (has_digit && chars <= 40 && ONLY_DATE.is_match(&latin));
+    let cookie = chars <= 200 && COOKIE.is_match(&latin);
+    if !(counter || dated || cookie) {
+        return false;
+    }
+    // "The fee was updated on 1 March 2026 to 65 EUR" is requirement text:
+    // a line that states a fee is never noise, nor a dated line that states
+    // a duration (a counter's "last 7 days" is part of the counter).
+    fees::find(&latin).is_empty() && (counter || durations::find(&latin, &[]).is_empty())
 }
 
 /// Drops noise lines; the snapshot and the comparison both use the result.
@@ -148,6 +155,13 @@ mod tests {
         }
         let custom = [Regex::new("^Ref\\. no").unwrap()];
         assert!(is_noise("Ref. no 123/45", &custom));
+    }
+
+    #[test]
+    fn a_dated_line_with_a_fee_is_not_noise() {
+        assert!(!is_noise("The fee was updated on 1 March 2026 to 65 EUR.", &[]));
+        assert!(!is_noise("Përditësuar më 01.03.2026: afati është 30 ditë.", &[]));
+        assert!(is_noise("Updated on 1 March 2026.", &[]));
     }
 
     #[test]
