@@ -7,7 +7,6 @@
 //! line in the report, never an abort. `daemon` only decides when to call
 //! [`run`].
 
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,9 +21,9 @@ use crate::extract::{self, ExtractError, Rules};
 use crate::facts::Facts;
 use crate::facts::noise::{self, Suspicion};
 use crate::fetch::{FetchError, Fetcher};
-use crate::model::{Change, Fetched, Source, Status, Validators, Verdict};
+use crate::model::{Change, Fetched, Source, Status, Validators};
 use crate::notify::{self, Mailer, NotifyError};
-use crate::store::{CheckRecord, Queued, Store, StoreError, content_hash};
+use crate::store::{CheckRecord, Health, Queued, Store, StoreError, content_hash};
 
 /// The report of one run; `--json` prints exactly this.
 #[derive(Debug, Clone, Serialize)]
@@ -173,10 +172,8 @@ pub async fn run(
     let recheck = Duration::from_millis(config.settings.retry_backoff_ms.max(100));
     // What each task needs of the last good check; the previous text itself
     // is read only when there is a new text to compare it with.
-    let mut known = HashMap::new();
-    for s in &sources {
-        known.insert(s.id.clone(), store.known(&s.id)?);
-    }
+    let ids: Vec<&str> = sources.iter().map(|s| s.id.as_str()).collect();
+    let (mut known, health) = store.prefetch(&ids)?;
 
     let bar = progress_bar(opts.progress, sources.len());
     // A source holds a slot from its fetch to the end of its extraction, so
@@ -241,98 +238,48 @@ pub async fn run(
             (None, None) => tasks.join_next().await,
         };
         let Some(joined) = joined else { break };
-        let (index, (started_at, clock), result) = joined.expect("source task panicked");
-        let Some(mut result) = result else { continue };
-        let source = sources[index];
-        // Clean the stored text again: the source's ignore patterns may have changed.
-        let prev = match &result {
-            Fetch::Text(_) | Fetch::Suspect(..) => store.previous(&source.id)?.map(|mut p| {
-                p.text = noise::clean(&p.text, &source.ignore);
-                p
-            }),
-            _ => None,
-        };
-        let prev = prev.as_ref();
-        // A shrunken text seen on enough checks in a row is the new page.
-        let mut suspect_hash = None;
-        if let Fetch::Suspect(read, suspicion) = result {
-            let hash = content_hash(&read.text);
-            if store.suspect_streak(&source.id, &hash)? + 1 >= SUSPECT_CONFIRMATIONS {
-                result = Fetch::Text(read);
-            } else {
-                suspect_hash = Some(hash);
-                result = Fetch::Failed(Failure::Transient(suspicion));
+        // Whatever else has finished joins this batch: one commit for all.
+        let mut ready = vec![joined];
+        while ready.len() < BATCH {
+            match tasks.try_join_next() {
+                Some(j) => ready.push(j),
+                None => break,
             }
         }
-        let mut rec = CheckRecord {
-            source_id: &source.id,
-            name: &source.name,
-            url: source.url.as_str(),
-            started_at: &started_at,
-            duration_ms: clock.elapsed().as_millis() as u64,
-            status: Status::Failed,
-            error: None,
-            reason: None,
-            text: None,
-            validators: None,
-            http_status: None,
-            charset: None,
-            verdict: None,
-            suspect_hash: suspect_hash.as_deref(),
-            body_hash: None,
-            alerts: Vec::new(),
-            blind: None,
-        };
-        let verdict: Option<Verdict>;
-        let error_text;
-        match &result {
-            Fetch::Failed(f) => {
-                error_text = f.to_string();
-                rec.error = Some(&error_text);
-                rec.reason = Some(f.reason());
-                verdict = None;
-                tracing::warn!(source = %source.id, error = %error_text, "check failed");
-            }
-            Fetch::NotModified => {
-                rec.status = Status::Unchanged;
-                verdict = None;
-            }
-            Fetch::Text(read) => {
-                rec.text = Some(&read.text);
-                rec.validators = Some(&read.validators);
-                rec.http_status = Some(read.http_status);
-                rec.charset = Some(read.charset);
-                rec.body_hash = Some(&read.body_hash);
-                verdict = prev.and_then(|p| compare::compare(&p.text, &read.text));
-                rec.status = match (prev, &verdict) {
-                    (None, _) => Status::Baseline,
-                    (Some(_), None) => Status::Unchanged,
-                    (Some(_), Some(_)) => Status::Changed,
-                };
-            }
-            Fetch::Suspect(..) => unreachable!("resolved above"),
+        let mut indices = Vec::with_capacity(ready.len());
+        let mut recs = Vec::with_capacity(ready.len());
+        for joined in ready {
+            let (index, (started_at, clock), result) = joined.expect("source task panicked");
+            let Some(result) = result else { continue };
+            let source = sources[index];
+            let rec = outcome(
+                config,
+                store,
+                source,
+                &health[&source.id],
+                started_at,
+                clock,
+                result,
+            )?;
+            queued += rec.alerts.len();
+            indices.push(index);
+            recs.push(rec);
         }
-        rec.verdict = verdict.as_ref();
-        if let (Some(v), Some(p), Fetch::Text(read)) = (&verdict, prev, &result)
-            && v.material
-        {
-            let a = alert::change(source, v, &p.text, &read.text, &started_at);
-            rec.alerts.push(queued_for(config, source, a));
+        store.record_all(&recs)?;
+        for (index, rec) in indices.into_iter().zip(recs) {
+            tracing::info!(source = %rec.source_id, status = rec.status.as_str(), ms = rec.duration_ms, "checked");
+            let verdict = rec.verdict;
+            reports[index] = Some(SourceReport {
+                id: rec.source_id,
+                url: rec.url,
+                status: rec.status,
+                material: verdict.as_ref().is_some_and(|v| v.material),
+                error: rec.error,
+                changes: verdict.as_ref().map(|v| v.changes.clone()).unwrap_or_default(),
+                diff: verdict.map(|v| v.diff),
+            });
+            bar.inc(1);
         }
-        health_alerts(config, store, source, &mut rec)?;
-        queued += rec.alerts.len();
-        store.record(&rec)?;
-        tracing::info!(source = %source.id, status = rec.status.as_str(), ms = rec.duration_ms, "checked");
-        reports[index] = Some(SourceReport {
-            id: source.id.clone(),
-            url: source.url.to_string(),
-            status: rec.status,
-            material: verdict.as_ref().is_some_and(|v| v.material),
-            error: rec.error.map(str::to_string),
-            changes: verdict.as_ref().map(|v| v.changes.clone()).unwrap_or_default(),
-            diff: verdict.as_ref().map(|v| v.diff.clone()),
-        });
-        bar.inc(1);
     }
     bar.finish_and_clear();
     if opts.crash_before_delivery {
@@ -357,6 +304,91 @@ pub async fn run(
         alerts,
         delivered_to: mailer.map(Mailer::describe),
     })
+}
+
+/// Most outcomes written in one transaction.
+const BATCH: usize = 128;
+
+/// Turns what fetching gave into the record of one check: the verdict
+/// against the stored text, and the alerts it causes.
+fn outcome(
+    config: &Config,
+    store: &Store,
+    source: &Source,
+    health: &Health,
+    started_at: String,
+    clock: Instant,
+    mut result: Fetch,
+) -> Result<CheckRecord, StoreError> {
+    // Clean the stored text again: the source's ignore patterns may have changed.
+    let prev = match &result {
+        Fetch::Text(_) | Fetch::Suspect(..) => store.previous(&source.id)?.map(|mut p| {
+            p.text = noise::clean(&p.text, &source.ignore);
+            p
+        }),
+        _ => None,
+    };
+    // A shrunken text seen on enough checks in a row is the new page.
+    let mut suspect_hash = None;
+    if let Fetch::Suspect(read, suspicion) = result {
+        let hash = content_hash(&read.text);
+        if store.suspect_streak(&source.id, &hash)? + 1 >= SUSPECT_CONFIRMATIONS {
+            result = Fetch::Text(read);
+        } else {
+            suspect_hash = Some(hash);
+            result = Fetch::Failed(Failure::Transient(suspicion));
+        }
+    }
+    let mut rec = CheckRecord {
+        source_id: source.id.clone(),
+        name: source.name.clone(),
+        url: source.url.to_string(),
+        duration_ms: clock.elapsed().as_millis() as u64,
+        started_at,
+        status: Status::Failed,
+        error: None,
+        reason: None,
+        text: None,
+        validators: None,
+        http_status: None,
+        charset: None,
+        verdict: None,
+        suspect_hash,
+        body_hash: None,
+        alerts: Vec::new(),
+        blind: None,
+    };
+    match result {
+        Fetch::Failed(f) => {
+            let error = f.to_string();
+            tracing::warn!(source = %source.id, %error, "check failed");
+            rec.error = Some(error);
+            rec.reason = Some(f.reason());
+        }
+        Fetch::NotModified => rec.status = Status::Unchanged,
+        Fetch::Text(read) => {
+            rec.verdict = prev.as_ref().and_then(|p| compare::compare(&p.text, &read.text));
+            rec.status = match (&prev, &rec.verdict) {
+                (None, _) => Status::Baseline,
+                (Some(_), None) => Status::Unchanged,
+                (Some(_), Some(_)) => Status::Changed,
+            };
+            if let (Some(v), Some(p)) = (&rec.verdict, &prev)
+                && v.material
+            {
+                let a = alert::change(source, v, &p.text, &read.text, &rec.started_at);
+                rec.alerts.push(queued_for(config, source, a));
+            }
+            rec.text = Some(read.text);
+            rec.validators = Some(read.validators);
+            rec.http_status = Some(read.http_status);
+            rec.charset = Some(read.charset);
+            rec.body_hash = Some(read.body_hash);
+        }
+        Fetch::Suspect(..) => unreachable!("resolved above"),
+    }
+    health_alerts(config, health, source, &mut rec);
+    Ok(rec)
 }
 
 /// Wraps an alert with its envelope: the source's maintainers and
@@ -385,22 +417,16 @@ pub fn queued_for(config: &Config, source: &Source, alert: alert::Alert) -> Queu
 
 /// Source health: one "can no longer read" alert when a source reaches
 /// `failure_alert_after` failures in a row, one "recovered" when it reads again.
-fn health_alerts(
-    config: &Config,
-    store: &Store,
-    source: &Source,
-    rec: &mut CheckRecord,
-) -> Result<(), StoreError> {
+fn health_alerts(config: &Config, health: &Health, source: &Source, rec: &mut CheckRecord) {
     let after = config.settings.failure_alert_after;
     if after == 0 {
-        return Ok(());
+        return;
     }
-    let health = store.health(&source.id)?;
     if rec.status == Status::Failed {
         if health.blind_since.is_none() && health.failures_in_a_row + 1 >= after {
             let a = alert::blind(
                 source,
-                rec.error.unwrap_or("unknown error"),
+                rec.error.as_deref().unwrap_or("unknown error"),
                 health.failures_in_a_row + 1,
                 health.last_ok_at.as_deref(),
             );
@@ -412,7 +438,6 @@ fn health_alerts(
         rec.alerts.push(queued_for(config, source, a));
         rec.blind = Some(false);
     }
-    Ok(())
 }
 
 /// Fetches and extracts a source; a text that looks transient is fetched
