@@ -211,9 +211,14 @@ fn summary(c: &Change) -> String {
         }
     };
     let (b, a) = (short(c.before.as_deref()), short(c.after.as_deref()));
+    let value = |what: &str| match (&c.before, &c.after) {
+        (Some(_), Some(_)) => format!("{what} {b} → {a}"),
+        (None, _) => format!("{what} added: {a}"),
+        (_, None) => format!("{what} removed: {b}"),
+    };
     match c.kind {
-        ChangeKind::Fee => format!("fee {b} → {a}"),
-        ChangeKind::Duration => format!("duration {b} → {a}"),
+        ChangeKind::Fee => value("fee"),
+        ChangeKind::Duration => value("duration"),
         ChangeKind::DocumentAdded => format!("document added: {a}"),
         ChangeKind::DocumentRemoved => format!("document removed: {b}"),
         ChangeKind::DocumentChanged => format!("document changed: {a}"),

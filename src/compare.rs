@@ -25,14 +25,22 @@ pub fn compare(before: &str, after: &str) -> Option<Verdict> {
     let (fb, fa) = (facts::parse(before), facts::parse(after));
     let mut changes = Vec::new();
     let mut explained = (HashSet::new(), HashSet::new());
-    changes.extend(match_values(&fb.fees, &fa.fees, ChangeKind::Fee, &mut explained));
+    let (doc_changes, whole_items) = match_documents(&fb.documents, &fa.documents);
+    changes.extend(match_values(
+        &fb.fees,
+        &fa.fees,
+        ChangeKind::Fee,
+        &whole_items,
+        &mut explained,
+    ));
     changes.extend(match_values(
         &fb.durations,
         &fa.durations,
         ChangeKind::Duration,
+        &whole_items,
         &mut explained,
     ));
-    changes.extend(match_documents(&fb.documents, &fa.documents));
+    changes.extend(doc_changes);
     if other_text_changed(before, after, &explained) {
         changes.push(Change {
             kind: ChangeKind::Text,
@@ -95,21 +103,36 @@ fn other_text_changed(before: &str, after: &str, explained: &(HashSet<usize>, Ha
 }
 
 fn change(kind: ChangeKind, before: Option<&Fact>, after: Option<&Fact>) -> Change {
+    // "Free of charge" on a page without other fees has no currency of its
+    // own: it takes the one it changed to or from ("0 EUR → 20 EUR").
+    let currency = |f: Option<&Fact>| f.and_then(|f| f.value.split_once(' ').map(|(_, c)| c.to_string()));
+    let value = |f: Option<&Fact>, other: Option<&Fact>| {
+        f.map(|f| match currency(other) {
+            Some(c) if f.value == "0" => format!("0 {c}"),
+            _ => f.value.clone(),
+        })
+    };
     Change {
         kind,
-        before: before.map(|f| f.value.clone()),
-        after: after.map(|f| f.value.clone()),
+        before: value(before, after),
+        after: value(after, before),
         context: after.or(before).map(|f| f.context.clone()),
     }
 }
 
+/// Keys of list items removed (`.0`) and added (`.1`) as a whole: the
+/// facts inside them are told as the document, not again on their own.
+type WholeItems = (HashSet<String>, HashSet<String>);
+
 /// Pairs facts by key (in order within a key), then leftovers by similar
-/// key, then by equal value (moved, not changed); the rest were added or
-/// removed.
+/// key, then by equal value (moved, not changed); a single leftover on each
+/// side is one value that changed with its sentence ("free of charge" →
+/// "the fee is 20 EUR"); the rest were added or removed.
 fn match_values(
     before: &[Fact],
     after: &[Fact],
     kind: ChangeKind,
+    whole_items: &WholeItems,
     explained: &mut (HashSet<usize>, HashSet<usize>),
 ) -> Vec<Change> {
     let mut used_b = vec![false; before.len()];
@@ -153,30 +176,40 @@ fn match_values(
             used_a[ai] = true;
         }
     }
-    for b in before
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !used_b[*i])
-        .map(|(_, b)| b)
-    {
-        explained.0.insert(b.line);
-        out.push(change(kind, Some(b), None));
+    for (used, facts, items, lines) in [
+        (&mut used_b, before, &whole_items.0, &mut explained.0),
+        (&mut used_a, after, &whole_items.1, &mut explained.1),
+    ] {
+        for (i, f) in facts.iter().enumerate() {
+            if !used[i] && items.contains(&f.key) {
+                used[i] = true;
+                lines.insert(f.line);
+            }
+        }
     }
-    for a in after
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !used_a[*i])
-        .map(|(_, a)| a)
-    {
-        explained.1.insert(a.line);
-        out.push(change(kind, None, Some(a)));
+    let left_b: Vec<usize> = (0..before.len()).filter(|&i| !used_b[i]).collect();
+    let left_a: Vec<usize> = (0..after.len()).filter(|&i| !used_a[i]).collect();
+    if let ([bi], [ai]) = (left_b.as_slice(), left_a.as_slice()) {
+        explained.0.insert(before[*bi].line);
+        explained.1.insert(after[*ai].line);
+        out.push(change(kind, Some(&before[*bi]), Some(&after[*ai])));
+        return out;
+    }
+    for bi in left_b {
+        explained.0.insert(before[bi].line);
+        out.push(change(kind, Some(&before[bi]), None));
+    }
+    for ai in left_a {
+        explained.1.insert(after[ai].line);
+        out.push(change(kind, None, Some(&after[ai])));
     }
     out
 }
 
 /// Documents as a multiset: order does not matter; similar leftovers are
 /// rewordings.
-fn match_documents(before: &[Document], after: &[Document]) -> Vec<Change> {
+fn match_documents(before: &[Document], after: &[Document]) -> (Vec<Change>, WholeItems) {
+    let mut whole = WholeItems::default();
     let mut used_b = vec![false; before.len()];
     let mut used_a = vec![false; after.len()];
     for (ai, a) in after.iter().enumerate() {
@@ -210,6 +243,7 @@ fn match_documents(before: &[Document], after: &[Document]) -> Vec<Change> {
     }
     for (bi, b) in before.iter().enumerate() {
         if !used_b[bi] {
+            whole.0.insert(b.key.clone());
             out.push(Change {
                 kind: ChangeKind::DocumentRemoved,
                 before: Some(b.text.clone()),
@@ -220,6 +254,7 @@ fn match_documents(before: &[Document], after: &[Document]) -> Vec<Change> {
     }
     for (ai, a) in after.iter().enumerate() {
         if !used_a[ai] {
+            whole.1.insert(a.key.clone());
             out.push(Change {
                 kind: ChangeKind::DocumentAdded,
                 before: None,
@@ -228,7 +263,7 @@ fn match_documents(before: &[Document], after: &[Document]) -> Vec<Change> {
             });
         }
     }
-    out
+    (out, whole)
 }
 
 /// A unified line diff, and the same hunks with changed words marked

@@ -124,9 +124,14 @@ impl Change {
             .unwrap_or_default();
         let b = self.before.as_deref().unwrap_or("");
         let a = self.after.as_deref().unwrap_or("");
+        let value = |what: &str| match (&self.before, &self.after) {
+            (Some(_), Some(_)) => format!("{what} {b} → {a}{ctx}"),
+            (None, _) => format!("{what} added: {a}{ctx}"),
+            (_, None) => format!("{what} removed: {b}{ctx}"),
+        };
         match self.kind {
-            ChangeKind::Fee => format!("fee {b} → {a}{ctx}"),
-            ChangeKind::Duration => format!("duration {b} → {a}{ctx}"),
+            ChangeKind::Fee => value("fee"),
+            ChangeKind::Duration => value("duration"),
             ChangeKind::DocumentAdded => format!("document added: {a}"),
             ChangeKind::DocumentRemoved => format!("document removed: {b}"),
             ChangeKind::DocumentChanged => format!("document changed: {b} → {a}"),

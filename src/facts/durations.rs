@@ -7,15 +7,17 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::lexicon::{NUMBER_WORDS, UNITS};
+use super::lexicon::{DURATION_QUALIFIERS, NUMBER_WORDS, UNITS};
 use super::{Unit, WB, word_alternation};
 
 static NUMBERED: LazyLock<Regex> = LazyLock::new(|| {
     let nums = word_alternation(NUMBER_WORDS.iter().map(|n| n.0), true);
     let units = word_alternation(UNITS.iter().map(|u| u.0), true);
-    // An optional spelled-out number in brackets sits between: "90 (ninety) days".
+    let qualifiers = word_alternation(DURATION_QUALIFIERS.iter().copied(), true);
+    // Between number and unit may sit a spelled-out number in brackets
+    // ("90 (ninety) days") and a qualifier ("15 working days", "10 radnih dana").
     Regex::new(&format!(
-        r"(?P<num>{WB}[0-9]{{1,4}}|{nums})(?:[^\S\n]*\([^)\n]{{1,30}}\))?(?:[^\S\n]*-[^\S\n]*|[^\S\n]+)(?P<unit>{units})"
+        r"(?P<num>{WB}[0-9]{{1,4}}|{nums})(?:[^\S\n]*\([^)\n]{{1,30}}\))?(?:[^\S\n]+(?:{qualifiers}))?(?:[^\S\n]*-[^\S\n]*|[^\S\n]+)(?P<unit>{units})"
     ))
     .unwrap()
 });
@@ -147,6 +149,10 @@ mod tests {
             ("24 sata", vec!["24 hours"]),
             ("72 časova", vec!["72 hours"]),
             ("do 90 (devedeset) dana", vec!["90 days"]),
+            ("processing takes 15 working days", vec!["15 days"]),
+            ("within 10 business days", vec!["10 days"]),
+            ("u roku od 8 radnih dana", vec!["8 days"]),
+            ("30 calendar days", vec!["30 days"]),
         ] {
             assert_eq!(norm(text), want, "{text}");
         }

@@ -75,6 +75,22 @@ pub const FREE_PHRASES: &[&str] = &[
     "oslobođeno plaćanja",
 ];
 
+/// Words between a number and its unit that keep it a duration
+/// ("15 working days", "8 radnih dana"); the unit decides the normal form.
+pub const DURATION_QUALIFIERS: &[&str] = &[
+    "working",
+    "business",
+    "calendar",
+    "consecutive",
+    "full",
+    "clear",
+    "radnih",
+    "radna",
+    "kalendarskih",
+    "uzastopnih",
+    "punih",
+];
+
 /// Duration unit words (transliterated Latin, lower case).
 pub const UNITS: &[(&str, Unit)] = &[
     ("hours", Unit::Hours),
