@@ -75,7 +75,7 @@ fn other_text_changed(before: &str, after: &str, explained: &(HashSet<usize>, Ha
         facts::transliterate(text)
             .lines()
             .enumerate()
-            .filter(|(_, l)| facts::documents::item(l).is_none())
+            .filter(|(_, l)| facts::documents::items(l).is_empty())
             .map(|(i, l)| {
                 let fees = facts::fees::find(l);
                 let mut spans: Vec<_> = fees.iter().map(|f| f.span.clone()).collect();

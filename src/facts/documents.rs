@@ -18,6 +18,48 @@ pub fn item(line: &str) -> Option<&str> {
     (!rest.is_empty()).then_some(rest)
 }
 
+/// The items of a list line: usually one, several when a numbered
+/// paragraph enumerates inline ("1) pasoš; 2) fotografija; 3) dokaz o
+/// smeštaju."), split at the next numbers in sequence.
+pub fn items(line: &str) -> Vec<&str> {
+    let (first, mut next) = match item(line) {
+        Some(first) => {
+            let lead = line.trim_start();
+            let digits = lead.bytes().take_while(u8::is_ascii_digit).count();
+            match lead[..digits].parse::<u32>() {
+                Ok(n) => (first, n),
+                Err(_) => return vec![first],
+            }
+        }
+        // "Uz zahtev se prilaže: 1) pasoš; 2) fotografija": a paragraph that
+        // enumerates inline (at least "1)" and "2)") lists items too.
+        None => match (line.find(" 1) "), line.find(" 2) ")) {
+            (Some(one), Some(two)) if one < two => (&line[one + 4..], 1),
+            _ => return Vec::new(),
+        },
+    };
+    let mut parts = Vec::new();
+    let mut rest = first;
+    loop {
+        next += 1;
+        let found = [format!(" {next}) "), format!(" {next}. ")]
+            .into_iter()
+            .filter_map(|m| rest.find(&m).map(|at| (at, m.len())))
+            .min();
+        let Some((at, len)) = found else { break };
+        let part = rest[..at].trim().trim_end_matches([';', ',']);
+        if !part.is_empty() {
+            parts.push(part);
+        }
+        rest = &rest[at + len..];
+    }
+    let last = rest.trim();
+    if !last.is_empty() {
+        parts.push(last);
+    }
+    parts
+}
+
 /// Similarity of two items (folded text), 0..=1: the better of a discounted
 /// character ratio and the share of content words of the shorter item found in the
 /// longer, so that "Valid travel document" and "Valid travel document (at
@@ -55,7 +97,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn items() {
+    fn list_lines() {
         assert_eq!(item("- Passport"), Some("Passport"));
         assert_eq!(item("12. Photo"), Some("Photo"));
         assert_eq!(
@@ -66,6 +108,21 @@ mod tests {
         assert_eq!(item("a) foto"), Some("foto"));
         assert_eq!(item("2026. godine"), None);
         assert_eq!(item("U.S. citizens"), None);
+    }
+
+    #[test]
+    fn inline_enumerations_split() {
+        assert_eq!(
+            items("1) pasoš; 2) fotografija; 3) dokaz o smeštaju."),
+            ["pasoš", "fotografija", "dokaz o smeštaju."]
+        );
+        assert_eq!(items("2. Valid passport"), ["Valid passport"]);
+        assert_eq!(items("- Proof of funds, 2) maybe"), ["Proof of funds, 2) maybe"]);
+        assert!(items("Plain sentence.").is_empty());
+        assert_eq!(
+            items("Uz zahtev se prilaže: 1) pasoš; 2) fotografija."),
+            ["pasoš", "fotografija."]
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ static NUMBERED: LazyLock<Regex> = LazyLock::new(|| {
     // Between number and unit may sit a spelled-out number in brackets
     // ("90 (ninety) days") and a qualifier ("15 working days", "10 radnih dana").
     Regex::new(&format!(
-        r"(?P<num>{WB}[0-9]{{1,4}}|{nums})(?:[^\S\n]*\([^)\n]{{1,30}}\))?(?:[^\S\n]+(?:{qualifiers}))?(?:[^\S\n]*-[^\S\n]*|[^\S\n]+)(?P<unit>{units})"
+        r"(?:(?P<num>{WB}[0-9]{{1,4}}|{nums})(?:[^\S\n]*\((?P<paren>[^)\n]{{1,30}})\))?|{WB}\p{{L}}+[^\S\n]*\((?P<pnum>[0-9]{{1,4}})\))(?:[^\S\n]+(?:{qualifiers}))?(?:[^\S\n]*-[^\S\n]*|[^\S\n]+)(?P<unit>{units})"
     ))
     .unwrap()
 });
@@ -81,13 +81,21 @@ pub fn find(text: &str, taken: &[Range<usize>]) -> Vec<DurationMatch> {
     }
     for caps in NUMBERED.captures_iter(text) {
         let whole = caps.get(0).unwrap();
-        let num = caps.name("num").unwrap();
+        let Some(num) = caps.name("num").or(caps.name("pnum")) else {
+            continue;
+        };
         // Part of a longer number ("46,300 days" is a count's tail, "1.5" a decimal).
         let prev: Vec<char> = text[..num.start()].chars().rev().take(2).collect();
         if matches!(prev.as_slice(), [c, d, ..] if matches!(c, '.' | ',' | '/') && d.is_ascii_digit()) {
             continue;
         }
-        let (Some(n), Some(unit)) = (number_of(num.as_str()), unit_of(&caps["unit"])) else {
+        // "ninety (90) days", "one hundred eighty (180) days": digits in
+        // brackets are the number.
+        let n = caps
+            .name("paren")
+            .and_then(|p| p.as_str().trim().parse().ok())
+            .or_else(|| number_of(num.as_str()));
+        let (Some(n), Some(unit)) = (n, unit_of(&caps["unit"])) else {
             continue;
         };
         // "2014 godine" is the year 2014, not a duration.
@@ -153,6 +161,7 @@ mod tests {
             ("within 10 business days", vec!["10 days"]),
             ("u roku od 8 radnih dana", vec!["8 days"]),
             ("30 calendar days", vec!["30 days"]),
+            ("one hundred eighty (180) day period", vec!["180 days"]),
         ] {
             assert_eq!(norm(text), want, "{text}");
         }

@@ -97,13 +97,17 @@ pub fn parse(text: &str) -> Facts {
         let original = original_lines.next().unwrap_or(line);
         let heading = line.starts_with('#');
         let body = line.trim_start_matches('#').trim();
-        let item = documents::item(line);
-        let units: Vec<Unit_> = if let Some(item) = item {
-            vec![Unit_ {
-                body: item,
-                context: item,
-                label: None,
-            }]
+        let items = documents::items(line);
+        let list_line = documents::item(line).is_some();
+        let units: Vec<Unit_> = if list_line {
+            items
+                .iter()
+                .map(|item| Unit_ {
+                    body: item,
+                    context: item,
+                    label: None,
+                })
+                .collect()
         } else if body.contains(" | ") {
             let label = body.split(" | ").next().unwrap_or(body);
             vec![Unit_ {
@@ -121,8 +125,6 @@ pub fn parse(text: &str) -> Facts {
                 })
                 .collect()
         };
-        // Fees and durations of the item itself, reused for its document key.
-        let mut item_spans: Vec<Range<usize>> = Vec::new();
         for u in &units {
             let at = offset(u.body);
             let fees: Vec<fees::FeeMatch> = within(&all_fees, |f| &f.span, at, u.body.len())
@@ -135,9 +137,6 @@ pub fn parse(text: &str) -> Facts {
                 within(&all_durs, |d| &d.span, at, u.body.len()).collect();
             let mut spans: Vec<Range<usize>> = fees.iter().map(|f| f.span.clone()).collect();
             spans.extend(durs.iter().map(|d| d.span.start - at..d.span.end - at));
-            if item.is_some() {
-                item_spans = spans.clone();
-            }
             if spans.is_empty() {
                 continue;
             }
@@ -169,12 +168,31 @@ pub fn parse(text: &str) -> Facts {
                 });
             }
         }
-        if let Some(item) = item {
-            facts.documents.push(Document {
-                text: documents::item(original).unwrap_or(item).to_string(),
-                context: lead_in.clone(),
-                key: fold(&mask(item, &item_spans)),
-            });
+        if !items.is_empty() {
+            // The page's own script for what editors read, when it splits alike.
+            let shown = documents::items(original);
+            let shown = if shown.len() == items.len() {
+                shown
+            } else {
+                items.clone()
+            };
+            for (item, text) in items.iter().zip(shown) {
+                // The key masks the item's own fees and durations, so an item
+                // whose value changed is the same document.
+                let at = offset(item);
+                let spans: Vec<Range<usize>> = within(&all_fees, |f| &f.span, at, item.len())
+                    .map(|f| f.span.start - at..f.span.end - at)
+                    .chain(
+                        within(&all_durs, |d| &d.span, at, item.len())
+                            .map(|d| d.span.start - at..d.span.end - at),
+                    )
+                    .collect();
+                facts.documents.push(Document {
+                    text: text.to_string(),
+                    context: lead_in.clone(),
+                    key: fold(&mask(item, &spans)),
+                });
+            }
         } else if heading || !body.contains(" | ") {
             lead_in = body.to_string();
         }

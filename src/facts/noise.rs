@@ -26,6 +26,11 @@ fn words_regex(words: &[&str]) -> Regex {
 
 static UPDATED: LazyLock<Regex> = LazyLock::new(|| words_regex(UPDATED_WORDS));
 static COUNTER: LazyLock<Regex> = LazyLock::new(|| words_regex(COUNTER_WORDS));
+/// A dated label line ("Datum: 12.03.2025.", "Data: …") or a copyright line.
+static LABEL_OR_COPYRIGHT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^(?:(?:date|datum|data)\s*[:\-–]|©|\(c\)\s*(?:19|20)\d\d|copyright\b)").unwrap()
+});
+
 static COOKIE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)\bcookies?\b|kolačić|kolacic|колачић").unwrap());
 
@@ -39,7 +44,9 @@ pub fn is_noise(line: &str, ignore: &[Regex]) -> bool {
     let chars = latin.chars().count();
     let has_digit = latin.chars().any(|c| c.is_ascii_digit());
     let counter = has_digit && chars <= 100 && COUNTER.is_match(&latin);
-    let dated = (chars <= 120 && UPDATED.is_match(&latin) && DATEISH.is_match(&latin))
+    let dated = (chars <= 120
+        && (UPDATED.is_match(&latin) || LABEL_OR_COPYRIGHT.is_match(&latin))
+        && DATEISH.is_match(&latin))
         || (has_digit && chars <= 40 && ONLY_DATE.is_match(&latin));
     let cookie = chars <= 200 && COOKIE.is_match(&latin);
     if !(counter || dated || cookie) {
@@ -142,6 +149,10 @@ mod tests {
             "Shikime: 4812",
             "This page was viewed 10,482 times.",
             "We use cookies to improve your experience. Accept",
+            "© 2026 Ministry of Internal Affairs",
+            "Copyright 2025 Government of Kosovo",
+            "Датум: 14.04.2026.",
+            "Data: 14.04.2026",
         ] {
             assert!(is_noise(l, &[]), "{l}");
         }
