@@ -33,6 +33,7 @@ pub fn items(line: &str) -> Vec<&str> {
         }
         // "Uz zahtev se prilaže: 1) pasoš; 2) fotografija": a paragraph that
         // enumerates inline (at least "1)" and "2)") lists items too.
+        None if !line.as_bytes().contains(&b')') => return Vec::new(),
         None => match (line.find(" 1) "), line.find(" 2) ")) {
             (Some(one), Some(two)) if one < two => (&line[one + 4..], 1),
             _ => return Vec::new(),

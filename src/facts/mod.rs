@@ -363,7 +363,13 @@ pub fn transliterate(text: &str) -> std::borrow::Cow<'_, str> {
         out.push_str(&rest[..at]);
         let c = rest[at..].chars().next().expect("found a char");
         rest = &rest[at + c.len_utf8()..];
-        let lower = c.to_lowercase().next().unwrap_or(c);
+        // Serbian Cyrillic capitals sit at a fixed distance from their
+        // small letters (А–Я +0x20, Ѐ–Џ +0x50): no Unicode tables needed.
+        let lower = match c {
+            '\u{410}'..='\u{42f}' => char::from_u32(c as u32 + 0x20).unwrap_or(c),
+            '\u{400}'..='\u{40f}' => char::from_u32(c as u32 + 0x50).unwrap_or(c),
+            _ => c,
+        };
         let latin = match lower {
             'а' => "a",
             'б' => "b",
