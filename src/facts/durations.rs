@@ -17,7 +17,7 @@ static NUMBERED: LazyLock<Regex> = LazyLock::new(|| {
     // Between number and unit may sit a spelled-out number in brackets
     // ("90 (ninety) days") and a qualifier ("15 working days", "10 radnih dana").
     Regex::new(&format!(
-        r"(?:(?P<num>{WB}[0-9]{{1,4}}|{nums})(?:[^\S\n]*\((?P<paren>[^)\n]{{1,30}})\))?|{WB}\p{{L}}+[^\S\n]*\((?P<pnum>[0-9]{{1,4}})\))(?:[^\S\n]+(?:{qualifiers}))?(?:[^\S\n]*-[^\S\n]*|[^\S\n]+)(?P<unit>{units})"
+        r"(?:{WB}(?P<from>[0-9]{{1,4}})[^\S\n]*(?:-|–|to|do|deri në|deri)[^\S\n]*)?(?:(?P<num>{WB}[0-9]{{1,4}}|{nums})(?:[^\S\n]*\((?P<paren>[^)\n]{{1,30}})\))?|{WB}\p{{L}}+[^\S\n]*\((?P<pnum>[0-9]{{1,4}})\))(?:[^\S\n]+(?:{qualifiers}))?(?:[^\S\n]*-[^\S\n]*|[^\S\n]+)(?P<unit>{units})"
     ))
     .unwrap()
 });
@@ -102,6 +102,18 @@ pub fn find(text: &str, taken: &[Range<usize>]) -> Vec<DurationMatch> {
         if n == 0 || (unit == Unit::Years && (1900..=2100).contains(&n)) || !free(&out, &whole.range()) {
             continue;
         }
+        // "2-3 weeks", "od 30 do 90 dana": both ends of a range are durations.
+        if let Some(from) = caps
+            .name("from")
+            .and_then(|f| f.as_str().parse().ok())
+            .filter(|&f| f > 0)
+        {
+            out.push(DurationMatch {
+                span: whole.range(),
+                n: from,
+                unit,
+            });
+        }
         out.push(DurationMatch {
             span: whole.range(),
             n,
@@ -161,6 +173,9 @@ mod tests {
             ("within 10 business days", vec!["10 days"]),
             ("u roku od 8 radnih dana", vec!["8 days"]),
             ("30 calendar days", vec!["30 days"]),
+            ("processing time: 2-3 weeks", vec!["2 weeks", "3 weeks"]),
+            ("od 30 do 90 dana", vec!["30 days", "90 days"]),
+            ("from 5 to 10 working days", vec!["5 days", "10 days"]),
             ("one hundred eighty (180) day period", vec!["180 days"]),
         ] {
             assert_eq!(norm(text), want, "{text}");
