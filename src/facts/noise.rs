@@ -91,10 +91,18 @@ impl std::fmt::Display for Suspicion {
     }
 }
 
+/// Text at least this long, and not a fifth shorter than before, is a real
+/// page even with an error block in it.
+const INTACT_LEN: usize = 2000;
+
 /// Checks a freshly extracted text against error markers and, given the
 /// previous text's length, against a sudden shrink.
 pub fn transient(prev: Option<usize>, text: &str) -> Option<Suspicion> {
-    for line in text.lines() {
+    // An error marker inside a long page whose content is all there (a
+    // broken widget under a full report) is not an error page: its lines can
+    // only ever make a text change, never remove a requirement.
+    let content_intact = text.len() >= INTACT_LEN && prev.is_none_or(|p| text.len() * 10 >= p * 8);
+    for line in text.lines().filter(|_| !content_intact) {
         // An error block is a short line of its own ("Service Unavailable",
         // "# Error processing!"), not a sentence that happens to contain the
         // words ("Request rejected applications may be resubmitted …").
@@ -185,6 +193,18 @@ mod tests {
             Some(Suspicion::Shrank { from: 5000, to: 13 })
         );
         assert!(transient(Some(5000), &"x".repeat(3000)).is_none());
+        // The OSAC report ends with a broken widget's "Error processing!":
+        // the report itself is all there.
+        let report = format!(
+            "{}\nProcessing\nWarning\nError processing!\n",
+            "Kosovo security report line.\n".repeat(100)
+        );
+        assert!(transient(None, &report).is_none());
+        assert!(transient(Some(report.len()), &report).is_none());
+        assert!(
+            transient(Some(report.len() * 2), &report).is_some(),
+            "content lost: suspect"
+        );
         // The words inside a longer sentence of real content are not an error block.
         assert!(
             transient(
