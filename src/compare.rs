@@ -24,7 +24,9 @@ pub fn compare(before: &str, after: &str) -> Option<Verdict> {
     }
     let (fb, fa) = (facts::parse(before), facts::parse(after));
     let mut changes = Vec::new();
-    let mut explained = (HashSet::new(), HashSet::new());
+    // Lines explained by reported facts (before, after), and whether a value
+    // was only rewritten in an equal form ("1 year" → "12 months").
+    let mut explained = (HashSet::new(), HashSet::new(), false);
     let (doc_changes, whole_items) = match_documents(&fb.documents, &fa.documents);
     changes.extend(match_values(
         &fb.fees,
@@ -41,7 +43,7 @@ pub fn compare(before: &str, after: &str) -> Option<Verdict> {
         &mut explained,
     ));
     changes.extend(doc_changes);
-    if other_text_changed(before, after, &explained) {
+    if explained.2 || other_text_changed(before, after, &(explained.0, explained.1)) {
         changes.push(Change {
             kind: ChangeKind::Text,
             before: None,
@@ -120,6 +122,27 @@ fn change(kind: ChangeKind, before: Option<&Fact>, after: Option<&Fact>) -> Chan
     }
 }
 
+/// Equal values, including a duration written in another unit ("1 years"
+/// and "12 months", "2 weeks" and "14 days"): such a rewrite is text, not a
+/// change of the requirement (`rewritten` records it).
+fn same_value(a: &str, b: &str, rewritten: &mut bool) -> bool {
+    if a == b {
+        return true;
+    }
+    fn in_small_units(v: &str) -> Option<(u64, &str)> {
+        let (n, unit) = v.split_once(' ')?;
+        let n: u64 = n.parse().ok()?;
+        Some(match unit {
+            "years" => (n * 12, "months"),
+            "weeks" => (n * 7, "days"),
+            other => (n, other),
+        })
+    }
+    let same = matches!((in_small_units(a), in_small_units(b)), (Some(x), Some(y)) if x == y);
+    *rewritten |= same;
+    same
+}
+
 /// Keys of list items removed (`.0`) and added (`.1`) as a whole: the
 /// facts inside them are told as the document, not again on their own.
 type WholeItems = (HashSet<String>, HashSet<String>);
@@ -133,7 +156,7 @@ fn match_values(
     after: &[Fact],
     kind: ChangeKind,
     whole_items: &WholeItems,
-    explained: &mut (HashSet<usize>, HashSet<usize>),
+    explained: &mut (HashSet<usize>, HashSet<usize>, bool),
 ) -> Vec<Change> {
     let mut used_b = vec![false; before.len()];
     let mut used_a = vec![false; after.len()];
@@ -142,7 +165,7 @@ fn match_values(
         if let Some(bi) = (0..before.len()).find(|&bi| !used_b[bi] && before[bi].key == a.key) {
             used_b[bi] = true;
             used_a[ai] = true;
-            if before[bi].value != a.value {
+            if !same_value(&before[bi].value, &a.value, &mut explained.2) {
                 out.push(change(kind, Some(&before[bi]), Some(a)));
             }
         }
@@ -161,7 +184,7 @@ fn match_values(
         if !used_b[bi] && !used_a[ai] {
             used_b[bi] = true;
             used_a[ai] = true;
-            if before[bi].value != after[ai].value {
+            if !same_value(&before[bi].value, &after[ai].value, &mut explained.2) {
                 explained.0.insert(before[bi].line);
                 explained.1.insert(after[ai].line);
                 out.push(change(kind, Some(&before[bi]), Some(&after[ai])));
