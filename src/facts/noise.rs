@@ -16,7 +16,8 @@ static DATEISH: LazyLock<Regex> = LazyLock::new(|| {
 static ONLY_DATE: LazyLock<Regex> = LazyLock::new(|| {
     let months =
         "jan|feb|mar|apr|may|maj|jun|jul|aug|avg|gus|sep|sht|oct|okt|tet|nov|nën|nen|dec|dhj|pri|qer|kor";
-    Regex::new(&format!(r"(?i)^(?:[\d\s.,/\-–:]|\b(?:{months})\p{{L}}*)+$")).unwrap()
+    // No words but month names: "12.03.2026", "March 2026", "👁 4812", "🕒 10:42".
+    Regex::new(&format!(r"(?i)^(?:[^\p{{L}}]|\b(?:{months})\p{{L}}*)+$")).unwrap()
 });
 
 fn words_regex(words: &[&str]) -> Regex {
@@ -161,6 +162,7 @@ mod tests {
             "Copyright 2025 Government of Kosovo",
             "Датум: 14.04.2026.",
             "Data: 14.04.2026",
+            "👁 4812",
         ] {
             assert!(is_noise(l, &[]), "{l}");
         }
