@@ -55,10 +55,17 @@ pub async fn run(config_path: &Path, data: &Path) -> anyhow::Result<()> {
     loop {
         let now = Utc::now();
         let digest_at = next_digest(&config, &store, now)?;
+        // Also wake for the outbox's next retry: a failed alert must not wait
+        // for the next day's check.
+        let retry_at = store
+            .next_delivery_at()?
+            .and_then(|t| DateTime::from_timestamp(t, 0))
+            .map(|t| t.max(now + chrono::Duration::seconds(1)));
         let wake = next
             .values()
             .copied()
             .chain([digest_at])
+            .chain(retry_at)
             .min()
             .unwrap_or(digest_at);
         let sleep = (wake - now).to_std().unwrap_or(Duration::ZERO);

@@ -628,6 +628,17 @@ impl Store {
         Ok(out)
     }
 
+    /// When the earliest pending delivery is due (unix seconds), if any.
+    pub fn next_delivery_at(&self) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT min(next_attempt_at) FROM deliveries WHERE status = 'pending'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(self.sql())
+    }
+
     /// Records that a recipient accepted a message.
     pub fn mark_sent(&self, delivery_id: i64, at: &str) -> Result<(), StoreError> {
         self.conn

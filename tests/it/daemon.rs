@@ -322,3 +322,36 @@ async fn the_digest_reports_text_only_changes_and_sources_in_trouble() {
     );
     assert_eq!(d.stop().await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alert_that_failed_is_retried_by_the_daemon_without_waiting_for_a_check() {
+    let http = MockServer::start().await;
+    serve(&http, "/xk", xk(50), "text/html; charset=utf-8").await;
+    let port = crate::smtp::free_port();
+    let env = Env::new();
+    // A daily schedule: nothing is due while the test runs.
+    env.write_config(
+        &config(&http, port, "0 0 6 * * *", &["xk"])
+            .replace("retry_backoff_secs = 0", "retry_backoff_secs = 1"),
+    );
+    env.check().await;
+    http.reset().await;
+    serve(&http, "/xk", xk(65), "text/html; charset=utf-8").await;
+    let (_, r) = env.check().await;
+    assert_eq!(
+        r["alerts"],
+        serde_json::json!({"queued": 1, "sent": 0, "failed": 1}),
+        "SMTP is down"
+    );
+
+    let d = Daemon::start(&env);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let smtp = SmtpServer::start(Options {
+        port: Some(port),
+        ..Options::default()
+    });
+    let m = smtp.next(20).expect("the daemon retries the outbox on its own");
+    assert_eq!(m.subject(), "[visawatch] Kosovo permit: fee 50 EUR → 65 EUR");
+    assert_eq!(checks(&env, "xk").await, 2, "no check was needed for it");
+    assert_eq!(d.stop().await, 0);
+}
