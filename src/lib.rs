@@ -7,6 +7,7 @@
 //! - [`config`]: `sources.toml` → validated [`model::Source`]s and settings.
 //! - [`fetch`]: HTTP with limits, retries, conditional GET and charset decoding → [`model::Page`].
 //! - [`extract`]: PURE. HTML → canonical requirement text.
+//! - [`facts`]: PURE. canonical text → fees, durations, documents; noise and error pages.
 //! - [`compare`]: PURE. previous vs new text → [`model::Verdict`] with a diff.
 //! - [`store`]: the data folder: SQLite (WAL), `<id>.txt` files, the outbox.
 //! - [`alert`]: PURE. verdict or source health → subject, text and HTML.
