@@ -89,7 +89,7 @@ pub fn change(source: &Source, verdict: &Verdict, before: &str, after: &str, fet
     }
 }
 
-/// "visawatch can no longer read <source>: <reason>".
+/// "visawatch can no longer read `source`: `reason`".
 pub fn blind(source: &Source, reason: &str, failures: u32, last_ok: Option<&str>) -> Alert {
     let subject = subject(&format!("can no longer read {}: {}", source.name, reason));
     let since = last_ok.map_or("never read successfully".to_string(), |t| {
