@@ -355,3 +355,28 @@ async fn an_alert_that_failed_is_retried_by_the_daemon_without_waiting_for_a_che
     assert_eq!(checks(&env, "xk").await, 2, "no check was needed for it");
     assert_eq!(d.stop().await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_with_its_own_schedule_runs_on_it() {
+    let http = MockServer::start().await;
+    serve(&http, "/fast", xk(50), "text/html; charset=utf-8").await;
+    serve(&http, "/slow", xk(50), "text/html; charset=utf-8").await;
+    let env = Env::new();
+    // The global schedule is daily; `fast` has its own, every second.
+    let cfg = config(&http, 9, "0 0 6 * * *", &["fast", "slow"]).replace(
+        &format!("url = \"{}/fast\"\n", http.uri()),
+        &format!("url = \"{}/fast\"\nschedule = \"* * * * * *\"\n", http.uri()),
+    );
+    env.write_config(&cfg);
+    let d = Daemon::start(&env);
+    wait_for(15, "several checks of the fast source", || async {
+        checks(&env, "fast").await >= 4
+    })
+    .await;
+    assert_eq!(
+        checks(&env, "slow").await,
+        1,
+        "the daily source ran once, at start"
+    );
+    assert_eq!(d.stop().await, 0);
+}
