@@ -11,9 +11,9 @@ use super::lexicon::{DURATION_QUALIFIERS, NUMBER_WORDS, UNITS};
 use super::{Unit, WB, word_alternation};
 
 static NUMBERED: LazyLock<Regex> = LazyLock::new(|| {
-    let nums = word_alternation(NUMBER_WORDS.iter().map(|n| n.0), true);
-    let units = word_alternation(UNITS.iter().map(|u| u.0), true);
-    let qualifiers = word_alternation(DURATION_QUALIFIERS.iter().copied(), true);
+    let nums = word_alternation(NUMBER_WORDS.iter().map(|n| n.0), true, true);
+    let units = word_alternation(UNITS.iter().map(|u| u.0), true, true);
+    let qualifiers = word_alternation(DURATION_QUALIFIERS.iter().copied(), true, true);
     // Between number and unit may sit a spelled-out number in brackets
     // ("90 (ninety) days") and a qualifier ("15 working days", "10 radnih dana").
     Regex::new(&format!(
@@ -23,7 +23,7 @@ static NUMBERED: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 static ARTICLE: LazyLock<Regex> = LazyLock::new(|| {
-    let units = word_alternation(UNITS.iter().map(|u| u.0), true);
+    let units = word_alternation(UNITS.iter().map(|u| u.0), true, true);
     // "a year" only after a word that makes it a length of time ("for a year",
     // "to a year"), not a rate ("100 EUR a day", "once a year").
     Regex::new(&format!(

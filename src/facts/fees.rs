@@ -17,17 +17,17 @@ const AMOUNT: &str =
     r"(?P<amt>[0-9]{1,3}(?:[.,\u{a0}\u{202f} ][0-9]{3})+(?:[.,][0-9]{1,2})?|[0-9]+(?:[.,][0-9]{1,2})?)";
 
 static BEFORE: LazyLock<Regex> = LazyLock::new(|| {
-    let alt = word_alternation(CURRENCY_BEFORE.iter().map(|c| c.0), true);
+    let alt = word_alternation(CURRENCY_BEFORE.iter().map(|c| c.0), true, false);
     Regex::new(&format!(r"(?P<cur>{alt})[^\S\n]?{AMOUNT}{SCALE}")).unwrap()
 });
 
 static AFTER: LazyLock<Regex> = LazyLock::new(|| {
-    let alt = word_alternation(CURRENCY_AFTER.iter().map(|c| c.0), false);
+    let alt = word_alternation(CURRENCY_AFTER.iter().map(|c| c.0), false, true);
     Regex::new(&format!(r"{AMOUNT}{SCALE}[^\S\n]?(?P<cur>{alt})")).unwrap()
 });
 
 static FREE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(&word_alternation(FREE_PHRASES.iter().copied(), true)).unwrap());
+    LazyLock::new(|| Regex::new(&word_alternation(FREE_PHRASES.iter().copied(), true, true)).unwrap());
 
 /// A fee found in a line: where, and its normal form. `None` currency for
 /// "free of charge", filled in by the caller from the page's other fees.
@@ -58,9 +58,14 @@ pub fn find(text: &str) -> Vec<FeeMatch> {
         if glued_to_number(text, whole.start(), amt.end()) {
             continue;
         }
+        // "ALL" (Albanian lek) only in capitals: "all 20 pages" is English.
+        let cur_text = &text[caps.name("cur").unwrap().range()];
+        if cur_text.eq_ignore_ascii_case("all") && cur_text != "ALL" {
+            continue;
+        }
         let scale = caps.name("scale").map(|m| m.as_str());
         let amount = normalize_amount(amt.as_str()).map(|a| scaled(a, scale));
-        let (Some(cur), Some(amount)) = (lookup(CURRENCY_BEFORE, &caps["cur"]), amount) else {
+        let (Some(cur), Some(amount)) = (lookup(CURRENCY_BEFORE, cur_text), amount) else {
             continue;
         };
         out.push(FeeMatch {
@@ -194,6 +199,9 @@ mod tests {
         for (text, want) in [
             ("fee €50", "50 EUR"),
             ("fee€50", "50 EUR"),
+            ("EUR50", "50 EUR"),
+            ("ALL 2000", "2000 ALL"),
+            ("shërbimi është falas", "0"),
             ("50 € per person", "50 EUR"),
             ("costs 50 EUR", "50 EUR"),
             ("EUR 50", "50 EUR"),
@@ -228,6 +236,7 @@ mod tests {
 
     #[test]
     fn not_fees() {
+        assert!(norm("all 20 pages").is_empty());
         for text in [
             "90 days",
             "46,300 cases",

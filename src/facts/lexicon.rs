@@ -53,6 +53,8 @@ pub const CURRENCY_BEFORE: &[(&str, &str)] = &[
     ("chf", "CHF"),
     ("rsd", "RSD"),
     ("din.", "RSD"),
+    // Albanian lek, only in capitals (checked by the parser): "ALL 2000".
+    ("all", "ALL"),
 ];
 
 /// Phrases meaning "no fee" (a zero fee).
@@ -73,6 +75,15 @@ pub const FREE_PHRASES: &[&str] = &[
     "bez takse",
     "oslobođen plaćanja",
     "oslobođeno plaćanja",
+    "falas",
+    "gratis",
+    "without fee",
+    "without a fee",
+    "at no cost",
+    "nuk ka pagesë",
+    "nuk ka pagese",
+    "ne plaća se",
+    "bez plaćanja",
 ];
 
 /// Words between a number and its unit that keep it a duration

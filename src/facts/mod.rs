@@ -267,8 +267,13 @@ pub(crate) const WB: &str = r"(?-u:\b)";
 
 /// A regex alternation of `words`, longest first, each fenced by [`WB`] on
 /// the sides whose edge letter is ASCII alphanumeric (a word ending in `ë`
-/// ends there anyway). `start` false leaves the front open (`50EUR`).
-pub(crate) fn word_alternation<'a>(words: impl IntoIterator<Item = &'a str>, start: bool) -> String {
+/// ends there anyway). `start` / `end` false leave that side open: a
+/// currency glued to its amount (`50EUR`, `EUR50`).
+pub(crate) fn word_alternation<'a>(
+    words: impl IntoIterator<Item = &'a str>,
+    start: bool,
+    end: bool,
+) -> String {
     let mut words: Vec<&str> = words.into_iter().collect();
     words.sort_by_key(|w| std::cmp::Reverse(w.chars().count()));
     words
@@ -282,7 +287,8 @@ pub(crate) fn word_alternation<'a>(words: impl IntoIterator<Item = &'a str>, sta
                 }
             };
             let front = if start { fence(w.chars().next()) } else { "" };
-            format!("{front}{}{}", regex::escape(w), fence(w.chars().last()))
+            let back = if end { fence(w.chars().last()) } else { "" };
+            format!("{front}{}{back}", regex::escape(w))
         })
         .collect::<Vec<_>>()
         .join("|")
