@@ -219,6 +219,36 @@ impl Walker<'_> {
                         };
                         self.block(node, Some((marker, None)));
                     }
+                    "dl" => {
+                        // A definition is a row: "Fee | 50 €", like a table's.
+                        self.flush();
+                        let mut terms = Vec::new();
+                        for c in node.children() {
+                            match c.value().as_element().map(|e| e.name()) {
+                                Some("dt" | "dd") => terms.push(c),
+                                // HTML allows <div> around each dt/dd group.
+                                Some("div") => terms.extend(node_children_named(c, &["dt", "dd"])),
+                                _ => {}
+                            }
+                        }
+                        let mut row: Vec<String> = Vec::new();
+                        for t in terms {
+                            let is_term = t.value().as_element().is_some_and(|e| e.name() == "dt");
+                            if is_term && !row.is_empty() {
+                                self.buf = row.join(" | ");
+                                self.flush();
+                                row.clear();
+                            }
+                            let text = self.inline_text(t);
+                            if !text.is_empty() {
+                                row.push(text);
+                            }
+                        }
+                        if !row.is_empty() {
+                            self.buf = row.join(" | ");
+                            self.flush();
+                        }
+                    }
                     "tr" => {
                         self.flush();
                         let cells: Vec<String> = node
@@ -287,6 +317,13 @@ impl Walker<'_> {
             text: prefix + &text,
         });
     }
+}
+
+/// The children of `node` that are elements named one of `names`.
+fn node_children_named<'a>(node: NodeRef<'a, Node>, names: &[&str]) -> Vec<NodeRef<'a, Node>> {
+    node.children()
+        .filter(|c| c.value().as_element().is_some_and(|e| names.contains(&e.name())))
+        .collect()
 }
 
 fn is_chrome(el: &scraper::node::Element) -> bool {
@@ -434,6 +471,16 @@ mod tests {
     fn nfc_and_invisible_characters() {
         let t = ex("<p>Leje-qe\u{0308}ndrim\u{00A0}i\u{200B} përkohshëm</p>");
         assert_eq!(t, "Leje-qëndrim i përkohshëm\n");
+    }
+
+    #[test]
+    fn definition_lists_are_rows() {
+        assert_eq!(
+            ex(
+                "<main><dl><dt>Fee</dt><dd>50 €</dd><div><dt>Validity</dt><dd>1 year</dd><dd>renewable</dd></div></dl></main>"
+            ),
+            "Fee | 50 €\nValidity | 1 year | renewable\n"
+        );
     }
 
     #[test]
