@@ -143,6 +143,35 @@ fn same_value(a: &str, b: &str, rewritten: &mut bool) -> bool {
     same
 }
 
+/// Pairs the unused keys whose similarity is at least 0.6, most similar
+/// first, and marks them used: rewordings of the same fact or item.
+fn pair_similar(
+    before: &[&str],
+    after: &[&str],
+    used_b: &mut [bool],
+    used_a: &mut [bool],
+) -> Vec<(usize, usize)> {
+    let mut candidates: Vec<(f32, usize, usize)> = Vec::new();
+    for (bi, b) in before.iter().enumerate().filter(|(i, _)| !used_b[*i]) {
+        for (ai, a) in after.iter().enumerate().filter(|(i, _)| !used_a[*i]) {
+            let s = similarity(b, a);
+            if s >= 0.6 {
+                candidates.push((s, bi, ai));
+            }
+        }
+    }
+    candidates.sort_by(|x, y| y.0.total_cmp(&x.0));
+    let mut pairs = Vec::new();
+    for (_, bi, ai) in candidates {
+        if !used_b[bi] && !used_a[ai] {
+            used_b[bi] = true;
+            used_a[ai] = true;
+            pairs.push((bi, ai));
+        }
+    }
+    pairs
+}
+
 /// Keys of list items removed (`.0`) and added (`.1`) as a whole: the
 /// facts inside them are told as the document, not again on their own.
 type WholeItems = (HashSet<String>, HashSet<String>);
@@ -170,25 +199,13 @@ fn match_values(
             }
         }
     }
-    let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
-    for (bi, b) in before.iter().enumerate().filter(|(i, _)| !used_b[*i]) {
-        for (ai, a) in after.iter().enumerate().filter(|(i, _)| !used_a[*i]) {
-            let s = similarity(&b.key, &a.key);
-            if s >= 0.6 {
-                pairs.push((s, bi, ai));
-            }
-        }
-    }
-    pairs.sort_by(|x, y| y.0.total_cmp(&x.0));
-    for (_, bi, ai) in pairs {
-        if !used_b[bi] && !used_a[ai] {
-            used_b[bi] = true;
-            used_a[ai] = true;
-            if !same_value(&before[bi].value, &after[ai].value, &mut explained.2) {
-                explained.0.insert(before[bi].line);
-                explained.1.insert(after[ai].line);
-                out.push(change(kind, Some(&before[bi]), Some(&after[ai])));
-            }
+    let b_keys: Vec<&str> = before.iter().map(|f| f.key.as_str()).collect();
+    let a_keys: Vec<&str> = after.iter().map(|f| f.key.as_str()).collect();
+    for (bi, ai) in pair_similar(&b_keys, &a_keys, &mut used_b, &mut used_a) {
+        if !same_value(&before[bi].value, &after[ai].value, &mut explained.2) {
+            explained.0.insert(before[bi].line);
+            explained.1.insert(after[ai].line);
+            out.push(change(kind, Some(&before[bi]), Some(&after[ai])));
         }
     }
     for (ai, a) in after.iter().enumerate() {
@@ -241,28 +258,16 @@ fn match_documents(before: &[Document], after: &[Document]) -> (Vec<Change>, Who
             used_a[ai] = true;
         }
     }
-    let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
-    for (bi, b) in before.iter().enumerate().filter(|(i, _)| !used_b[*i]) {
-        for (ai, a) in after.iter().enumerate().filter(|(i, _)| !used_a[*i]) {
-            let s = similarity(&b.key, &a.key);
-            if s >= 0.6 {
-                pairs.push((s, bi, ai));
-            }
-        }
-    }
-    pairs.sort_by(|x, y| y.0.total_cmp(&x.0));
+    let b_keys: Vec<&str> = before.iter().map(|d| d.key.as_str()).collect();
+    let a_keys: Vec<&str> = after.iter().map(|d| d.key.as_str()).collect();
     let mut out = Vec::new();
-    for (_, bi, ai) in pairs {
-        if !used_b[bi] && !used_a[ai] {
-            used_b[bi] = true;
-            used_a[ai] = true;
-            out.push(Change {
-                kind: ChangeKind::DocumentChanged,
-                before: Some(before[bi].text.clone()),
-                after: Some(after[ai].text.clone()),
-                context: Some(after[ai].context.clone()),
-            });
-        }
+    for (bi, ai) in pair_similar(&b_keys, &a_keys, &mut used_b, &mut used_a) {
+        out.push(Change {
+            kind: ChangeKind::DocumentChanged,
+            before: Some(before[bi].text.clone()),
+            after: Some(after[ai].text.clone()),
+            context: Some(after[ai].context.clone()),
+        });
     }
     for (bi, b) in before.iter().enumerate() {
         if !used_b[bi] {
