@@ -54,6 +54,9 @@ pub fn human(report: &RunReport) -> String {
                 .map(|d| format!(" ({d})"))
                 .unwrap_or_default()
         );
+        if a.failed > 0 {
+            out.push_str("  they wait in the outbox and are retried: see `visawatch outbox`\n");
+        }
     }
     out
 }
