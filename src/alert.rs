@@ -30,7 +30,7 @@ pub fn change(source: &Source, verdict: &Verdict, before: &str, after: &str, fet
     };
     let first = shown
         .first()
-        .map(|c| summary(c))
+        .map(|c| c.phrase(Some(60), false))
         .unwrap_or_else(|| "text changed".into());
     let more = match shown.len() {
         0 | 1 => String::new(),
@@ -198,32 +198,6 @@ fn html_head(title: &str) -> String {
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title></head>\n<body style=\"font-family:sans-serif\">\n<h2>{t}</h2>\n",
         t = escape(&one_line(title))
     )
-}
-
-/// "fee 50 EUR → 65 EUR": the subject's short form of a change.
-fn summary(c: &Change) -> String {
-    let short = |s: Option<&str>| {
-        let s = one_line(s.unwrap_or(""));
-        if s.chars().count() > 60 {
-            s.chars().take(59).collect::<String>() + "…"
-        } else {
-            s
-        }
-    };
-    let (b, a) = (short(c.before.as_deref()), short(c.after.as_deref()));
-    let value = |what: &str| match (&c.before, &c.after) {
-        (Some(_), Some(_)) => format!("{what} {b} → {a}"),
-        (None, _) => format!("{what} added: {a}"),
-        (_, None) => format!("{what} removed: {b}"),
-    };
-    match c.kind {
-        ChangeKind::Fee => value("fee"),
-        ChangeKind::Duration => value("duration"),
-        ChangeKind::DocumentAdded => format!("document added: {a}"),
-        ChangeKind::DocumentRemoved => format!("document removed: {b}"),
-        ChangeKind::DocumentChanged => format!("document changed: {a}"),
-        ChangeKind::Text => "text changed".into(),
-    }
 }
 
 fn kind_label(kind: ChangeKind) -> &'static str {

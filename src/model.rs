@@ -117,13 +117,24 @@ pub struct Change {
 impl Change {
     /// "fee 50 EUR → 65 EUR (Application fee)": one line for reports and alerts.
     pub fn describe(&self) -> String {
-        let ctx = self
-            .context
-            .as_deref()
-            .map(|c| format!(" ({c})"))
-            .unwrap_or_default();
-        let b = self.before.as_deref().unwrap_or("");
-        let a = self.after.as_deref().unwrap_or("");
+        self.phrase(None, true)
+    }
+
+    /// The change in words: values cut to `max` characters when given, the
+    /// context in brackets when `context` (subjects leave it out).
+    pub fn phrase(&self, max: Option<usize>, context: bool) -> String {
+        let cut = |s: Option<&str>| {
+            let s = s.unwrap_or("");
+            match max {
+                Some(m) if s.chars().count() > m => s.chars().take(m - 1).collect::<String>() + "…",
+                _ => s.to_string(),
+            }
+        };
+        let (b, a) = (cut(self.before.as_deref()), cut(self.after.as_deref()));
+        let ctx = match (&self.context, context) {
+            (Some(c), true) => format!(" ({c})"),
+            _ => String::new(),
+        };
         let value = |what: &str| match (&self.before, &self.after) {
             (Some(_), Some(_)) => format!("{what} {b} → {a}{ctx}"),
             (None, _) => format!("{what} added: {a}{ctx}"),
