@@ -7,6 +7,7 @@
 //! line in the report, never an abort. `daemon` only decides when to call
 //! [`run`].
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -97,6 +98,9 @@ enum Failure {
     Fetch(FetchError),
     Extract(ExtractError),
     Transient(Suspicion),
+    /// A bug met on this page (a panic in parsing or comparing): the source
+    /// fails, the run goes on.
+    Internal(String),
 }
 
 impl Failure {
@@ -108,6 +112,7 @@ impl Failure {
             Failure::Extract(_) => "extract",
             Failure::Transient(Suspicion::ErrorPage(_)) => "transient",
             Failure::Transient(Suspicion::Shrank { .. }) => "suspect",
+            Failure::Internal(_) => "internal",
         }
     }
 }
@@ -117,6 +122,7 @@ impl std::fmt::Display for Failure {
         match self {
             Failure::Fetch(e) => e.fmt(f),
             Failure::Extract(e) => write!(f, "extraction failed: {e}"),
+            Failure::Internal(e) => write!(f, "internal error, please report it with the page: {e}"),
             Failure::Transient(s @ Suspicion::ErrorPage(_)) => {
                 write!(f, "transient page, kept the last good snapshot: {s}")
             }
@@ -181,6 +187,8 @@ pub async fn run(
     // page fetched faster than it can be parsed.
     let slots = Arc::new(tokio::sync::Semaphore::new(config.settings.concurrency));
     let mut tasks = JoinSet::new();
+    // Which source a task checks, for a task that crashes.
+    let mut task_source = HashMap::new();
     for (index, source) in sources.iter().enumerate() {
         let fetcher = fetcher.clone();
         let source = (*source).clone();
@@ -191,7 +199,7 @@ pub async fn run(
         let stop = opts.stop.clone();
         let jitter = opts.jitter;
         let slots = slots.clone();
-        tasks.spawn(async move {
+        let handle = tasks.spawn(async move {
             if !jitter.is_zero() {
                 tokio::time::sleep(jitter.mul_f64(fastrand::f64())).await;
             }
@@ -203,6 +211,7 @@ pub async fn run(
             let result = read_source(&fetcher, &source, validators, prev_len, prev_body, recheck).await;
             (index, started, Some(result))
         });
+        task_source.insert(handle.id(), index);
     }
 
     let mut reports: Vec<Option<SourceReport>> = vec![None; sources.len()];
@@ -212,7 +221,7 @@ pub async fn run(
     let mut stop_gone = false;
     loop {
         let joined = match (deadline, stop.as_mut().filter(|_| !stop_gone)) {
-            (Some(d), _) => match tokio::time::timeout_at(d, tasks.join_next()).await {
+            (Some(d), _) => match tokio::time::timeout_at(d, tasks.join_next_with_id()).await {
                 Ok(j) => j,
                 Err(_) => {
                     tracing::warn!(
@@ -224,7 +233,7 @@ pub async fn run(
                 }
             },
             (None, Some(rx)) => tokio::select! {
-                j = tasks.join_next() => j,
+                j = tasks.join_next_with_id() => j,
                 changed = rx.wait_for(|stopping| *stopping) => {
                     if changed.is_ok() {
                         tracing::info!(in_flight = tasks.len(), grace_secs = opts.grace.as_secs(), "stopping: finishing in-flight checks");
@@ -235,13 +244,13 @@ pub async fn run(
                     continue;
                 }
             },
-            (None, None) => tasks.join_next().await,
+            (None, None) => tasks.join_next_with_id().await,
         };
         let Some(joined) = joined else { break };
         // Whatever else has finished joins this batch: one commit for all.
         let mut ready = vec![joined];
         while ready.len() < BATCH {
-            match tasks.try_join_next() {
+            match tasks.try_join_next_with_id() {
                 Some(j) => ready.push(j),
                 None => break,
             }
@@ -249,8 +258,19 @@ pub async fn run(
         let mut indices = Vec::with_capacity(ready.len());
         let mut recs = Vec::with_capacity(ready.len());
         for joined in ready {
-            let (index, (started_at, clock), result) = joined.expect("source task panicked");
-            let Some(result) = result else { continue };
+            let (index, (started_at, clock), result) = match joined {
+                Ok((_, (index, started, Some(result)))) => (index, started, result),
+                Ok((_, (_, _, None))) => continue,
+                Err(crash) if crash.is_panic() => match task_source.get(&crash.id()) {
+                    Some(&index) => (
+                        index,
+                        (now(), Instant::now()),
+                        Fetch::Failed(Failure::Internal(format!("check crashed: {crash}"))),
+                    ),
+                    None => continue,
+                },
+                Err(_) => continue,
+            };
             let source = sources[index];
             let rec = outcome(
                 config,
@@ -367,7 +387,19 @@ fn outcome(
         }
         Fetch::NotModified => rec.status = Status::Unchanged,
         Fetch::Text(read) => {
-            rec.verdict = prev.as_ref().and_then(|p| compare::compare(&p.text, &read.text));
+            // A bug in comparing must fail this source, not the run.
+            let compared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                prev.as_ref().and_then(|p| compare::compare(&p.text, &read.text))
+            }));
+            let Ok(verdict) = compared else {
+                let error = Failure::Internal("comparing with the stored text crashed".into());
+                tracing::error!(source = %source.id, %error, "check failed");
+                rec.error = Some(error.to_string());
+                rec.reason = Some(error.reason());
+                health_alerts(config, health, source, &mut rec);
+                return Ok(rec);
+            };
+            rec.verdict = verdict;
             rec.status = match (&prev, &rec.verdict) {
                 (None, _) => Status::Baseline,
                 (Some(_), None) => Status::Unchanged,
@@ -495,8 +527,11 @@ async fn fetch_and_extract(
         };
         extract::extract(&html, &rules).map(|text| noise::clean(&text, &src.ignore))
     })
-    .await
-    .expect("extraction panicked");
+    .await;
+    let extracted = match extracted {
+        Ok(e) => e,
+        Err(crash) => return Fetch::Failed(Failure::Internal(format!("extraction crashed: {crash}"))),
+    };
     match extracted {
         Ok(text) if text.trim().is_empty() => Fetch::Failed(Failure::Extract(ExtractError::Empty)),
         Ok(text) => Fetch::Text(Read {
