@@ -428,11 +428,6 @@ impl Store {
         .map_err(self.sql())
     }
 
-    /// Writes one source's outcome in a single transaction, then refreshes `<id>.txt`.
-    pub fn record(&mut self, rec: &CheckRecord) -> Result<(), StoreError> {
-        self.record_all(std::slice::from_ref(rec))
-    }
-
     /// Writes several sources' outcomes in one transaction: each outcome is
     /// whole or absent after a crash, and a run of 1,000 unchanged sources
     /// costs a few commits instead of 1,000. Then refreshes the `<id>.txt` files.

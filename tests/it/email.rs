@@ -40,6 +40,16 @@ fn config(http: &MockServer, smtp_port: u16, extra_email: &str, name: &str) -> S
     )
 }
 
+/// A data folder whose `xk-permit` source has its baseline (fee 50 €).
+async fn with_baseline(http: &MockServer, smtp_port: u16, name: &str) -> Env {
+    let env = Env::new();
+    env.write_config(&config(http, smtp_port, "", name));
+    serve_xk(http, 50, None).await;
+    let (code, r) = env.check().await;
+    assert_eq!(status(&r, "xk-permit"), "baseline", "exit {code}: {r}");
+    env
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn material_change_mails_maintainers_and_editors_threaded() {
     let http = MockServer::start().await;
@@ -189,10 +199,7 @@ async fn hostile_page_text_and_names_stay_inert() {
 async fn smtp_down_for_two_runs_then_up_delivers_each_once_in_order() {
     let http = MockServer::start().await;
     let port = free_port();
-    let env = Env::new();
-    env.write_config(&config(&http, port, "", "Kosovo permit"));
-    serve_xk(&http, 50, None).await;
-    env.check().await;
+    let env = with_baseline(&http, port, "Kosovo permit").await;
 
     serve_xk(&http, 60, None).await;
     let (code, r) = env.check().await;
@@ -263,10 +270,7 @@ async fn a_rejected_recipient_does_not_block_the_others() {
         reject: vec!["kosovo@example.org".into()],
         ..Options::default()
     });
-    let env = Env::new();
-    env.write_config(&config(&http, smtp.port, "", "Kosovo permit"));
-    serve_xk(&http, 50, None).await;
-    env.check().await;
+    let env = with_baseline(&http, smtp.port, "Kosovo permit").await;
     serve_xk(&http, 65, None).await;
     let (_, r) = env.check().await;
     assert_eq!(
@@ -385,10 +389,7 @@ async fn without_smtp_alerts_are_eml_files_in_the_data_folder() {
 async fn killed_between_change_and_delivery_the_alert_still_goes_once() {
     let http = MockServer::start().await;
     let smtp = SmtpServer::start(Options::default());
-    let env = Env::new();
-    env.write_config(&config(&http, smtp.port, "", "Kosovo permit"));
-    serve_xk(&http, 50, None).await;
-    env.check().await;
+    let env = with_baseline(&http, smtp.port, "Kosovo permit").await;
 
     serve_xk(&http, 65, None).await;
     let out = env
@@ -421,10 +422,7 @@ async fn killed_between_change_and_delivery_the_alert_still_goes_once() {
 async fn an_unreadable_source_alerts_once_then_recovered() {
     let http = MockServer::start().await;
     let smtp = SmtpServer::start(Options::default());
-    let env = Env::new();
-    env.write_config(&config(&http, smtp.port, "", "Kosovo permit"));
-    serve_xk(&http, 50, None).await;
-    env.check().await;
+    let env = with_baseline(&http, smtp.port, "Kosovo permit").await;
 
     http.reset().await; // every request is now a 404
     for run in 1..=4 {
