@@ -248,9 +248,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = config::load(&cli.config)?;
             let mut code = ExitCode::SUCCESS;
             if retry {
-                let store = Store::open(&cli.data, Access::WriteWait)?;
+                let mut store = Store::open(&cli.data, Access::WriteWait)?;
                 let mailer = mailer(&config, &cli.data)?;
-                let d = notify::deliver(&store, &mailer, config.email.retry_backoff_secs, true).await?;
+                let d = notify::deliver(&mut store, &mailer, config.email.retry_backoff_secs, true).await?;
                 eprintln!(
                     "{} sent, {} not delivered ({})",
                     d.sent,

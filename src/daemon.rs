@@ -44,7 +44,7 @@ pub async fn run(config_path: &Path, data: &Path) -> anyhow::Result<()> {
         alerts_to = %mailer.describe(), "daemon started"
     );
 
-    deliver(&store, &mailer, &config).await;
+    deliver(&mut store, &mailer, &config).await;
     let mut next = plan(&config, &store, Utc::now())?;
     if store.meta(LAST_DIGEST)?.is_none() {
         // First start: the first digest covers the week from now on.
@@ -142,7 +142,7 @@ pub async fn run(config_path: &Path, data: &Path) -> anyhow::Result<()> {
             }
         } else {
             // Nothing due: a wake-up for the outbox's retries and the digest.
-            deliver(&store, &mailer, &config).await;
+            deliver(&mut store, &mailer, &config).await;
         }
         if next_digest(&config, &store, Utc::now())? <= Utc::now() {
             digest(&config, &mut store, &mailer).await?;
@@ -161,7 +161,7 @@ fn mailer(config: &Config, data: &Path) -> anyhow::Result<Mailer> {
     .with_context(|| format!("[email] in {}", config.path.display()))
 }
 
-async fn deliver(store: &Store, mailer: &Mailer, config: &Config) {
+async fn deliver(store: &mut Store, mailer: &Mailer, config: &Config) {
     match notify::deliver(store, mailer, config.email.retry_backoff_secs, false).await {
         Ok(d) if d.sent + d.failed > 0 => {
             tracing::info!(sent = d.sent, failed = d.failed, "outbox delivered")

@@ -226,7 +226,7 @@ pub fn build(o: &Outgoing) -> Result<Message, NotifyError> {
 /// first, and records each recipient's outcome at once, so a crash mid-round
 /// re-sends at most the one message in flight.
 pub async fn deliver(
-    store: &Store,
+    store: &mut Store,
     mailer: &Mailer,
     backoff_secs: u64,
     force: bool,

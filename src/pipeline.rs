@@ -2,9 +2,9 @@
 //! stages (fetch → extract → compare → store) and calls them.
 //!
 //! Fetching (and the CPU-bound extraction right after it) runs concurrently
-//! within the fetcher's limits; results are compared and written one source
-//! at a time as they arrive, each in its own transaction. A failed source is a
-//! line in the report, never an abort. `daemon` only decides when to call
+//! within the fetcher's limits; results are compared as they arrive and
+//! written in batches (every outcome whole in one transaction, a batch at
+//! most every 200 ms). A failed source is a line in the report, never an abort. `daemon` only decides when to call
 //! [`run`].
 
 use std::collections::HashMap;
@@ -174,12 +174,19 @@ pub async fn run(
         .filter(|s| opts.only.is_empty() || opts.only.contains(&s.id))
         .collect();
 
-    let fetcher = Arc::new(Fetcher::new(&config.settings)?);
+    // Building the client reads the system's root certificates: let that
+    // happen on another core while the store is read.
+    let settings = config.settings.clone();
+    let fetcher = tokio::task::spawn_blocking(move || Fetcher::new(&settings));
     let recheck = Duration::from_millis(config.settings.retry_backoff_ms.max(100));
     // What each task needs of the last good check; the previous text itself
     // is read only when there is a new text to compare it with.
     let ids: Vec<&str> = sources.iter().map(|s| s.id.as_str()).collect();
     let (mut known, health) = store.prefetch(&ids)?;
+    let fetcher = Arc::new(fetcher.await.map_err(|e| FetchError::Other {
+        url: String::new(),
+        detail: format!("building the HTTP client crashed: {e}"),
+    })??);
 
     let bar = progress_bar(opts.progress, sources.len());
     // A source holds a slot from its fetch to the end of its extraction, so
@@ -219,44 +226,53 @@ pub async fn run(
     let mut stop = opts.stop.clone();
     let mut deadline: Option<tokio::time::Instant> = None;
     let mut stop_gone = false;
+    // Outcomes wait here until a batch is full or `FLUSH_EVERY` has passed
+    // since the oldest: sources finish one by one, and a commit per source
+    // would cost more than an unchanged source's whole check.
+    let mut pending: Vec<(usize, CheckRecord)> = Vec::new();
+    let mut flush_at: Option<tokio::time::Instant> = None;
     loop {
-        let joined = match (deadline, stop.as_mut().filter(|_| !stop_gone)) {
-            (Some(d), _) => match tokio::time::timeout_at(d, tasks.join_next_with_id()).await {
-                Ok(j) => j,
-                Err(_) => {
-                    tracing::warn!(
-                        abandoned = tasks.len(),
-                        "grace period over; unfinished checks are not recorded"
-                    );
-                    tasks.abort_all();
-                    break;
-                }
-            },
-            (None, Some(rx)) => tokio::select! {
-                j = tasks.join_next_with_id() => j,
-                changed = rx.wait_for(|stopping| *stopping) => {
-                    if changed.is_ok() {
-                        tracing::info!(in_flight = tasks.len(), grace_secs = opts.grace.as_secs(), "stopping: finishing in-flight checks");
-                        deadline = Some(tokio::time::Instant::now() + opts.grace);
-                    } else {
-                        stop_gone = true;
-                    }
-                    continue;
-                }
-            },
-            (None, None) => tasks.join_next_with_id().await,
+        let event = tokio::select! {
+            joined = tasks.join_next_with_id() => Event::Joined(joined),
+            () = sleep_until(flush_at) => Event::FlushDue,
+            () = sleep_until(deadline) => Event::GraceOver,
+            stopping = wait_for_stop(stop.as_mut().filter(|_| deadline.is_none() && !stop_gone)) => Event::Stop(stopping),
         };
-        let Some(joined) = joined else { break };
-        // Whatever else has finished joins this batch: one commit for all.
-        let mut ready = vec![joined];
-        while ready.len() < BATCH {
-            match tasks.try_join_next_with_id() {
-                Some(j) => ready.push(j),
-                None => break,
+        let joined = match event {
+            Event::Joined(Some(joined)) => joined,
+            Event::Joined(None) => break,
+            Event::FlushDue => {
+                flush(store, &mut pending, &mut reports, &bar)?;
+                flush_at = None;
+                continue;
             }
+            Event::GraceOver => {
+                tracing::warn!(
+                    abandoned = tasks.len(),
+                    "grace period over; unfinished checks are not recorded"
+                );
+                tasks.abort_all();
+                break;
+            }
+            Event::Stop(true) => {
+                tracing::info!(
+                    in_flight = tasks.len(),
+                    grace_secs = opts.grace.as_secs(),
+                    "stopping: finishing in-flight checks"
+                );
+                deadline = Some(tokio::time::Instant::now() + opts.grace);
+                continue;
+            }
+            Event::Stop(false) => {
+                stop_gone = true;
+                continue;
+            }
+        };
+        // Whatever else has finished joins it.
+        let mut ready = vec![joined];
+        while let Some(j) = tasks.try_join_next_with_id() {
+            ready.push(j);
         }
-        let mut indices = Vec::with_capacity(ready.len());
-        let mut recs = Vec::with_capacity(ready.len());
         for joined in ready {
             let (index, (started_at, clock), result) = match joined {
                 Ok((_, (index, started, Some(result)))) => (index, started, result),
@@ -282,25 +298,18 @@ pub async fn run(
                 result,
             )?;
             queued += rec.alerts.len();
-            indices.push(index);
-            recs.push(rec);
+            pending.push((index, rec));
         }
-        store.record_all(&recs)?;
-        for (index, rec) in indices.into_iter().zip(recs) {
-            tracing::info!(source = %rec.source_id, status = rec.status.as_str(), ms = rec.duration_ms, "checked");
-            let verdict = rec.verdict;
-            reports[index] = Some(SourceReport {
-                id: rec.source_id,
-                url: rec.url,
-                status: rec.status,
-                material: verdict.as_ref().is_some_and(|v| v.material),
-                error: rec.error,
-                changes: verdict.as_ref().map(|v| v.changes.clone()).unwrap_or_default(),
-                diff: verdict.map(|v| v.diff),
-            });
-            bar.inc(1);
+        // A stopping daemon records at once: the process may be gone soon.
+        let stopping = deadline.is_some();
+        if pending.len() >= BATCH || stopping {
+            flush(store, &mut pending, &mut reports, &bar)?;
+            flush_at = None;
+        } else if flush_at.is_none() && !pending.is_empty() {
+            flush_at = Some(tokio::time::Instant::now() + FLUSH_EVERY);
         }
     }
+    flush(store, &mut pending, &mut reports, &bar)?;
     bar.finish_and_clear();
     if opts.crash_before_delivery {
         eprintln!("visawatch: VISAWATCH_CRASH_BEFORE_DELIVERY set: aborting before delivery");
@@ -328,6 +337,64 @@ pub async fn run(
 
 /// Most outcomes written in one transaction.
 const BATCH: usize = 128;
+
+/// Longest an outcome waits for others to share its commit.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+
+/// What the run loop woke up for.
+enum Event<T> {
+    Joined(Option<T>),
+    FlushDue,
+    GraceOver,
+    /// `true`: asked to stop; `false`: whoever could ask is gone.
+    Stop(bool),
+}
+
+/// Sleeps until `at`, or forever when there is no `at`.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits until asked to stop (`true`) or the sender is gone (`false`);
+/// forever when there is nobody to ask.
+async fn wait_for_stop(stop: Option<&mut tokio::sync::watch::Receiver<bool>>) -> bool {
+    match stop {
+        Some(rx) => rx.wait_for(|stopping| *stopping).await.is_ok(),
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes the waiting outcomes in one transaction, then reports them.
+fn flush(
+    store: &mut Store,
+    pending: &mut Vec<(usize, CheckRecord)>,
+    reports: &mut [Option<SourceReport>],
+    bar: &indicatif::ProgressBar,
+) -> Result<(), StoreError> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let (indices, recs): (Vec<usize>, Vec<CheckRecord>) = std::mem::take(pending).into_iter().unzip();
+    store.record_all(&recs)?;
+    for (index, rec) in indices.into_iter().zip(recs) {
+        tracing::info!(source = %rec.source_id, status = rec.status.as_str(), ms = rec.duration_ms, "checked");
+        let verdict = rec.verdict;
+        reports[index] = Some(SourceReport {
+            id: rec.source_id,
+            url: rec.url,
+            status: rec.status,
+            material: verdict.as_ref().is_some_and(|v| v.material),
+            error: rec.error,
+            changes: verdict.as_ref().map(|v| v.changes.clone()).unwrap_or_default(),
+            diff: verdict.map(|v| v.diff),
+        });
+        bar.inc(1);
+    }
+    Ok(())
+}
 
 /// Turns what fetching gave into the record of one check: the verdict
 /// against the stored text, and the alerts it causes.

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::model::{Alert, AlertKind, Change, Status, Validators, Verdict};
@@ -27,7 +28,7 @@ pub enum StoreError {
     #[error("no database at {path}: run `visawatch check` first, or pass the right --data folder")]
     Missing { path: PathBuf },
     #[error(
-        "{path} is missing but {dir} holds snapshot files ({example}): the history was lost or --data points at the wrong folder; restore the database, or delete the .txt files to start over"
+        "{path} is missing but {dir} holds snapshot files ({example}): the history was lost or --data points at the wrong folder; restore the database, or delete the .txt and visawatch.db-wal files to start over"
     )]
     Lost {
         path: PathBuf,
@@ -190,6 +191,14 @@ pub struct Store {
     _lock: Option<File>,
 }
 
+/// SQL columns of source `src`'s health: when its last good check started,
+/// and how many checks failed since. Derived from `checks`, so that an
+/// unchanged check writes one row and touches nothing else.
+const HEALTH_COLUMNS: &str = "(SELECT g.started_at FROM checks g WHERE g.source_id = src.id AND g.status != 'failed'
+        ORDER BY g.id DESC LIMIT 1),
+    (SELECT count(*) FROM checks c WHERE c.source_id = src.id AND c.status = 'failed'
+        AND c.id > coalesce((SELECT max(g.id) FROM checks g WHERE g.source_id = src.id AND g.status != 'failed'), 0))";
+
 /// Migrations in order; `PRAGMA user_version` counts how many ran.
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -274,6 +283,9 @@ ALTER TABLE sources ADD COLUMN blind_since TEXT;
     // Fingerprint of the body behind the current snapshot: an identical page
     // is unchanged without parsing it again.
     "ALTER TABLE sources ADD COLUMN body_hash TEXT;",
+    // Derived from `checks` instead (see HEALTH_COLUMNS): keeping it here
+    // rewrote every source's row on every unchanged check.
+    "ALTER TABLE sources DROP COLUMN last_ok_at;",
 ];
 
 impl Store {
@@ -298,7 +310,9 @@ impl Store {
             // silently start a new baseline over a lost history.
             if let Some(example) = std::fs::read_dir(dir).map_err(io)?.flatten().find_map(|e| {
                 let n = e.file_name().to_string_lossy().into_owned();
-                n.ends_with(".txt").then_some(n)
+                // The WAL outlives runs (see `open`): without its database it
+                // is half a history, which SQLite would replay into a new file.
+                (n.ends_with(".txt") || n == format!("{DB_FILE}-wal")).then_some(n)
             }) {
                 return Err(StoreError::Lost {
                     path: db_path,
@@ -324,6 +338,12 @@ impl Store {
         if access != Access::Read {
             conn.pragma_update(None, "journal_mode", "WAL").map_err(corrupt)?;
             conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
+            // SQLite folds the WAL into the database every 1,000 pages; doing
+            // it at every close as well cost an fsync of the whole database
+            // file, the slowest step of an unchanged round. The WAL is part
+            // of the database: visawatch.db-wal is copied with it.
+            conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+                .map_err(sql)?;
         }
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)?;
         let known = MIGRATIONS.len() as i64;
@@ -388,44 +408,62 @@ impl Store {
     }
 
     /// What a run needs to know of its sources up front, read in one
-    /// transaction: the last good check of each, and its health.
+    /// transaction with two queries over all sources (a query per source
+    /// costs more than the whole unchanged round's network time): the last
+    /// good check of each, and its health. Ids never checked get no
+    /// [`Known`] and a clean [`Health`].
     #[allow(clippy::type_complexity)]
     pub fn prefetch(
         &self,
         ids: &[&str],
     ) -> Result<(HashMap<String, Option<Known>>, HashMap<String, Health>), StoreError> {
         let tx = self.conn.unchecked_transaction().map_err(self.sql())?;
-        let mut known = HashMap::with_capacity(ids.len());
-        let mut health = HashMap::with_capacity(ids.len());
-        for id in ids {
-            known.insert(id.to_string(), self.known(id)?);
-            health.insert(id.to_string(), self.health(id)?);
+        let mut known: HashMap<String, Option<Known>> = ids.iter().map(|id| (id.to_string(), None)).collect();
+        let mut health: HashMap<String, Health> =
+            ids.iter().map(|id| (id.to_string(), Health::default())).collect();
+        // octet_length reads the text's size from its record header, not the text.
+        {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT src.id, src.etag, src.last_modified, octet_length(s.text), src.body_hash
+                 FROM sources src JOIN snapshots s ON s.hash = src.current_hash",
+                )
+                .map_err(self.sql())?;
+            let mut rows = stmt.query([]).map_err(self.sql())?;
+            while let Some(r) = rows.next().map_err(self.sql())? {
+                let id: String = r.get(0).map_err(self.sql())?;
+                if let Some(slot) = known.get_mut(&id) {
+                    *slot = Some(Known {
+                        validators: Validators {
+                            etag: r.get(1).map_err(self.sql())?,
+                            last_modified: r.get(2).map_err(self.sql())?,
+                        },
+                        text_len: r.get::<_, i64>(3).map_err(self.sql())? as usize,
+                        body_hash: r.get(4).map_err(self.sql())?,
+                    });
+                }
+            }
+        }
+        {
+            let mut stmt = tx
+                .prepare(&format!(
+                    "SELECT src.id, src.blind_since, {HEALTH_COLUMNS} FROM sources src"
+                ))
+                .map_err(self.sql())?;
+            let mut rows = stmt.query([]).map_err(self.sql())?;
+            while let Some(r) = rows.next().map_err(self.sql())? {
+                let id: String = r.get(0).map_err(self.sql())?;
+                if let Some(slot) = health.get_mut(&id) {
+                    *slot = Health {
+                        blind_since: r.get(1).map_err(self.sql())?,
+                        last_ok_at: r.get(2).map_err(self.sql())?,
+                        failures_in_a_row: r.get::<_, i64>(3).map_err(self.sql())? as u32,
+                    };
+                }
+            }
         }
         tx.commit().map_err(self.sql())?;
         Ok((known, health))
-    }
-
-    /// Validators, text length and body fingerprint of the last good check.
-    pub fn known(&self, id: &str) -> Result<Option<Known>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT src.etag, src.last_modified, length(CAST(s.text AS BLOB)), src.body_hash
-                 FROM sources src JOIN snapshots s ON s.hash = src.current_hash WHERE src.id = ?1",
-            )
-            .map_err(self.sql())?;
-        stmt.query_row([id], |r| {
-            Ok(Known {
-                validators: Validators {
-                    etag: r.get(0)?,
-                    last_modified: r.get(1)?,
-                },
-                text_len: r.get::<_, i64>(2)? as usize,
-                body_hash: r.get(3)?,
-            })
-        })
-        .optional()
-        .map_err(self.sql())
     }
 
     /// Writes several sources' outcomes in one transaction: each outcome is
@@ -542,28 +580,25 @@ impl Store {
         Ok(id)
     }
 
-    /// Failed checks since the source's last good one, and its blind flag.
+    /// Failed checks since the source's last good one, and its blind flag
+    /// (for `status`; a run reads every source's at once in [`Store::prefetch`]).
     pub fn health(&self, id: &str) -> Result<Health, StoreError> {
-        let (blind_since, last_ok_at) = self
-            .conn
-            .prepare_cached("SELECT blind_since, last_ok_at FROM sources WHERE id = ?1")
-            .and_then(|mut st| st.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))))
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT src.blind_since, {HEALTH_COLUMNS} FROM sources src WHERE src.id = ?1"
+            ))
+            .and_then(|mut st| {
+                st.query_row([id], |r| {
+                    Ok(Health {
+                        blind_since: r.get(0)?,
+                        last_ok_at: r.get(1)?,
+                        failures_in_a_row: r.get::<_, i64>(2)? as u32,
+                    })
+                })
+            })
             .optional()
-            .map_err(self.sql())?
-            .unwrap_or((None, None));
-        let failures: i64 = self
-            .conn
-            .prepare_cached(
-                "SELECT count(*) FROM checks WHERE source_id = ?1 AND status = 'failed'
-                 AND id > coalesce((SELECT max(id) FROM checks WHERE source_id = ?1 AND status != 'failed'), 0)",
-            )
-            .and_then(|mut st| st.query_row([id], |r| r.get(0)))
-            .map_err(self.sql())?;
-        Ok(Health {
-            failures_in_a_row: failures as u32,
-            blind_since,
-            last_ok_at,
-        })
+            .map(Option::unwrap_or_default)
+            .map_err(self.sql())
     }
 
     /// Outbox messages with deliveries due at `now` (all pending ones when
@@ -813,9 +848,12 @@ impl Store {
 
 /// One source's outcome: its check row, snapshot, change and alerts.
 fn write_outcome(tx: &rusqlite::Transaction, rec: &CheckRecord) -> rusqlite::Result<()> {
+    // Rows are rewritten only when something in them changes: an unchanged
+    // check should cost its `checks` row and no more pages.
     tx.prepare_cached(
         "INSERT INTO sources (id, name, url) VALUES (?1, ?2, ?3)
-         ON CONFLICT(id) DO UPDATE SET name = excluded.name, url = excluded.url",
+         ON CONFLICT(id) DO UPDATE SET name = excluded.name, url = excluded.url
+         WHERE name IS NOT excluded.name OR url IS NOT excluded.url",
     )
     .and_then(|mut st| st.execute(params![rec.source_id, rec.name, rec.url]))?;
     let hash = rec.text.as_deref().map(content_hash);
@@ -846,22 +884,21 @@ fn write_outcome(tx: &rusqlite::Transaction, rec: &CheckRecord) -> rusqlite::Res
     let check_id = tx.last_insert_rowid();
     let mut change_id = None;
     if let Some(body) = rec.body_hash.as_deref().filter(|_| rec.status != Status::Failed) {
-        tx.prepare_cached("UPDATE sources SET body_hash = ?2 WHERE id = ?1")
+        tx.prepare_cached("UPDATE sources SET body_hash = ?2 WHERE id = ?1 AND body_hash IS NOT ?2")
             .and_then(|mut st| st.execute(params![rec.source_id, body]))?;
     }
     if rec.status != Status::Failed {
         let v = rec.validators.as_ref();
         tx.prepare_cached(
-            "UPDATE sources SET current_hash = ?2, last_ok_at = ?3,
-               etag = CASE WHEN ?4 THEN ?5 ELSE etag END,
-               last_modified = CASE WHEN ?4 THEN ?6 ELSE last_modified END
-             WHERE id = ?1",
+            "UPDATE sources SET current_hash = ?2,
+               etag = CASE WHEN ?3 THEN ?4 ELSE etag END,
+               last_modified = CASE WHEN ?3 THEN ?5 ELSE last_modified END
+             WHERE id = ?1 AND (current_hash IS NOT ?2 OR (?3 AND (etag IS NOT ?4 OR last_modified IS NOT ?5)))",
         )
         .and_then(|mut st| {
             st.execute(params![
                 rec.source_id,
                 snapshot_hash,
-                rec.started_at,
                 v.is_some(),
                 v.and_then(|v| v.etag.clone()),
                 v.and_then(|v| v.last_modified.clone()),
@@ -1018,4 +1055,63 @@ fn take_lock(dir: &Path, wait: bool) -> Result<File, StoreError> {
     file.rewind().map_err(io(&path))?;
     writeln!(file, "{role} pid {}", std::process::id()).map_err(io(&path))?;
     Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A data folder written by the version before `last_ok_at` moved out
+    /// of `sources` keeps its health: the last good check and the failures
+    /// since come from its checks.
+    #[test]
+    fn a_version_5_folder_migrates_and_keeps_its_health() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            for m in &MIGRATIONS[..5] {
+                conn.execute_batch(m).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 5).unwrap();
+            conn.execute_batch(
+                "INSERT INTO snapshots VALUES ('h1', 'text', '2026-11-01T06:00:00Z');
+                 INSERT INTO sources (id, name, url, current_hash, last_ok_at)
+                   VALUES ('xk', 'Kosovo', 'http://127.0.0.1/xk', 'h1', '2026-11-02T06:00:00Z');
+                 INSERT INTO checks (source_id, started_at, duration_ms, status, snapshot_hash)
+                   VALUES ('xk', '2026-11-01T06:00:00Z', 5, 'baseline', 'h1'),
+                          ('xk', '2026-11-02T06:00:00Z', 5, 'unchanged', 'h1'),
+                          ('xk', '2026-11-03T06:00:00Z', 5, 'failed', NULL),
+                          ('xk', '2026-11-04T06:00:00Z', 5, 'failed', NULL);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(dir.path(), Access::WriteWait).unwrap();
+        let version: i64 = store
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        let health = store.health("xk").unwrap();
+        assert_eq!(health.failures_in_a_row, 2);
+        assert_eq!(health.last_ok_at.as_deref(), Some("2026-11-02T06:00:00Z"));
+        let (known, all) = store.prefetch(&["xk", "new-source"]).unwrap();
+        assert_eq!(all["xk"].failures_in_a_row, 2);
+        assert_eq!(all["xk"].last_ok_at.as_deref(), Some("2026-11-02T06:00:00Z"));
+        assert_eq!(known["xk"].as_ref().map(|k| k.text_len), Some(4));
+        assert!(known["new-source"].is_none());
+        assert_eq!(all["new-source"].failures_in_a_row, 0);
+    }
+
+    /// A WAL left without its database is refused, not replayed into a new one.
+    #[test]
+    fn a_wal_without_its_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("visawatch.db-wal"), b"frames").unwrap();
+        let err = Store::open(dir.path(), Access::WriteWait).err().expect("refused");
+        assert!(
+            matches!(err, StoreError::Lost { ref example, .. } if example == "visawatch.db-wal"),
+            "{err}"
+        );
+        assert!(!dir.path().join(DB_FILE).exists());
+    }
 }
