@@ -193,11 +193,15 @@ pub struct Store {
 
 /// SQL columns of source `src`'s health: when its last good check started,
 /// and how many checks failed since. Derived from `checks`, so that an
-/// unchanged check writes one row and touches nothing else.
-const HEALTH_COLUMNS: &str = "(SELECT g.started_at FROM checks g WHERE g.source_id = src.id AND g.status != 'failed'
+/// unchanged check writes one row and touches nothing else. Both walk the
+/// source's checks backwards from the newest (`ORDER BY id DESC LIMIT 1`,
+/// not `max(id)`, which would read a year of history on every run).
+const HEALTH_COLUMNS: &str =
+    "(SELECT g.started_at FROM checks g WHERE g.source_id = src.id AND g.status != 'failed'
         ORDER BY g.id DESC LIMIT 1),
     (SELECT count(*) FROM checks c WHERE c.source_id = src.id AND c.status = 'failed'
-        AND c.id > coalesce((SELECT max(g.id) FROM checks g WHERE g.source_id = src.id AND g.status != 'failed'), 0))";
+        AND c.id > coalesce((SELECT g.id FROM checks g WHERE g.source_id = src.id AND g.status != 'failed'
+            ORDER BY g.id DESC LIMIT 1), 0))";
 
 /// Migrations in order; `PRAGMA user_version` counts how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -734,8 +738,9 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT c.source_id, c.started_at, c.status, c.error FROM checks c
-                 WHERE c.id = (SELECT max(id) FROM checks WHERE source_id = c.source_id)",
+                // One index lookup per source, not a pass over every check ever made.
+                "SELECT c.source_id, c.started_at, c.status, c.error FROM sources src
+                 JOIN checks c ON c.id = (SELECT max(id) FROM checks WHERE source_id = src.id)",
             )
             .map_err(self.sql())?;
         let rows = stmt
