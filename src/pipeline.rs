@@ -4,8 +4,8 @@
 //! Fetching (and the CPU-bound extraction right after it) runs concurrently
 //! within the fetcher's limits; results are compared as they arrive and
 //! written in batches (every outcome whole in one transaction, a batch at
-//! most every 200 ms). A failed source is a line in the report, never an abort. `daemon` only decides when to call
-//! [`run`].
+//! most every 200 ms). A failed source is a line in the report, never an
+//! abort. `daemon` only decides when to call [`run`].
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
