@@ -203,6 +203,15 @@ const HEALTH_COLUMNS: &str =
         AND c.id > coalesce((SELECT g.id FROM checks g WHERE g.source_id = src.id AND g.status != 'failed'
             ORDER BY g.id DESC LIMIT 1), 0))";
 
+/// A [`Health`] from a row that starts with `blind_since, HEALTH_COLUMNS`.
+fn health_row(r: &rusqlite::Row) -> rusqlite::Result<Health> {
+    Ok(Health {
+        blind_since: r.get(0)?,
+        last_ok_at: r.get(1)?,
+        failures_in_a_row: r.get::<_, i64>(2)? as u32,
+    })
+}
+
 /// Migrations in order; `PRAGMA user_version` counts how many ran.
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -426,46 +435,46 @@ impl Store {
         let mut health: HashMap<String, Health> =
             ids.iter().map(|id| (id.to_string(), Health::default())).collect();
         // octet_length reads the text's size from its record header, not the text.
-        {
-            let mut stmt = tx
-                .prepare(
-                    "SELECT src.id, src.etag, src.last_modified, octet_length(s.text), src.body_hash
+        let mut known_stmt = tx
+            .prepare(
+                "SELECT src.id, src.etag, src.last_modified, octet_length(s.text), src.body_hash
                  FROM sources src JOIN snapshots s ON s.hash = src.current_hash",
-                )
-                .map_err(self.sql())?;
-            let mut rows = stmt.query([]).map_err(self.sql())?;
-            while let Some(r) = rows.next().map_err(self.sql())? {
-                let id: String = r.get(0).map_err(self.sql())?;
-                if let Some(slot) = known.get_mut(&id) {
-                    *slot = Some(Known {
-                        validators: Validators {
-                            etag: r.get(1).map_err(self.sql())?,
-                            last_modified: r.get(2).map_err(self.sql())?,
-                        },
-                        text_len: r.get::<_, i64>(3).map_err(self.sql())? as usize,
-                        body_hash: r.get(4).map_err(self.sql())?,
-                    });
-                }
+            )
+            .map_err(self.sql())?;
+        let rows = known_stmt
+            .query_map([], |r| {
+                let k = Known {
+                    validators: Validators {
+                        etag: r.get(1)?,
+                        last_modified: r.get(2)?,
+                    },
+                    text_len: r.get::<_, i64>(3)? as usize,
+                    body_hash: r.get(4)?,
+                };
+                Ok((r.get::<_, String>(0)?, k))
+            })
+            .map_err(self.sql())?;
+        for row in rows {
+            let (id, k) = row.map_err(self.sql())?;
+            if let Some(slot) = known.get_mut(&id) {
+                *slot = Some(k);
             }
         }
-        {
-            let mut stmt = tx
-                .prepare(&format!(
-                    "SELECT src.id, src.blind_since, {HEALTH_COLUMNS} FROM sources src"
-                ))
-                .map_err(self.sql())?;
-            let mut rows = stmt.query([]).map_err(self.sql())?;
-            while let Some(r) = rows.next().map_err(self.sql())? {
-                let id: String = r.get(0).map_err(self.sql())?;
-                if let Some(slot) = health.get_mut(&id) {
-                    *slot = Health {
-                        blind_since: r.get(1).map_err(self.sql())?,
-                        last_ok_at: r.get(2).map_err(self.sql())?,
-                        failures_in_a_row: r.get::<_, i64>(3).map_err(self.sql())? as u32,
-                    };
-                }
+        let mut health_stmt = tx
+            .prepare(&format!(
+                "SELECT src.blind_since, {HEALTH_COLUMNS}, src.id FROM sources src"
+            ))
+            .map_err(self.sql())?;
+        let rows = health_stmt
+            .query_map([], |r| Ok((r.get::<_, String>(3)?, health_row(r)?)))
+            .map_err(self.sql())?;
+        for row in rows {
+            let (id, h) = row.map_err(self.sql())?;
+            if let Some(slot) = health.get_mut(&id) {
+                *slot = h;
             }
         }
+        drop((known_stmt, health_stmt));
         tx.commit().map_err(self.sql())?;
         Ok((known, health))
     }
@@ -591,15 +600,7 @@ impl Store {
             .prepare_cached(&format!(
                 "SELECT src.blind_since, {HEALTH_COLUMNS} FROM sources src WHERE src.id = ?1"
             ))
-            .and_then(|mut st| {
-                st.query_row([id], |r| {
-                    Ok(Health {
-                        blind_since: r.get(0)?,
-                        last_ok_at: r.get(1)?,
-                        failures_in_a_row: r.get::<_, i64>(2)? as u32,
-                    })
-                })
-            })
+            .and_then(|mut st| st.query_row([id], health_row))
             .optional()
             .map(Option::unwrap_or_default)
             .map_err(self.sql())
