@@ -16,8 +16,7 @@ use toml::Spanned;
 use crate::model::Source;
 
 /// Fetch and run settings (`[settings]`), all optional.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub user_agent: String,
     pub timeout_secs: u64,
@@ -63,6 +62,100 @@ impl Default for Settings {
             jitter_secs: 5,
         }
     }
+}
+
+/// `[settings]` as written, with positions for messages. Numbers are read
+/// wide (i64) so that an absurd value is a range error naming its line, not
+/// a panic later.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    user_agent: Option<Spanned<String>>,
+    timeout_secs: Option<Spanned<i64>>,
+    concurrency: Option<Spanned<i64>>,
+    per_host: Option<Spanned<i64>>,
+    max_body_bytes: Option<Spanned<i64>>,
+    conditional_get: Option<bool>,
+    retries: Option<Spanned<i64>>,
+    retry_backoff_ms: Option<Spanned<i64>>,
+    failure_alert_after: Option<Spanned<i64>>,
+    schedule: Option<String>,
+    digest_schedule: Option<String>,
+    grace_secs: Option<Spanned<i64>>,
+    jitter_secs: Option<Spanned<i64>>,
+}
+
+/// The longest source id: it names `<id>.txt` and appears in subjects.
+pub const MAX_ID_LEN: usize = 64;
+
+/// Validates `[settings]`: every number within a range a run can live with.
+fn settings(raw: RawSettings, text: &str, path: &Path) -> Result<Settings, ConfigError> {
+    let mut s = Settings::default();
+    let at = |span: Range<usize>, message: String| {
+        let (line, column) = line_col(text, span.start);
+        ConfigError::Setting {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message,
+        }
+    };
+    let num = |v: Option<Spanned<i64>>, key: &str, min: i64, max: i64, default: u64| match v {
+        None => Ok(default),
+        Some(v) => {
+            let span = v.span();
+            let n = v.into_inner();
+            if (min..=max).contains(&n) {
+                Ok(n as u64)
+            } else {
+                Err(at(span, format!("{key} = {n} is out of range ({min} to {max})")))
+            }
+        }
+    };
+    s.timeout_secs = num(raw.timeout_secs, "timeout_secs", 1, 3600, s.timeout_secs)?;
+    s.concurrency = num(raw.concurrency, "concurrency", 1, 1024, s.concurrency as u64)? as usize;
+    s.per_host = num(raw.per_host, "per_host", 1, 256, s.per_host as u64)? as usize;
+    s.max_body_bytes = num(raw.max_body_bytes, "max_body_bytes", 1, 1 << 30, s.max_body_bytes)?;
+    s.retries = num(raw.retries, "retries", 0, 10, s.retries.into())? as u32;
+    s.retry_backoff_ms = num(
+        raw.retry_backoff_ms,
+        "retry_backoff_ms",
+        0,
+        600_000,
+        s.retry_backoff_ms,
+    )?;
+    s.failure_alert_after = num(
+        raw.failure_alert_after,
+        "failure_alert_after",
+        0,
+        10_000,
+        s.failure_alert_after.into(),
+    )? as u32;
+    s.grace_secs = num(raw.grace_secs, "grace_secs", 0, 3600, s.grace_secs)?;
+    s.jitter_secs = num(raw.jitter_secs, "jitter_secs", 0, 86_400, s.jitter_secs)?;
+    if let Some(ua) = raw.user_agent {
+        let span = ua.span();
+        let ua = ua.into_inner();
+        // What an HTTP header value may hold: visible ASCII and spaces.
+        if ua.trim().is_empty() || ua.len() > 256 || !ua.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+            return Err(at(
+                span,
+                "user_agent must be 1 to 256 printable ASCII characters (no line breaks or control characters)"
+                    .into(),
+            ));
+        }
+        s.user_agent = ua;
+    }
+    if let Some(v) = raw.conditional_get {
+        s.conditional_get = v;
+    }
+    if let Some(v) = raw.schedule {
+        s.schedule = v;
+    }
+    if let Some(v) = raw.digest_schedule {
+        s.digest_schedule = v;
+    }
+    Ok(s)
 }
 
 /// Where alerts go (`[email]`). Without the section, alerts are still
@@ -158,6 +251,13 @@ pub enum ConfigError {
         id: String,
         message: String,
     },
+    #[error("{path}:{line}:{column}: [settings] {message}")]
+    Setting {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("{path}:{line}:{column}: [email]: {message}")]
     Email {
         path: PathBuf,
@@ -190,7 +290,7 @@ impl OneOrMany {
 #[serde(deny_unknown_fields)]
 struct RawFile {
     #[serde(default)]
-    settings: Settings,
+    settings: RawSettings,
     email: Option<Spanned<RawEmail>>,
     #[serde(default)]
     source: Vec<Spanned<RawSource>>,
@@ -204,7 +304,7 @@ struct RawEmail {
     to: Vec<Spanned<String>>,
     smtp_url: Option<Spanned<String>>,
     tls_ca_file: Option<PathBuf>,
-    retry_backoff_secs: Option<u64>,
+    retry_backoff_secs: Option<Spanned<i64>>,
     // Named only to be refused with a clear message.
     password: Option<Spanned<toml::Value>>,
     smtp_password: Option<Spanned<toml::Value>>,
@@ -230,12 +330,28 @@ struct RawSource {
 
 /// Reads and validates a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+    use std::io::Read;
+    let io = |source| ConfigError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    // A FIFO or a device would block or never end: only a regular file, capped.
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() || meta.len() > MAX_CONFIG_BYTES {
+        return Err(ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: format!("not a regular file of at most {MAX_CONFIG_BYTES} bytes"),
+        });
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CONFIG_BYTES).read_to_string(&mut text))
+        .map_err(io)?;
     parse(&text, path)
 }
+
+/// Largest `sources.toml` read (100,000 sources fit in far less).
+const MAX_CONFIG_BYTES: u64 = 64 << 20;
 
 /// Validates config text; `path` is only used in messages.
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
@@ -253,14 +369,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             message,
         }
     };
-    let s = &raw.settings;
-    if s.concurrency == 0 || s.per_host == 0 || s.timeout_secs == 0 || s.max_body_bytes == 0 {
-        return Err(ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: "[settings] concurrency, per_host, timeout_secs and max_body_bytes must be > 0".into(),
-        });
-    }
-
+    let s = settings(raw.settings, text, path)?;
     let schedule = parse_schedule(&s.schedule).map_err(|m| ConfigError::Parse {
         path: path.to_path_buf(),
         message: format!("[settings] {m}"),
@@ -290,6 +399,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 id_span,
                 &id,
                 "id must be non-empty and use only a-z, 0-9 and '-'".into(),
+            ));
+        }
+        if id.len() > MAX_ID_LEN {
+            return Err(invalid(
+                id_span,
+                &id[..16],
+                format!("id is {} characters long (at most {MAX_ID_LEN})", id.len()),
             ));
         }
         if !seen.insert(id.clone()) {
@@ -398,7 +514,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     }
     Ok(Config {
         path: path.to_path_buf(),
-        settings: raw.settings,
+        settings: s,
         schedule,
         digest_schedule,
         email,
@@ -492,7 +608,15 @@ fn parse_email(raw: Spanned<RawEmail>, text: &str, path: &Path) -> Result<Email,
         return Err(invalid(span, "tls_ca_file needs an smtp_url".into()));
     }
     if let Some(b) = r.retry_backoff_secs {
-        email.retry_backoff_secs = b;
+        let sp = b.span();
+        let b = b.into_inner();
+        if !(1..=86_400).contains(&b) {
+            return Err(invalid(
+                sp,
+                format!("retry_backoff_secs = {b} is out of range (1 to 86400)"),
+            ));
+        }
+        email.retry_backoff_secs = b as u64;
     }
     Ok(email)
 }
@@ -606,6 +730,52 @@ mod tests {
         )
         .unwrap();
         assert!(c.sources[0].schedule.is_some());
+    }
+
+    /// Issue 10 (10): out-of-range settings used to pass and panic later.
+    #[test]
+    fn out_of_range_settings_name_their_line() {
+        let base = "[[source]]\nid = \"a\"\nurl = \"https://e.org/\"\n";
+        // Past i64: TOML's own error, which names the line and column.
+        let e = err(&format!("[settings]\nconcurrency = 18446744073709551615\n{base}"));
+        assert!(e.contains("line 2, column 15"), "{e}");
+        let e = err(&format!(
+            "[settings]\ntimeout_secs = 5\nconcurrency = 100000\n{base}"
+        ));
+        assert_eq!(
+            e,
+            "sources.toml:3:15: [settings] concurrency = 100000 is out of range (1 to 1024)"
+        );
+        let e = err(&format!("[settings]\ngrace_secs = 9223372036854775807\n{base}"));
+        assert!(e.starts_with("sources.toml:2:14: [settings] grace_secs"), "{e}");
+        let e = err(&format!("[settings]\nper_host = 0\n{base}"));
+        assert!(e.contains("per_host = 0 is out of range"), "{e}");
+        let e = err(&format!("[settings]\nuser_agent = \"a\\r\\nb\"\n{base}"));
+        assert!(
+            e.starts_with("sources.toml:2:14: [settings] user_agent must be"),
+            "{e}"
+        );
+        let long = "a".repeat(300);
+        let e = err(&format!(
+            "[[source]]\nid = \"{long}\"\nurl = \"https://e.org/\"\n"
+        ));
+        assert!(
+            e.starts_with("sources.toml:2:6: source `aaaaaaaaaaaaaaaa`: id is 300 characters long"),
+            "{e}"
+        );
+    }
+
+    /// Issue 10 (9): `--config` on a FIFO hung.
+    #[test]
+    fn config_on_a_fifo_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.toml");
+        let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(status.success());
+        let e = load(&fifo).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        let e = load(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
     }
 
     #[test]

@@ -34,7 +34,23 @@ pub enum ExtractError {
     BadSelector(String),
     #[error("the requirement section has no text")]
     Empty,
+    /// A page built to cost more than any real one (see [`Limits`]): the
+    /// source fails instead of stalling or crashing the run.
+    #[error("page too complex to read: {0}")]
+    TooComplex(String),
+    #[error("{0}")]
+    NotHtml(String),
 }
+
+/// What one document may cost. Browsers draw the same lines: Blink's parser
+/// stops nesting at 512 levels. The walker below recurses once per level, so
+/// the depth cap is also what keeps a hostile page from overflowing the stack.
+pub const MAX_DEPTH: usize = 512;
+/// html5ever checks each new attribute against the tag's others (quadratic:
+/// 200,000 attributes on one tag took 35 s). Real tags carry a few dozen.
+pub const MAX_ATTRIBUTES: usize = 1_000;
+/// Nodes in one document; a real 100 KB page has a few thousand.
+pub const MAX_NODES: usize = 1_000_000;
 
 /// Elements that never carry requirement text.
 const DROPPED_TAGS: &[&str] = &[
@@ -93,7 +109,14 @@ const BLOCK_TAGS: &[&str] = &[
 
 /// Extracts the canonical text of the requirement sections of `html`.
 pub fn extract(html: &str, rules: &Rules) -> Result<String, ExtractError> {
+    let attributes = most_attributes(html);
+    if attributes > MAX_ATTRIBUTES {
+        return Err(ExtractError::TooComplex(format!(
+            "an element has more than {MAX_ATTRIBUTES} attributes"
+        )));
+    }
     let doc = Html::parse_document(html);
+    check_shape(&doc)?;
     let parse = |s: &str| Selector::parse(s).map_err(|_| ExtractError::BadSelector(s.to_string()));
 
     let mut skip = HashSet::new();
@@ -249,6 +272,14 @@ impl Walker<'_> {
                             self.flush();
                         }
                     }
+                    "tr" if node.children().any(is_layout_cell) => {
+                        // A layout table: each cell is a block of the page
+                        // (a heading and a document list stay what they are).
+                        self.flush();
+                        for cell in node.children().filter(|c| is_cell(*c)) {
+                            self.block(cell, None);
+                        }
+                    }
                     "tr" => {
                         self.flush();
                         let cells: Vec<String> = node
@@ -317,6 +348,180 @@ impl Walker<'_> {
             text: prefix + &text,
         });
     }
+}
+
+fn is_cell(node: NodeRef<'_, Node>) -> bool {
+    node.value()
+        .as_element()
+        .is_some_and(|e| matches!(e.name(), "td" | "th"))
+}
+
+/// A cell that holds block content (a list, a heading, a nested table, or
+/// several paragraphs) lays out a page; a cell of short text is data.
+fn is_layout_cell(cell: NodeRef<'_, Node>) -> bool {
+    if !is_cell(cell) {
+        return false;
+    }
+    let mut paragraphs = 0;
+    for d in cell.descendants().skip(1) {
+        match d.value().as_element().map(|e| e.name()) {
+            Some("ul" | "ol" | "dl" | "table" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6") => return true,
+            Some("p" | "div" | "blockquote" | "pre" | "section" | "article") => paragraphs += 1,
+            _ => {}
+        }
+        if paragraphs >= 2 {
+            return true;
+        }
+    }
+    false
+}
+
+/// Refuses a parsed document deeper or larger than [`MAX_DEPTH`] /
+/// [`MAX_NODES`], walking it without recursion.
+fn check_shape(doc: &Html) -> Result<(), ExtractError> {
+    let (mut depth, mut deepest, mut nodes) = (0usize, 0usize, 0usize);
+    for edge in doc.tree.root().traverse() {
+        match edge {
+            ego_tree::iter::Edge::Open(_) => {
+                depth += 1;
+                nodes += 1;
+                deepest = deepest.max(depth);
+            }
+            ego_tree::iter::Edge::Close(_) => depth -= 1,
+        }
+    }
+    if deepest > MAX_DEPTH {
+        return Err(ExtractError::TooComplex(format!(
+            "elements nested {deepest} deep (at most {MAX_DEPTH})"
+        )));
+    }
+    if nodes > MAX_NODES {
+        return Err(ExtractError::TooComplex(format!(
+            "{nodes} nodes (at most {MAX_NODES})"
+        )));
+    }
+    Ok(())
+}
+
+/// The most attributes on any one start tag, read with a small tokenizer
+/// before the real parser sees the page (which is where the cost would be).
+/// Comments and the raw text of script-like elements are skipped as the
+/// parser skips them. Stops counting past [`MAX_ATTRIBUTES`].
+fn most_attributes(html: &str) -> usize {
+    const RAW: &[&str] = &[
+        "script",
+        "style",
+        "textarea",
+        "title",
+        "xmp",
+        "iframe",
+        "noembed",
+        "noframes",
+        "plaintext",
+    ];
+    let b = html.as_bytes();
+    let (mut i, mut most) = (0usize, 0usize);
+    let find = |from: usize, needle: &[u8]| -> usize {
+        b[from.min(b.len())..]
+            .windows(needle.len())
+            .position(|w| w.eq_ignore_ascii_case(needle))
+            .map_or(b.len(), |p| from + p)
+    };
+    while i < b.len() {
+        if b[i] != b'<' {
+            i += 1;
+            continue;
+        }
+        if b[i + 1..].starts_with(b"!--") {
+            i = find(i + 4, b"-->") + 3;
+            continue;
+        }
+        if !b.get(i + 1).is_some_and(u8::is_ascii_alphabetic) {
+            i += 1;
+            continue;
+        }
+        let name_start = i + 1;
+        i = name_start;
+        while i < b.len() && !b[i].is_ascii_whitespace() && !matches!(b[i], b'>' | b'/') {
+            i += 1;
+        }
+        let name = html[name_start..i].to_ascii_lowercase();
+        let mut count = 0;
+        loop {
+            while i < b.len() && (b[i].is_ascii_whitespace() || b[i] == b'/') {
+                i += 1;
+            }
+            if i >= b.len() || b[i] == b'>' {
+                break;
+            }
+            count += 1;
+            if count > MAX_ATTRIBUTES {
+                return count;
+            }
+            while i < b.len() && !b[i].is_ascii_whitespace() && !matches!(b[i], b'>' | b'/' | b'=') {
+                i += 1;
+            }
+            while i < b.len() && b[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            if i < b.len() && b[i] == b'=' {
+                i += 1;
+                while i < b.len() && b[i].is_ascii_whitespace() {
+                    i += 1;
+                }
+                match b.get(i) {
+                    Some(&q @ (b'"' | b'\'')) => {
+                        i = b[i + 1..]
+                            .iter()
+                            .position(|&c| c == q)
+                            .map_or(b.len(), |p| i + 2 + p);
+                    }
+                    _ => {
+                        while i < b.len() && !b[i].is_ascii_whitespace() && b[i] != b'>' {
+                            i += 1;
+                        }
+                    }
+                }
+            }
+        }
+        most = most.max(count);
+        if RAW.contains(&name.as_str()) {
+            i = find(i, format!("</{name}").as_bytes());
+        }
+    }
+    most
+}
+
+/// Canonical text of a `text/plain` body: each paragraph (lines up to a
+/// blank line) on one line; lines that start like list items stay their own.
+pub fn plain_text(text: &str) -> Result<String, ExtractError> {
+    static ITEM: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"^\s*(?:[-*•–]\s|\d{1,3}[.)]\s|[a-z]\)\s)").unwrap());
+    let item = |l: &str| ITEM.is_match(l);
+    let mut lines: Vec<String> = Vec::new();
+    let mut para = String::new();
+    let end = |para: &mut String, lines: &mut Vec<String>| {
+        let t = normalize(para);
+        if !t.is_empty() {
+            lines.push(t);
+        }
+        para.clear();
+    };
+    for l in text.lines() {
+        if l.trim().is_empty() || item(l) {
+            end(&mut para, &mut lines);
+        }
+        para.push_str(l);
+        para.push(' ');
+        if item(l) {
+            end(&mut para, &mut lines);
+        }
+    }
+    end(&mut para, &mut lines);
+    if lines.is_empty() {
+        return Err(ExtractError::Empty);
+    }
+    Ok(lines.join("\n") + "\n")
 }
 
 /// The children of `node` that are elements named one of `names`.
@@ -480,6 +685,83 @@ mod tests {
                 "<main><dl><dt>Fee</dt><dd>50 €</dd><div><dt>Validity</dt><dd>1 year</dd><dd>renewable</dd></div></dl></main>"
             ),
             "Fee | 50 €\nValidity | 1 year | renewable\n"
+        );
+    }
+
+    /// Issue 10 (2): a `<td>` holding a heading and a list is page layout,
+    /// not a data row; a data table stays ` | ` rows.
+    #[test]
+    fn layout_table_keeps_its_document_list() {
+        let t = ex(
+            "<table><tr><td><h2>Documents</h2><ul><li>Passport</li><li>Photo</li></ul></td>\
+            <td><p>Apply at the police station.</p></td></tr></table>",
+        );
+        assert_eq!(
+            t,
+            "## Documents\n- Passport\n- Photo\nApply at the police station.\n"
+        );
+        let t = ex(
+            "<table><tr><th>Fee</th><td><p>50 EUR</p></td></tr><tr><td>Validity</td><td>1 year</td></tr></table>",
+        );
+        assert_eq!(t, "Fee | 50 EUR\nValidity | 1 year\n");
+    }
+
+    /// Issue 10 (5): 5,000 nested elements used to overflow the stack and
+    /// abort the process; now the page fails with a reason.
+    #[test]
+    fn deep_page_fails_instead_of_overflowing_the_stack() {
+        let deep = format!("<main>{}x{}</main>", "<div>".repeat(5000), "</div>".repeat(5000));
+        // On a 2 MiB thread, as the runtime's workers have.
+        let r = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || extract(&deep, &Rules::default()))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(
+            matches!(&r, Err(ExtractError::TooComplex(m)) if m.contains("nested")),
+            "{r:?}"
+        );
+        let ok = format!("<main>{}x{}</main>", "<div>".repeat(500), "</div>".repeat(500));
+        let r = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || extract(&ok, &Rules::default()))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(r.unwrap(), "x\n");
+    }
+
+    /// Issue 10 (8): 200,000 attributes on one tag took 35 s to parse.
+    #[test]
+    fn many_attributes_fail_before_parsing() {
+        let attrs: String = (0..200_000).map(|i| format!(" a{i}=1")).collect();
+        let html = format!("<main><p{attrs}>x</p></main>");
+        let t = std::time::Instant::now();
+        let r = extract(&html, &Rules::default());
+        assert!(
+            matches!(&r, Err(ExtractError::TooComplex(m)) if m.contains("attributes")),
+            "{r:?}"
+        );
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
+        // Quoted values with '>' inside and scripts full of '<' are read as a parser does.
+        let html = format!(
+            "<main><p title=\"a>b\" {}>x</p><script>if (a<b) {{ s = \"{}\" }}</script></main>",
+            (0..50)
+                .map(|i| format!("data-{i}='>'"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            "<i x ".repeat(2000)
+        );
+        assert_eq!(extract(&html, &Rules::default()).unwrap(), "x\n");
+    }
+
+    #[test]
+    fn plain_text_paragraphs_and_items() {
+        let t = plain_text("Visa fee\nis 50 EUR.\n\nBring:\n- Passport\n- Photo\n1) Form\nU.S. citizens may stay\n90 days.\n").unwrap();
+        assert_eq!(
+            t,
+            "Visa fee is 50 EUR.\nBring:\n- Passport\n- Photo\n1) Form\nU.S. citizens may stay 90 days.\n"
         );
     }
 

@@ -15,7 +15,7 @@ use reqwest::{StatusCode, Url};
 use tokio::sync::Semaphore;
 
 use crate::config::Settings;
-use crate::model::{CharsetSource, Fetched, Page, Validators};
+use crate::model::{BodyKind, CharsetSource, Fetched, Page, Validators};
 
 /// Why a fetch failed. The message is what the report and `history` show.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -43,6 +43,9 @@ pub enum FetchError {
         charset: String,
         detail: String,
     },
+    /// Not HTML, XHTML or plain text: never stored, never compared.
+    #[error("unsupported content type {content_type} at {url}")]
+    Unsupported { url: String, content_type: String },
     #[error("fetching {url} failed: {detail}")]
     Other { url: String, detail: String },
 }
@@ -79,6 +82,7 @@ impl FetchError {
             FetchError::TooLarge { .. } => "body_too_large",
             FetchError::Redirect { .. } => "redirect",
             FetchError::Decode { .. } => "decode",
+            FetchError::Unsupported { .. } => "unsupported_content_type",
             FetchError::Other { .. } => "other",
         }
     }
@@ -206,6 +210,10 @@ impl Fetcher {
             body.extend_from_slice(&chunk);
         }
         let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let kind = body_kind(content_type, &body).map_err(|content_type| FetchError::Unsupported {
+            url: url.to_string(),
+            content_type,
+        })?;
         let (html, encoding, charset_source) =
             decode(&body, content_type).map_err(|detail| FetchError::Decode {
                 url: url.to_string(),
@@ -224,6 +232,7 @@ impl Fetcher {
             etag: text_header(header::ETAG),
             last_modified: text_header(header::LAST_MODIFIED),
             html,
+            kind,
             charset: encoding.name(),
             charset_source,
             bytes: body.len(),
@@ -285,6 +294,48 @@ fn retry_after(headers: &HeaderMap) -> Option<RetryAfter> {
     let when = chrono::DateTime::parse_from_rfc2822(v.trim()).ok()?;
     let secs = (when.timestamp() - chrono::Utc::now().timestamp()).max(0) as u64;
     Some(RetryAfter(Duration::from_secs(secs)))
+}
+
+/// Magic numbers of formats served where a page was expected. The bytes
+/// decide over the header: a PDF sent as `text/html` is still a PDF.
+const MAGIC: &[(&[u8], &str)] = &[
+    (b"%PDF-", "application/pdf"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"\xFF\xD8\xFF", "image/jpeg"),
+    (b"RIFF", "application/octet-stream (RIFF)"),
+    (b"PK\x03\x04", "application/zip"),
+    (b"\x1F\x8B", "application/gzip"),
+    (b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1", "application/x-ole-storage"),
+    (b"%!PS", "application/postscript"),
+    (b"7z\xBC\xAF\x27\x1C", "application/x-7z-compressed"),
+    (b"Rar!\x1A\x07", "application/vnd.rar"),
+    (b"II*\x00", "image/tiff"),
+    (b"MM\x00*", "image/tiff"),
+    (b"\x00\x00\x01\x00", "image/x-icon"),
+    (b"wOFF", "font/woff"),
+    (b"wOF2", "font/woff2"),
+];
+
+/// Decides what a body is from its `Content-Type` and magic bytes; `Err`
+/// carries the unsupported type. Without a header, a body with NUL bytes in
+/// its first KiB is binary and anything else is read as HTML.
+pub fn body_kind(content_type: Option<&str>, body: &[u8]) -> Result<BodyKind, String> {
+    if let Some((_, t)) = MAGIC.iter().find(|(m, _)| body.starts_with(m)) {
+        return Err((*t).to_string());
+    }
+    let mime = content_type
+        .and_then(|c| c.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase())
+        .filter(|m| !m.is_empty());
+    match mime.as_deref() {
+        Some("text/html" | "application/xhtml+xml") => Ok(BodyKind::Html),
+        Some("text/plain") => Ok(BodyKind::Text),
+        Some(other) => Err(other.to_string()),
+        None if body[..body.len().min(1024)].contains(&0) => Err("application/octet-stream".into()),
+        None => Ok(BodyKind::Html),
+    }
 }
 
 /// Decodes a body to text. Order: a byte-order mark (it is the bytes
@@ -407,6 +458,33 @@ mod tests {
             .collect();
         let err = decode(&body, Some("text/html; charset=utf-8")).unwrap_err();
         assert_eq!(err.0, "UTF-8");
+    }
+
+    #[test]
+    fn body_kind_by_header_and_magic() {
+        assert_eq!(
+            body_kind(Some("text/html; charset=utf-8"), b"<p>x"),
+            Ok(BodyKind::Html)
+        );
+        assert_eq!(
+            body_kind(Some("application/xhtml+xml"), b"<p>x"),
+            Ok(BodyKind::Html)
+        );
+        assert_eq!(body_kind(Some("Text/Plain"), b"x"), Ok(BodyKind::Text));
+        assert_eq!(body_kind(None, b"<p>x"), Ok(BodyKind::Html));
+        assert_eq!(
+            body_kind(Some("text/html"), b"%PDF-1.7\n"),
+            Err("application/pdf".into())
+        );
+        assert_eq!(
+            body_kind(Some("image/png"), b"\x89PNG\r\n\x1a\n"),
+            Err("image/png".into())
+        );
+        assert_eq!(
+            body_kind(Some("application/octet-stream"), b"abc"),
+            Err("application/octet-stream".into())
+        );
+        assert_eq!(body_kind(None, b"ab\0c"), Err("application/octet-stream".into()));
     }
 
     #[test]

@@ -36,6 +36,15 @@ pub enum CharsetSource {
     Detected,
 }
 
+/// What a body is, decided by its `Content-Type` and its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// HTML or XHTML.
+    Html,
+    /// `text/plain`: paragraphs become lines.
+    Text,
+}
+
 /// A page as fetched and decoded.
 #[derive(Debug, Clone)]
 pub struct Page {
@@ -43,7 +52,9 @@ pub struct Page {
     pub status: u16,
     pub etag: Option<String>,
     pub last_modified: Option<String>,
+    /// The decoded body (HTML, or plain text when `kind` says so).
     pub html: String,
+    pub kind: BodyKind,
     pub charset: &'static str,
     pub charset_source: CharsetSource,
     pub bytes: usize,

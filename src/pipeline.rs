@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +23,7 @@ use crate::extract::{self, ExtractError, Rules};
 use crate::facts::Facts;
 use crate::facts::noise::{self, Suspicion};
 use crate::fetch::{FetchError, Fetcher};
-use crate::model::{Change, Fetched, Source, Status, Validators};
+use crate::model::{BodyKind, Change, Fetched, Source, Status, Validators};
 use crate::notify::{self, Mailer, NotifyError};
 use crate::store::{CheckRecord, Health, Queued, Store, StoreError, content_hash};
 
@@ -109,6 +110,8 @@ impl Failure {
             Failure::Fetch(e) => e.reason(),
             Failure::Extract(ExtractError::SelectorMatchedNothing(_)) => "selector_matched_nothing",
             Failure::Extract(ExtractError::SectionNotFound(_)) => "section_not_found",
+            Failure::Extract(ExtractError::TooComplex(_)) => "too_complex",
+            Failure::Extract(ExtractError::NotHtml(_)) => "not_html",
             Failure::Extract(_) => "extract",
             Failure::Transient(Suspicion::ErrorPage(_)) => "transient",
             Failure::Transient(Suspicion::Shrank { .. }) => "suspect",
@@ -579,22 +582,14 @@ async fn fetch_and_extract(
         Ok(Fetched::NotModified) => return Fetch::NotModified,
         Err(e) => return Fetch::Failed(Failure::Fetch(e)),
     };
-    let body_hash = body_fingerprint(source, &page.html);
+    let body_hash = body_fingerprint(source, page.kind, &page.html);
     if prev_body == Some(body_hash.as_str()) {
         return Fetch::NotModified;
     }
     // scraper's tree is !Send and parsing is CPU work: keep it off the async threads.
     let src = source.clone();
-    let html = page.html;
-    let extracted = tokio::task::spawn_blocking(move || {
-        let rules = Rules {
-            select: &src.select,
-            exclude: &src.exclude,
-            section: src.section.as_deref(),
-        };
-        extract::extract(&html, &rules).map(|text| noise::clean(&text, &src.ignore))
-    })
-    .await;
+    let (html, kind) = (page.html, page.kind);
+    let extracted = tokio::task::spawn_blocking(move || read_body(&html, kind, &src)).await;
     let extracted = match extracted {
         Ok(e) => e,
         Err(crash) => return Fetch::Failed(Failure::Internal(format!("extraction crashed: {crash}"))),
@@ -615,12 +610,39 @@ async fn fetch_and_extract(
     }
 }
 
+/// A decoded body → the source's cleaned canonical text.
+fn read_body(body: &str, kind: BodyKind, source: &Source) -> Result<String, ExtractError> {
+    let text = match kind {
+        BodyKind::Html => extract::extract(
+            body,
+            &Rules {
+                select: &source.select,
+                exclude: &source.exclude,
+                section: source.section.as_deref(),
+            },
+        )?,
+        BodyKind::Text if !source.select.is_empty() || !source.exclude.is_empty() => {
+            return Err(ExtractError::NotHtml(
+                "select and exclude apply to HTML; this URL served text/plain".into(),
+            ));
+        }
+        BodyKind::Text if source.section.is_some() => {
+            return Err(ExtractError::NotHtml(
+                "section needs the headings of an HTML page; this URL served text/plain".into(),
+            ));
+        }
+        BodyKind::Text => extract::plain_text(body)?,
+    };
+    Ok(noise::clean(&text, &source.ignore))
+}
+
 /// Hash of a page's body together with everything that shapes its text
 /// (the source's rules and visawatch's version): equal means same text.
-fn body_fingerprint(source: &Source, html: &str) -> String {
+fn body_fingerprint(source: &Source, kind: BodyKind, html: &str) -> String {
     let mut h = blake3::Hasher::new();
     for part in [
         env!("CARGO_PKG_VERSION"),
+        if kind == BodyKind::Text { "text" } else { "html" },
         source.section.as_deref().unwrap_or("\u{1}"),
     ] {
         h.update(part.as_bytes());
@@ -660,23 +682,43 @@ pub async fn probe(target: &str, source: Source, settings: &Settings) -> anyhow:
             Fetch::NotModified | Fetch::Suspect(..) => unreachable!("no validators, no re-fetch"),
         }
     } else {
-        let bytes = std::fs::read(target).map_err(|e| anyhow::anyhow!("cannot read {target}: {e}"))?;
-        let (html, _, _) = crate::fetch::decode(&bytes, None)
+        let bytes = read_regular_file(Path::new(target), settings.max_body_bytes)?;
+        let content_type = target.ends_with(".txt").then_some("text/plain");
+        let kind = crate::fetch::body_kind(content_type, &bytes)
+            .map_err(|t| anyhow::anyhow!("{target}: unsupported content type {t}"))?;
+        let (body, _, _) = crate::fetch::decode(&bytes, None)
             .map_err(|(cs, d)| anyhow::anyhow!("cannot decode {target} as {cs}: {d}"))?;
-        let rules = Rules {
-            select: &source.select,
-            exclude: &source.exclude,
-            section: source.section.as_deref(),
-        };
-        let text = extract::extract(&html, &rules)
-            .map_err(|e| anyhow::anyhow!("{target}: extraction failed: {e}"))?;
-        noise::clean(&text, &source.ignore)
+        read_body(&body, kind, &source).map_err(|e| anyhow::anyhow!("{target}: extraction failed: {e}"))?
     };
     if let Some(s) = noise::transient(None, &text) {
         tracing::warn!("{target}: {s}");
     }
     let facts = compare::facts_of(&text);
     Ok(Probe { text, facts })
+}
+
+/// Reads a local file for `probe`: only a regular file (a FIFO or a device
+/// such as /dev/zero would block or never end), at most `limit` bytes.
+pub fn read_regular_file(path: &Path, limit: u64) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    anyhow::ensure!(meta.is_file(), "{} is not a regular file", path.display());
+    anyhow::ensure!(
+        meta.len() <= limit,
+        "{} is {} bytes, over max_body_bytes ({limit})",
+        path.display(),
+        meta.len()
+    );
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    anyhow::ensure!(
+        bytes.len() as u64 <= limit,
+        "{} grew over max_body_bytes ({limit})",
+        path.display()
+    );
+    Ok(bytes)
 }
 
 fn progress_bar(wanted: bool, len: usize) -> indicatif::ProgressBar {
