@@ -7,9 +7,8 @@
 //! header. Sending, queueing and threading are `store` and `notify`'s work.
 
 use std::fmt::Write;
-use std::time::Duration;
 
-use similar::{ChangeTag, TextDiff};
+use similar::ChangeTag;
 
 pub use crate::model::{Alert, AlertKind};
 use crate::model::{Change, ChangeKind, Source, Verdict};
@@ -214,20 +213,18 @@ fn kind_label(kind: ChangeKind) -> &'static str {
 /// The changed stretches of the requirement text with two lines of context:
 /// plain (`-`/`+` lines) and HTML (changed words in `<del>`/`<ins>`).
 fn diff(before: &str, after: &str) -> (String, String) {
-    let td = TextDiff::configure()
-        .timeout(Duration::from_secs(2))
-        .diff_lines(before, after);
+    let td = crate::compare::line_diff(before, after);
     let (mut plain, mut html, mut lines) = (String::new(), String::new(), 0);
     'groups: for group in td.grouped_ops(2) {
         for op in &group {
-            for change in td.iter_inline_changes(op) {
+            for change in crate::compare::op_lines(&td, op) {
                 if lines == DIFF_LINES_MAX {
                     plain.push_str("…(more in `visawatch diff`)\n");
                     html.push_str("…(more in <code>visawatch diff</code>)\n");
                     break 'groups;
                 }
                 lines += 1;
-                let (sign, style) = match change.tag() {
+                let (sign, style) = match change.tag {
                     ChangeTag::Delete => ('-', "background:#fdd"),
                     ChangeTag::Insert => ('+', "background:#dfd"),
                     ChangeTag::Equal => (' ', ""),
@@ -235,10 +232,9 @@ fn diff(before: &str, after: &str) -> (String, String) {
                 plain.push(sign);
                 plain.push(' ');
                 let _ = write!(html, "<span style=\"{style}\">{sign} ");
-                for (emph, value) in change.iter_strings_lossy() {
-                    let value = value.trim_end_matches('\n');
+                for (emph, value) in &change.parts {
                     plain.push_str(value);
-                    match (emph, change.tag()) {
+                    match (emph, change.tag) {
                         (true, ChangeTag::Delete) => {
                             let _ = write!(html, "<del style=\"background:#f99\">{}</del>", escape(value));
                         }

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use similar::{ChangeTag, TextDiff};
 
-use crate::facts::{self, Document, Fact, Facts, documents::similarity};
+use crate::facts::documents::{similarity_of, words};
+use crate::facts::{self, Document, Fact, Facts};
 use crate::model::{Change, ChangeKind, Verdict};
 
 /// Compares two cleaned canonical texts; `None` when nothing a reader would
@@ -104,6 +105,10 @@ fn other_text_changed(before: &str, after: &str, explained: &(HashSet<usize>, Ha
     unmatched(&rb, &ra, &explained.0) || unmatched(&ra, &rb, &explained.1)
 }
 
+/// Longest context kept with a change: a sentence listing 400 fees would
+/// otherwise repeat itself 400 times in the report and the alert.
+const CONTEXT_MAX: usize = 300;
+
 fn change(kind: ChangeKind, before: Option<&Fact>, after: Option<&Fact>) -> Change {
     // "Free of charge" on a page without other fees has no currency of its
     // own: it takes the one it changed to or from ("0 EUR → 20 EUR").
@@ -118,7 +123,7 @@ fn change(kind: ChangeKind, before: Option<&Fact>, after: Option<&Fact>) -> Chan
         kind,
         before: value(before, after),
         after: value(after, before),
-        context: after.or(before).map(|f| f.context.clone()),
+        context: after.or(before).map(|f| cut(&f.context, CONTEXT_MAX)),
     }
 }
 
@@ -145,31 +150,135 @@ fn same_value(a: &str, b: &str, rewritten: &mut bool) -> bool {
 
 /// Pairs the unused keys whose similarity is at least 0.6, most similar
 /// first, and marks them used: rewordings of the same fact or item.
+///
+/// The work is bounded by the input's size, not its square, and decided by
+/// the input alone (no clock): equal keys are scored once; when there are
+/// many distinct keys, each is scored only against the few that share its
+/// rarest words; character ratios stop after a fixed budget (word overlap
+/// after that).
 fn pair_similar(
     before: &[&str],
     after: &[&str],
     used_b: &mut [bool],
     used_a: &mut [bool],
 ) -> Vec<(usize, usize)> {
-    let mut candidates: Vec<(f32, usize, usize)> = Vec::new();
-    for (bi, b) in before.iter().enumerate().filter(|(i, _)| !used_b[*i]) {
-        for (ai, a) in after.iter().enumerate().filter(|(i, _)| !used_a[*i]) {
-            let s = similarity(b, a);
-            if s >= 0.6 {
-                candidates.push((s, bi, ai));
-            }
+    // Distinct unused keys on each side, with the indices holding them.
+    fn groups<'k>(keys: &[&'k str], used: &[bool]) -> Vec<(&'k str, Vec<usize>)> {
+        let mut at: HashMap<&str, usize> = HashMap::new();
+        let mut out: Vec<(&str, Vec<usize>)> = Vec::new();
+        for (i, k) in keys.iter().enumerate().filter(|(i, _)| !used[*i]) {
+            let g = *at.entry(k).or_insert_with(|| {
+                out.push((k, Vec::new()));
+                out.len() - 1
+            });
+            out[g].1.push(i);
+        }
+        out
+    }
+    let (gb, ga) = (groups(before, used_b), groups(after, used_a));
+    if gb.is_empty() || ga.is_empty() {
+        return Vec::new();
+    }
+    let wb: Vec<HashSet<&str>> = gb.iter().map(|(k, _)| words(k)).collect();
+    let wa: Vec<HashSet<&str>> = ga.iter().map(|(k, _)| words(k)).collect();
+    let candidates = candidate_pairs(&wb, &wa);
+    let mut budget = CHAR_DIFF_BUDGET;
+    let mut scored: Vec<(f32, usize, usize)> = Vec::new();
+    for (b, a) in candidates {
+        let (kb, ka) = (gb[b].0, ga[a].0);
+        let cost = (kb.len() * ka.len()) as u64;
+        let chars = budget >= cost;
+        if chars {
+            budget -= cost;
+        }
+        let s = similarity_of(kb, ka, &wb[b], &wa[a], chars);
+        if s >= 0.6 {
+            scored.push((s, b, a));
         }
     }
-    candidates.sort_by(|x, y| y.0.total_cmp(&x.0));
+    scored.sort_by(|x, y| y.0.total_cmp(&x.0).then((x.1, x.2).cmp(&(y.1, y.2))));
     let mut pairs = Vec::new();
-    for (_, bi, ai) in candidates {
-        if !used_b[bi] && !used_a[ai] {
+    for (_, b, a) in scored {
+        // Equal keys pair in order, as many as both sides still hold.
+        let free_b: Vec<usize> = gb[b].1.iter().copied().filter(|&i| !used_b[i]).collect();
+        let free_a: Vec<usize> = ga[a].1.iter().copied().filter(|&i| !used_a[i]).collect();
+        for (bi, ai) in free_b.into_iter().zip(free_a) {
             used_b[bi] = true;
             used_a[ai] = true;
             pairs.push((bi, ai));
         }
     }
     pairs
+}
+
+/// Character-diff work (product of lengths, summed) one comparison may
+/// spend on pairing; past it, word overlap decides.
+const CHAR_DIFF_BUDGET: u64 = 20_000_000;
+/// Below this many pairs of distinct keys, every pair is scored.
+const ALL_PAIRS_MAX: usize = 4_096;
+/// Candidates scored per key when there are more.
+const CANDIDATES_PER_KEY: usize = 16;
+/// Keys on each side of the same position scored as well.
+const NEIGHBOURS: usize = 4;
+/// A word on more keys than this tells nothing about which pair belongs together.
+const COMMON_WORD: usize = 64;
+
+/// Which (before, after) key pairs to score: all of them when few, else
+/// for each before key the after keys sharing most of its rarer words.
+fn candidate_pairs(wb: &[HashSet<&str>], wa: &[HashSet<&str>]) -> Vec<(usize, usize)> {
+    if wb.len() * wa.len() <= ALL_PAIRS_MAX {
+        return (0..wb.len())
+            .flat_map(|b| (0..wa.len()).map(move |a| (b, a)))
+            .collect();
+    }
+    let mut postings: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (a, words) in wa.iter().enumerate() {
+        for w in words {
+            postings.entry(w).or_default().push(a);
+        }
+    }
+    let mut out = Vec::new();
+    let mut shared: HashMap<usize, usize> = HashMap::new();
+    for (b, words) in wb.iter().enumerate() {
+        shared.clear();
+        for w in words {
+            match postings.get(w) {
+                Some(list) if list.len() <= COMMON_WORD => {
+                    for &a in list {
+                        *shared.entry(a).or_default() += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut best: Vec<(usize, usize)> = shared.iter().map(|(&a, &n)| (n, a)).collect();
+        best.sort_unstable_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
+        let mut picked: Vec<usize> = best
+            .into_iter()
+            .take(CANDIDATES_PER_KEY)
+            .map(|(_, a)| a)
+            .collect();
+        // Lists mostly keep their order: the keys at the same place are
+        // candidates too (they are all there is when no word is rare).
+        let at = b * wa.len() / wb.len();
+        for a in at.saturating_sub(NEIGHBOURS)..(at + NEIGHBOURS + 1).min(wa.len()) {
+            if !picked.contains(&a) {
+                picked.push(a);
+            }
+        }
+        out.extend(picked.into_iter().map(|a| (b, a)));
+    }
+    out
+}
+
+/// Indices of each key, in order: the first unused one with a key is
+/// always the front of its queue (pairing by equal key without a search).
+fn queues<'k>(keys: impl Iterator<Item = &'k str>) -> HashMap<&'k str, std::collections::VecDeque<usize>> {
+    let mut out: HashMap<&str, std::collections::VecDeque<usize>> = HashMap::new();
+    for (i, k) in keys.enumerate() {
+        out.entry(k).or_default().push_back(i);
+    }
+    out
 }
 
 /// Keys of list items removed (`.0`) and added (`.1`) as a whole: the
@@ -190,8 +299,9 @@ fn match_values(
     let mut used_b = vec![false; before.len()];
     let mut used_a = vec![false; after.len()];
     let mut out = Vec::new();
+    let mut by_key = queues(before.iter().map(|f| f.key.as_str()));
     for (ai, a) in after.iter().enumerate() {
-        if let Some(bi) = (0..before.len()).find(|&bi| !used_b[bi] && before[bi].key == a.key) {
+        if let Some(bi) = by_key.get_mut(a.key.as_str()).and_then(|q| q.pop_front()) {
             used_b[bi] = true;
             used_a[ai] = true;
             if !same_value(&before[bi].value, &a.value, &mut explained.2) {
@@ -208,9 +318,16 @@ fn match_values(
             out.push(change(kind, Some(&before[bi]), Some(&after[ai])));
         }
     }
+    let mut by_value = queues(
+        before
+            .iter()
+            .enumerate()
+            .map(|(i, f)| if used_b[i] { "\u{0}" } else { f.value.as_str() }),
+    );
+    by_value.remove("\u{0}");
     for (ai, a) in after.iter().enumerate() {
         if !used_a[ai]
-            && let Some(bi) = (0..before.len()).find(|&bi| !used_b[bi] && before[bi].value == a.value)
+            && let Some(bi) = by_value.get_mut(a.value.as_str()).and_then(|q| q.pop_front())
         {
             used_b[bi] = true;
             used_a[ai] = true;
@@ -252,8 +369,9 @@ fn match_documents(before: &[Document], after: &[Document]) -> (Vec<Change>, Who
     let mut whole = WholeItems::default();
     let mut used_b = vec![false; before.len()];
     let mut used_a = vec![false; after.len()];
+    let mut by_key = queues(before.iter().map(|d| d.key.as_str()));
     for (ai, a) in after.iter().enumerate() {
-        if let Some(bi) = (0..before.len()).find(|&bi| !used_b[bi] && before[bi].key == a.key) {
+        if let Some(bi) = by_key.get_mut(a.key.as_str()).and_then(|q| q.pop_front()) {
             used_b[bi] = true;
             used_a[ai] = true;
         }
@@ -295,28 +413,31 @@ fn match_documents(before: &[Document], after: &[Document]) -> (Vec<Change>, Who
 }
 
 /// A unified line diff, and the same hunks with changed words marked
-/// `[-old-]{+new+}` (git's --word-diff=plain notation).
+/// `[-old-]{+new+}` (git's --word-diff=plain notation). Long lines are shown
+/// around their change (see [`op_lines`]), so a diff stays readable and
+/// small whatever the page.
 pub fn diffs(before: &str, after: &str) -> (String, String) {
-    let td = TextDiff::configure()
-        .timeout(Duration::from_secs(2))
-        .diff_lines(before, after);
-    let unified = td
-        .unified_diff()
-        .context_radius(3)
-        .header("before", "after")
-        .to_string();
+    let td = line_diff(before, after);
+    let mut unified = String::from("--- before\n+++ after\n");
+    for hunk in td.unified_diff().context_radius(3).iter_hunks() {
+        unified.push_str(&format!("{}\n", hunk.header()));
+        for op in hunk.ops() {
+            for line in op_lines(&td, op) {
+                unified.push(line.sign());
+                for (_, value) in &line.parts {
+                    unified.push_str(value);
+                }
+                unified.push('\n');
+            }
+        }
+    }
     let mut words = String::new();
     for group in td.grouped_ops(3) {
         for op in &group {
-            for change in td.iter_inline_changes(op) {
-                words.push(match change.tag() {
-                    ChangeTag::Delete => '-',
-                    ChangeTag::Insert => '+',
-                    ChangeTag::Equal => ' ',
-                });
-                for (emph, value) in change.iter_strings_lossy() {
-                    let value = value.trim_end_matches('\n');
-                    match (emph, change.tag()) {
+            for line in op_lines(&td, op) {
+                words.push(line.sign());
+                for (emph, value) in &line.parts {
+                    match (emph, line.tag) {
                         (true, ChangeTag::Delete) => words.push_str(&format!("[-{value}-]")),
                         (true, ChangeTag::Insert) => words.push_str(&format!("{{+{value}+}}")),
                         _ => words.push_str(value),
@@ -330,9 +451,247 @@ pub fn diffs(before: &str, after: &str) -> (String, String) {
     (unified, words)
 }
 
+/// The line diff of two canonical texts. The deadline only coarsens the
+/// rendered diff of enormous texts; facts and the verdict never depend on it.
+pub fn line_diff<'a>(before: &'a str, after: &'a str) -> TextDiff<'a, 'a, str> {
+    TextDiff::configure()
+        .timeout(Duration::from_secs(2))
+        .diff_lines(before, after)
+}
+
+/// One line of a rendered diff: its parts, `true` where words changed.
+pub struct DiffLine {
+    pub tag: ChangeTag,
+    pub parts: Vec<(bool, String)>,
+}
+
+impl DiffLine {
+    pub fn sign(&self) -> char {
+        match self.tag {
+            ChangeTag::Delete => '-',
+            ChangeTag::Insert => '+',
+            ChangeTag::Equal => ' ',
+        }
+    }
+}
+
+/// Longest line (bytes) diffed word by word: a word diff of two 9 MB lines
+/// took 24 GB. Longer lines are shown as a window around what differs.
+const INLINE_MAX: usize = 4_000;
+/// Characters of context shown on each side of a long line's change.
+const WINDOW: usize = 200;
+/// Characters shown of a long line's changed stretch, or of a long line
+/// with no counterpart.
+const SHOWN_MAX: usize = 1_000;
+
+/// The lines of one diff op with their changed words marked.
+pub fn op_lines(td: &TextDiff<'_, '_, str>, op: &similar::DiffOp) -> Vec<DiffLine> {
+    let line = |s: &str| s.trim_end_matches('\n').to_string();
+    let old: Vec<&str> = op.old_range().filter_map(|i| td.old_slice(i)).collect();
+    let new: Vec<&str> = op.new_range().filter_map(|i| td.new_slice(i)).collect();
+    if old.iter().chain(&new).all(|l| l.len() <= INLINE_MAX) {
+        return td
+            .iter_inline_changes(op)
+            .map(|c| DiffLine {
+                tag: c.tag(),
+                parts: c
+                    .iter_strings_lossy()
+                    .map(|(emph, v)| (emph, line(&v)))
+                    .filter(|(_, v)| !v.is_empty())
+                    .collect(),
+            })
+            .collect();
+    }
+    let plain = |tag, l: &str| DiffLine {
+        tag,
+        parts: vec![(false, cut(&line(l), SHOWN_MAX))],
+    };
+    match op.tag() {
+        similar::DiffTag::Equal => old.iter().map(|l| plain(ChangeTag::Equal, l)).collect(),
+        similar::DiffTag::Delete => old.iter().map(|l| plain(ChangeTag::Delete, l)).collect(),
+        similar::DiffTag::Insert => new.iter().map(|l| plain(ChangeTag::Insert, l)).collect(),
+        similar::DiffTag::Replace => {
+            let mut out = Vec::new();
+            for (tag, ours, theirs) in [(ChangeTag::Delete, &old, &new), (ChangeTag::Insert, &new, &old)] {
+                for (i, l) in ours.iter().enumerate() {
+                    out.push(match theirs.get(i) {
+                        Some(other) => DiffLine {
+                            tag,
+                            parts: window(&line(l), &line(other)),
+                        },
+                        None => plain(tag, l),
+                    });
+                }
+            }
+            out
+        }
+    }
+}
+
+/// `ours` shown around where it differs from `theirs`: the common start and
+/// end cut to [`WINDOW`] characters, the differing middle marked.
+fn window(ours: &str, theirs: &str) -> Vec<(bool, String)> {
+    let prefix = ours
+        .char_indices()
+        .zip(theirs.chars())
+        .find(|((_, a), b)| a != b)
+        .map_or(ours.len().min(theirs.len()), |((i, _), _)| i);
+    let prefix = (0..=prefix)
+        .rev()
+        .find(|&i| ours.is_char_boundary(i) && theirs.is_char_boundary(i))
+        .unwrap_or(0);
+    let (rest, other) = (&ours[prefix..], &theirs[prefix..]);
+    let suffix = rest
+        .chars()
+        .rev()
+        .zip(other.chars().rev())
+        .take_while(|(a, b)| a == b)
+        .map(|(a, _)| a.len_utf8())
+        .sum::<usize>();
+    let (middle, end) = rest.split_at(rest.len() - suffix);
+    let head: String = {
+        let n = ours[..prefix].chars().count();
+        let kept: String = ours[..prefix].chars().skip(n.saturating_sub(WINDOW)).collect();
+        if n > WINDOW { format!("…{kept}") } else { kept }
+    };
+    let tail = cut(end, WINDOW);
+    let mut parts = Vec::new();
+    for (emph, text) in [(false, head), (true, cut(middle, SHOWN_MAX)), (false, tail)] {
+        if !text.is_empty() {
+            parts.push((emph, text));
+        }
+    }
+    parts
+}
+
+/// At most `max` characters of `s`, saying how many more there were.
+fn cut(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_string(),
+        Some((at, _)) => format!("{}… ({} more characters)", &s[..at], s[at..].chars().count()),
+    }
+}
+
+/// Pathological pairs of pages from issue 10 (6), shared by the tests and
+/// `benches/compare_worst.rs`: canonical texts before and after.
+#[doc(hidden)]
+pub mod worst_cases {
+    /// One sentence listing 400 fees, its first word reworded.
+    pub fn fees_in_one_sentence() -> (String, String) {
+        let sentence = |w: &str| {
+            let parts: Vec<String> = (0..400)
+                .map(|i| {
+                    let who = if i == 0 { w } else { "citizens" };
+                    let country = ["Albania", "Austria"][i % 2];
+                    format!("{who} of {country} group {i} pay {} EUR", 40 + i % 90)
+                })
+                .collect();
+            format!("Fee by nationality: {}\n", parts.join(", "))
+        };
+        (sentence("citizens"), sentence("nationals"))
+    }
+
+    /// 4,000 list items, each reworded by one word.
+    pub fn reworded_items() -> (String, String) {
+        let list = |w: &str| {
+            let mut t = String::from("## Documents\n");
+            for i in 0..4000 {
+                t.push_str(&format!(
+                    "- {w} copy of record {i} issued by registry office {}\n",
+                    i * 7
+                ));
+            }
+            t
+        };
+        (list("Certified"), list("Notarized"))
+    }
+
+    /// A 9 MB single-line paragraph with one word changed in the middle.
+    pub fn huge_line() -> (String, String) {
+        let words = [
+            "visa",
+            "permit",
+            "residence",
+            "applicant",
+            "embassy",
+            "consular",
+            "office",
+            "border",
+        ];
+        let mut line = String::with_capacity(9 << 20);
+        let mut i = 0usize;
+        while line.len() < 9 << 20 {
+            line.push_str(words[(i * 7 + i / 3) % words.len()]);
+            line.push(' ');
+            i += 1;
+        }
+        let mid = line.len() / 2;
+        let at = mid + line[mid..].find(' ').unwrap() + 1;
+        let end = at + line[at..].find(' ').unwrap();
+        let after = format!("{}REWORDED{}", &line[..at], &line[end..]);
+        (
+            line.trim_end().to_string() + "\n",
+            after.trim_end().to_string() + "\n",
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 10 (6): 118 s of CPU. The reworded sentence is text; its 400
+    /// fees are all still there.
+    #[test]
+    fn four_hundred_fees_in_one_sentence_reworded_is_text_only() {
+        let (a, b) = worst_cases::fees_in_one_sentence();
+        let v = compare(&a, &b).unwrap();
+        assert_eq!(
+            v.changes.iter().map(|c| c.kind).collect::<Vec<_>>(),
+            [ChangeKind::Text]
+        );
+        assert!(!v.material);
+        assert!(v.diff.len() < 40_000, "{}", v.diff.len());
+    }
+
+    /// Issue 10 (6): over 120 s. Every reworded item is one document change.
+    #[test]
+    fn four_thousand_reworded_items_pair_up() {
+        let (a, b) = worst_cases::reworded_items();
+        let v = compare(&a, &b).unwrap();
+        assert!(v.material);
+        let odd: Vec<_> = v
+            .changes
+            .iter()
+            .filter(|c| c.kind != ChangeKind::DocumentChanged)
+            .take(5)
+            .collect();
+        assert_eq!(v.changes.len(), 4000, "{odd:?}");
+        assert!(v.changes.iter().all(|c| c.kind == ChangeKind::DocumentChanged));
+        // Each item paired with its own rewording, none with another's.
+        for c in &v.changes {
+            let before = c.before.as_deref().unwrap();
+            assert_eq!(
+                c.after.as_deref(),
+                Some(before.replace("Certified", "Notarized").as_str())
+            );
+        }
+    }
+
+    /// Issue 10 (6): 24 GB and the OOM killer. The diff shows the changed
+    /// word in a window, not 18 MB of line.
+    #[test]
+    fn nine_megabyte_line_with_one_word_changed_diffs_around_it() {
+        let (a, b) = worst_cases::huge_line();
+        let v = compare(&a, &b).unwrap();
+        assert_eq!(
+            v.changes.iter().map(|c| c.kind).collect::<Vec<_>>(),
+            [ChangeKind::Text]
+        );
+        assert!(v.diff.len() < 10_000, "{}", v.diff.len());
+        assert!(v.word_diff.contains("{+REWORDED+}"), "{}", v.word_diff);
+        assert!(v.diff.contains("+…") && v.diff.contains("REWORDED"), "{}", v.diff);
+    }
 
     fn kinds(before: &str, after: &str) -> Vec<(ChangeKind, Option<String>, Option<String>)> {
         compare(before, after)

@@ -610,7 +610,7 @@ fn parse_email(raw: Spanned<RawEmail>, text: &str, path: &Path) -> Result<Email,
     if let Some(b) = r.retry_backoff_secs {
         let sp = b.span();
         let b = b.into_inner();
-        if !(1..=86_400).contains(&b) {
+        if !(0..=86_400).contains(&b) {
             return Err(invalid(
                 sp,
                 format!("retry_backoff_secs = {b} is out of range (1 to 86400)"),

@@ -67,23 +67,39 @@ pub fn items(line: &str) -> Vec<&str> {
 /// least 3 months…)" pair up while "Proof of health insurance" and "Proof of
 /// vaccination" do not.
 pub fn similarity(a: &str, b: &str) -> f32 {
-    let chars = similar::TextDiff::configure()
-        .timeout(std::time::Duration::from_millis(50))
-        .diff_chars(a, b)
-        .ratio();
-    let words = |s: &str| -> std::collections::HashSet<String> {
-        s.split(|c: char| !c.is_alphanumeric())
-            .filter(|w| w.chars().count() > 2 && !STOP.contains(w))
-            .map(str::to_string)
-            .collect()
-    };
-    let (wa, wb) = (words(a), words(b));
+    similarity_of(a, b, &words(a), &words(b), true)
+}
+
+/// Longest text (in bytes) compared character by character: the character
+/// diff costs up to the product of the lengths, the word overlap is linear.
+pub const CHAR_RATIO_MAX: usize = 500;
+
+/// The content words of an item, for [`similarity_of`].
+pub fn words(s: &str) -> std::collections::HashSet<&str> {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() > 2 && !STOP.contains(w))
+        .collect()
+}
+
+/// [`similarity`] with the word sets computed once by the caller; the
+/// character ratio only when `chars` and both texts are short.
+pub fn similarity_of(
+    a: &str,
+    b: &str,
+    wa: &std::collections::HashSet<&str>,
+    wb: &std::collections::HashSet<&str>,
+    chars: bool,
+) -> f32 {
     let small = wa.len().min(wb.len());
     let overlap = if small >= 2 {
-        wa.intersection(&wb).count() as f32 / small as f32
+        wa.intersection(wb).count() as f32 / small as f32
     } else {
         0.0
     };
+    if !chars || a.len() > CHAR_RATIO_MAX || b.len() > CHAR_RATIO_MAX {
+        return overlap;
+    }
+    let chars = similar::TextDiff::configure().diff_chars(a, b).ratio();
     // Characters alone overrate items sharing a stock opening ("Proof of …").
     (chars - 0.2).max(overlap)
 }
