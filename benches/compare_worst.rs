@@ -39,7 +39,8 @@ fn main() {
     .unwrap()
     .sources
     .remove(0);
-    let cases: [(&str, fn() -> (String, String)); 3] = [
+    type Case = (&'static str, fn() -> (String, String));
+    let cases: [Case; 3] = [
         (
             "400 fees in one sentence, one word reworded",
             worst_cases::fees_in_one_sentence,

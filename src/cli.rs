@@ -111,6 +111,9 @@ pub enum Command {
         #[arg(long)]
         to: Vec<String>,
     },
+    /// Check the database's integrity (SQLite quick_check); exit 2 with the
+    /// recovery steps when it is damaged.
+    Verify,
     /// The latest change's diff.
     Diff {
         id: String,
@@ -250,12 +253,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if retry {
                 let mut store = Store::open(&cli.data, Access::WriteWait)?;
                 let mailer = mailer(&config, &cli.data)?;
-                let d = notify::deliver(&mut store, &mailer, config.email.retry_backoff_secs, true).await?;
+                let d = notify::deliver(&mut store, &mailer, &config, true, &notify::Stop::default()).await?;
                 eprintln!(
-                    "{} sent, {} not delivered ({})",
+                    "{} sent, {} not delivered ({}){}",
                     d.sent,
                     d.failed,
-                    mailer.describe()
+                    mailer.describe(),
+                    if d.unaddressed > 0 {
+                        format!(
+                            "; {} wait for recipients: add maintainers or [email].to",
+                            d.unaddressed
+                        )
+                    } else {
+                        String::new()
+                    }
                 );
                 if d.failed > 0 {
                     code = ExitCode::from(1);
@@ -314,6 +325,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Verify => {
+            let data = cli.data.clone();
+            // A writer's open verifies first; the lock keeps a run out meanwhile.
+            tokio::task::spawn_blocking(move || {
+                let store = Store::open(&data, Access::WriteWait)?;
+                store.verify()
+            })
+            .await?
+            .with_context(|| format!("verifying data folder {}", cli.data.display()))?;
+            println!("{}: ok", cli.data.join(crate::store::DB_FILE).display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Diff { id, words } => {
             let store = Store::open(&cli.data, Access::Read)?;
             let change = store
@@ -351,11 +374,14 @@ pub struct StatusRow {
     pub next_due: String,
     pub failures_in_a_row: u32,
     pub pending_alerts: u32,
+    /// Alerts queued while nobody was configured to receive them.
+    pub waiting_for_recipients: u32,
 }
 
 fn status_rows(config: &Config, store: &Store) -> anyhow::Result<Vec<StatusRow>> {
     let last = store.last_checks()?;
     let pending = store.pending_by_source()?;
+    let waiting = store.unaddressed_by_source()?;
     let next = crate::daemon::plan(config, store, chrono::Utc::now())?;
     let mut rows = Vec::new();
     for s in &config.sources {
@@ -368,6 +394,7 @@ fn status_rows(config: &Config, store: &Store) -> anyhow::Result<Vec<StatusRow>>
             next_due: next[&s.id].to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             failures_in_a_row: store.health(&s.id)?.failures_in_a_row,
             pending_alerts: pending.get(&s.id).copied().unwrap_or(0),
+            waiting_for_recipients: waiting.get(&s.id).copied().unwrap_or(0),
         });
     }
     Ok(rows)

@@ -182,6 +182,9 @@ pub struct Smtp {
     pub implicit_tls: bool,
     /// Extra PEM root certificate (a private relay's CA).
     pub tls_ca_file: Option<PathBuf>,
+    /// Send credentials over a connection without TLS (dangerous: anyone
+    /// on the path reads the password). Off unless the operator says so.
+    pub allow_insecure_auth: bool,
 }
 
 impl Default for Email {
@@ -209,6 +212,27 @@ pub struct Config {
 }
 
 impl Config {
+    /// Who receives an alert about `source_id` now: its maintainers (while
+    /// the source is still configured) and `[email].to`, each once. Decided
+    /// at delivery, so an alert queued while nobody was configured goes out
+    /// once someone is.
+    pub fn recipients(&self, source_id: Option<&str>) -> Vec<String> {
+        let maintainers = source_id
+            .and_then(|id| self.sources.iter().find(|s| s.id == id))
+            .map(|s| s.maintainers.clone())
+            .unwrap_or_default();
+        let mut out: Vec<String> = Vec::new();
+        for r in maintainers
+            .into_iter()
+            .chain(self.email.to.iter().map(|a| a.to_string()))
+        {
+            if !out.iter().any(|x| x.eq_ignore_ascii_case(&r)) {
+                out.push(r);
+            }
+        }
+        out
+    }
+
     /// A source's own schedule, else the global one.
     pub fn schedule_of<'a>(&'a self, source: &'a Source) -> &'a cron::Schedule {
         source.schedule.as_ref().unwrap_or(&self.schedule)
@@ -304,6 +328,8 @@ struct RawEmail {
     to: Vec<Spanned<String>>,
     smtp_url: Option<Spanned<String>>,
     tls_ca_file: Option<PathBuf>,
+    #[serde(default)]
+    allow_insecure_auth: bool,
     retry_backoff_secs: Option<Spanned<i64>>,
     // Named only to be refused with a clear message.
     password: Option<Spanned<toml::Value>>,
@@ -603,6 +629,7 @@ fn parse_email(raw: Spanned<RawEmail>, text: &str, path: &Path) -> Result<Email,
             tls_ca_file: r
                 .tls_ca_file
                 .map(|p| path.parent().unwrap_or(Path::new(".")).join(p)),
+            allow_insecure_auth: r.allow_insecure_auth,
         });
     } else if r.tls_ca_file.is_some() {
         return Err(invalid(span, "tls_ca_file needs an smtp_url".into()));

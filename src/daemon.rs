@@ -27,128 +27,269 @@ use crate::store::{Access, Queued, Store};
 const LAST_DIGEST: &str = "last_digest_at";
 
 /// Runs until SIGTERM or SIGINT. Errors before the loop starts (bad
-/// config, data folder locked by another daemon) are returned: the service
-/// refuses to start.
+/// config, data folder locked by another daemon, a damaged database) are
+/// returned: the service refuses to start. Once running, a failing step (a
+/// full disk, say) is logged and retried after a pause; the daemon stays up.
 pub async fn run(config_path: &Path, data: &Path) -> anyhow::Result<()> {
     let mut config = config::load(config_path)?;
     let dir = data.to_path_buf();
-    let mut store = tokio::task::spawn_blocking(move || Store::open(&dir, Access::WriteNoWait))
-        .await?
-        .with_context(|| format!("opening data folder {}", data.display()))?;
+    let mut store = tokio::task::spawn_blocking(move || {
+        let store = Store::open(&dir, Access::WriteNoWait)?;
+        store.verify()?;
+        Ok::<_, crate::store::StoreError>(store)
+    })
+    .await?
+    .with_context(|| format!("opening data folder {}", data.display()))?;
     let mut mailer = mailer(&config, data)?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
+    let mut signals = Signals::new()?;
     tracing::info!(
         config = %config_path.display(), data = %data.display(), sources = config.sources.len(),
         alerts_to = %mailer.describe(), "daemon started"
     );
-
-    deliver(&mut store, &mailer, &config).await;
-    let mut next = plan(&config, &store, Utc::now())?;
-    if store.meta(LAST_DIGEST)?.is_none() {
-        // First start: the first digest covers the week from now on.
-        store.set_meta(LAST_DIGEST, &pipeline::now())?;
-    }
     let (stop_tx, stop_rx) = watch::channel(false);
-
-    loop {
-        let now = Utc::now();
-        let digest_at = next_digest(&config, &store, now)?;
-        // Also wake for the outbox's next retry: a failed alert must not wait
-        // for the next day's check.
-        let retry_at = store
-            .next_delivery_at()?
-            .and_then(|t| DateTime::from_timestamp(t, 0))
-            .map(|t| t.max(now + chrono::Duration::seconds(1)));
-        let wake = next
-            .values()
-            .copied()
-            .chain([digest_at])
-            .chain(retry_at)
-            .min()
-            .unwrap_or(digest_at);
-        let sleep = (wake - now).to_std().unwrap_or(Duration::ZERO);
+    let mut next: Option<HashMap<String, DateTime<Utc>>> = None;
+    let mut failures = 0u32;
+    while !*stop_rx.borrow() {
+        let step = tick(
+            config_path,
+            data,
+            &mut config,
+            &mut store,
+            &mut mailer,
+            &mut next,
+            &mut signals,
+            &stop_tx,
+        )
+        .await;
+        let Err(e) = step else {
+            failures = 0;
+            continue;
+        };
+        // Whatever was not recorded is due again when the plan is rebuilt
+        // from the store (a source whose last check is older than its
+        // schedule's latest firing is due at once).
+        next = None;
+        failures += 1;
+        let pause = Duration::from_secs((15u64 << failures.min(8)).min(MAX_PAUSE_SECS));
+        tracing::error!(
+            error = format!("{e:#}"),
+            retry_in_secs = pause.as_secs(),
+            "daemon step failed; staying up and retrying"
+        );
         tokio::select! {
-            _ = tokio::time::sleep(sleep) => {}
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = hup.recv() => {
-                reload(config_path, data, &mut config, &mut mailer);
-                next = plan(&config, &store, Utc::now())?;
-                continue;
+            _ = tokio::time::sleep(pause) => {}
+            sig = signals.next() => match sig {
+                Signal::Stop => { let _ = stop_tx.send(true); }
+                Signal::Reload => reload(config_path, data, &mut config, &mut mailer),
             }
-        }
-
-        let now = Utc::now();
-        let due: Vec<String> = next
-            .iter()
-            .filter(|(_, t)| **t <= now)
-            .map(|(id, _)| id.clone())
-            .collect();
-        if !due.is_empty() {
-            let opts = RunOptions {
-                only: due.clone(),
-                stop: Some(stop_rx.clone()),
-                grace: Duration::from_secs(config.settings.grace_secs),
-                jitter: Duration::from_secs(config.settings.jitter_secs),
-                ..RunOptions::default()
-            };
-            let mut stopping = false;
-            let mut reload_wanted = false;
-            let result = {
-                let run = pipeline::run(&config, &mut store, Some(&mailer), &opts);
-                tokio::pin!(run);
-                loop {
-                    tokio::select! {
-                        r = &mut run => break r,
-                        _ = term.recv(), if !stopping => { stopping = true; let _ = stop_tx.send(true); }
-                        _ = int.recv(), if !stopping => { stopping = true; let _ = stop_tx.send(true); }
-                        _ = hup.recv() => reload_wanted = true,
-                    }
-                }
-            };
-            match result {
-                Ok(report) => {
-                    let failed = report
-                        .sources
-                        .iter()
-                        .filter(|s| s.status == crate::model::Status::Failed)
-                        .count();
-                    tracing::info!(
-                        checked = report.sources.len(),
-                        failed,
-                        alerts_queued = report.alerts.queued,
-                        alerts_sent = report.alerts.sent,
-                        alerts_failed = report.alerts.failed,
-                        "run finished"
-                    );
-                }
-                Err(e) => tracing::error!(error = %e, "run failed"),
-            }
-            if stopping {
-                break;
-            }
-            let after = Utc::now();
-            for id in &due {
-                if let Some(source) = config.sources.iter().find(|s| &s.id == id) {
-                    let upcoming = config.schedule_of(source).after(&after).next();
-                    next.insert(id.clone(), upcoming.unwrap_or(far_future()));
-                }
-            }
-            if reload_wanted {
-                reload(config_path, data, &mut config, &mut mailer);
-                next = plan(&config, &store, Utc::now())?;
-            }
-        } else {
-            // Nothing due: a wake-up for the outbox's retries and the digest.
-            deliver(&mut store, &mailer, &config).await;
-        }
-        if next_digest(&config, &store, Utc::now())? <= Utc::now() {
-            digest(&config, &mut store, &mailer).await?;
         }
     }
     tracing::info!("daemon stopped");
+    Ok(())
+}
+
+/// Longest pause after a failing step (a full disk, a damaged database).
+const MAX_PAUSE_SECS: u64 = 600;
+
+/// How often the database's integrity is checked while the daemon runs.
+const VERIFY_EVERY: chrono::Duration = chrono::Duration::days(7);
+const LAST_VERIFY: &str = "last_verified_at";
+
+/// SIGTERM/SIGINT (stop) and SIGHUP (reload).
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+enum Signal {
+    Stop,
+    Reload,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    async fn next(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.term.recv() => Signal::Stop,
+            _ = self.int.recv() => Signal::Stop,
+            _ = self.hup.recv() => Signal::Reload,
+        }
+    }
+}
+
+/// Runs `work` while listening for signals: a stop request reaches `work`
+/// through `stop` (it finishes what is in flight within the grace); a
+/// reload is remembered for when `work` is done.
+async fn guarded<F: std::future::Future>(
+    work: F,
+    signals: &mut Signals,
+    stop: &watch::Sender<bool>,
+    reload_wanted: &mut bool,
+) -> F::Output {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            r = &mut work => return r,
+            sig = signals.next() => match sig {
+                Signal::Stop => { let _ = stop.send(true); }
+                Signal::Reload => *reload_wanted = true,
+            },
+        }
+    }
+}
+
+/// One turn of the service: sleep until something is due (or a signal),
+/// then run the due checks, deliver the outbox, send the digest, verify the
+/// database weekly. Any storage error is returned to the caller's retry.
+#[allow(clippy::too_many_arguments)]
+async fn tick(
+    config_path: &Path,
+    data: &Path,
+    config: &mut Config,
+    store: &mut Store,
+    mailer: &mut Mailer,
+    next: &mut Option<HashMap<String, DateTime<Utc>>>,
+    signals: &mut Signals,
+    stop_tx: &watch::Sender<bool>,
+) -> anyhow::Result<()> {
+    let stop = notify::Stop {
+        rx: Some(stop_tx.subscribe()),
+        grace: Duration::from_secs(config.settings.grace_secs),
+    };
+    let mut reload_wanted = false;
+    if next.is_none() {
+        // (Re)starting: deliver what the outbox owes, then plan.
+        guarded(
+            deliver(store, mailer, config, &stop),
+            signals,
+            stop_tx,
+            &mut reload_wanted,
+        )
+        .await?;
+        if store.meta(LAST_DIGEST)?.is_none() {
+            // First start: the first digest covers the week from now on.
+            store.set_meta(LAST_DIGEST, &pipeline::now())?;
+        }
+        *next = Some(plan(config, store, Utc::now())?);
+    }
+    let plan_now = next.as_mut().expect("planned above");
+    let now = Utc::now();
+    let digest_at = next_digest(config, store, now)?;
+    // Also wake for the outbox's next retry: a failed alert must not wait
+    // for the next day's check.
+    let retry_at = store
+        .next_delivery_at()?
+        .and_then(|t| DateTime::from_timestamp(t, 0))
+        .map(|t| t.max(now + chrono::Duration::seconds(1)));
+    let wake = plan_now
+        .values()
+        .copied()
+        .chain([digest_at])
+        .chain(retry_at)
+        .min()
+        .unwrap_or(digest_at);
+    let sleep = (wake - now).to_std().unwrap_or(Duration::ZERO);
+    tokio::select! {
+        _ = tokio::time::sleep(sleep) => {}
+        sig = signals.next() => {
+            match sig {
+                Signal::Stop => { let _ = stop_tx.send(true); }
+                Signal::Reload => {
+                    reload(config_path, data, config, mailer);
+                    *next = Some(plan(config, store, Utc::now())?);
+                }
+            }
+            return Ok(());
+        }
+    }
+
+    let now = Utc::now();
+    let due: Vec<String> = plan_now
+        .iter()
+        .filter(|(_, t)| **t <= now)
+        .map(|(id, _)| id.clone())
+        .collect();
+    if !due.is_empty() {
+        let opts = RunOptions {
+            only: due.clone(),
+            stop: Some(stop_tx.subscribe()),
+            grace: Duration::from_secs(config.settings.grace_secs),
+            jitter: Duration::from_secs(config.settings.jitter_secs),
+            ..RunOptions::default()
+        };
+        let report = guarded(
+            pipeline::run(config, store, Some(mailer), &opts),
+            signals,
+            stop_tx,
+            &mut reload_wanted,
+        )
+        .await?;
+        let failed = report
+            .sources
+            .iter()
+            .filter(|s| s.status == crate::model::Status::Failed)
+            .count();
+        tracing::info!(
+            checked = report.sources.len(),
+            failed,
+            alerts_queued = report.alerts.queued,
+            alerts_sent = report.alerts.sent,
+            alerts_failed = report.alerts.failed,
+            "run finished"
+        );
+        if *stop_tx.borrow() {
+            return Ok(());
+        }
+        let after = Utc::now();
+        for id in &due {
+            if let Some(source) = config.sources.iter().find(|s| &s.id == id) {
+                let upcoming = config.schedule_of(source).after(&after).next();
+                plan_now.insert(id.clone(), upcoming.unwrap_or(far_future()));
+            }
+        }
+    } else {
+        // Nothing due: a wake-up for the outbox's retries and the digest.
+        guarded(
+            deliver(store, mailer, config, &stop),
+            signals,
+            stop_tx,
+            &mut reload_wanted,
+        )
+        .await?;
+    }
+    if !*stop_tx.borrow() && next_digest(config, store, Utc::now())? <= Utc::now() {
+        let queued = digest(config, store)?;
+        if queued {
+            guarded(
+                deliver(store, mailer, config, &stop),
+                signals,
+                stop_tx,
+                &mut reload_wanted,
+            )
+            .await?;
+        }
+    }
+    let verified = store
+        .meta(LAST_VERIFY)?
+        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    if !*stop_tx.borrow() && verified.is_none_or(|t| Utc::now() - t >= VERIFY_EVERY) {
+        store.verify()?;
+        store.set_meta(LAST_VERIFY, &pipeline::now())?;
+        tracing::info!("database integrity verified");
+    }
+    if reload_wanted {
+        reload(config_path, data, config, mailer);
+        *next = Some(plan(config, store, Utc::now())?);
+    }
     Ok(())
 }
 
@@ -161,14 +302,24 @@ fn mailer(config: &Config, data: &Path) -> anyhow::Result<Mailer> {
     .with_context(|| format!("[email] in {}", config.path.display()))
 }
 
-async fn deliver(store: &mut Store, mailer: &Mailer, config: &Config) {
-    match notify::deliver(store, mailer, config.email.retry_backoff_secs, false).await {
-        Ok(d) if d.sent + d.failed > 0 => {
-            tracing::info!(sent = d.sent, failed = d.failed, "outbox delivered")
-        }
-        Ok(_) => {}
-        Err(e) => tracing::error!(error = %e, "outbox delivery failed"),
+/// Delivers what the outbox owes; a storage error goes to the caller.
+async fn deliver(
+    store: &mut Store,
+    mailer: &Mailer,
+    config: &Config,
+    stop: &notify::Stop,
+) -> anyhow::Result<()> {
+    let d = notify::deliver(store, mailer, config, false, stop).await?;
+    if d.sent + d.failed > 0 {
+        tracing::info!(sent = d.sent, failed = d.failed, "outbox delivered");
     }
+    if d.unaddressed > 0 {
+        tracing::warn!(
+            waiting = d.unaddressed,
+            "alerts wait for recipients: add maintainers or [email].to"
+        );
+    }
+    Ok(())
 }
 
 /// SIGHUP: the new file replaces the running config only when it loads.
@@ -235,13 +386,13 @@ fn far_future() -> DateTime<Utc> {
 
 /// The weekly digest to `[email].to`: text-only changes and sources in
 /// trouble since the last digest, so nothing is silently swallowed.
-async fn digest(config: &Config, store: &mut Store, mailer: &Mailer) -> anyhow::Result<()> {
+fn digest(config: &Config, store: &mut Store) -> anyhow::Result<bool> {
     let since = store.meta(LAST_DIGEST)?.unwrap_or_else(pipeline::now);
     let now = pipeline::now();
     if config.email.to.is_empty() {
         tracing::warn!("digest skipped: [email].to is empty");
         store.set_meta(LAST_DIGEST, &now)?;
-        return Ok(());
+        return Ok(false);
     }
     let changes = store.text_changes_since(&since)?;
     let troubled = store.troubled_since(&since)?;
@@ -285,6 +436,5 @@ async fn digest(config: &Config, store: &mut Store, mailer: &Mailer) -> anyhow::
         text_changes = changes.len(),
         "digest queued"
     );
-    deliver(store, mailer, config).await;
-    Ok(())
+    Ok(true)
 }

@@ -15,7 +15,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Address, AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Serialize;
 
-use crate::config::{Email, Smtp};
+use crate::config::{Config, Email, Smtp};
 use crate::store::{Outgoing, Store, StoreError};
 
 pub const USERNAME_ENV: &str = "VISAWATCH_SMTP_USERNAME";
@@ -44,6 +44,10 @@ pub enum Mailer {
     Smtp {
         transport: AsyncSmtpTransport<Tokio1Executor>,
         url: String,
+        /// Bounds a whole SMTP conversation: lettre's own timeout covers
+        /// only connecting, and a relay that accepts and then says nothing
+        /// would hang the run.
+        timeout: Duration,
     },
     /// lettre's file transport: one `<uuid>.eml` per message.
     Files {
@@ -89,13 +93,20 @@ impl Mailer {
         })?;
         let bytes = msg.formatted();
         match self {
-            Mailer::Smtp { transport, .. } => match transport.send_raw(&envelope, &bytes).await {
-                Ok(resp) => Ok(format!(
+            Mailer::Smtp {
+                transport, timeout, ..
+            } => match tokio::time::timeout(*timeout, transport.send_raw(&envelope, &bytes)).await {
+                Err(_) => Err(SendError {
+                    permanent: false,
+                    connection: true,
+                    detail: format!("the SMTP server did not finish within {}s", timeout.as_secs()),
+                }),
+                Ok(Ok(resp)) => Ok(format!(
                     "{} {}",
                     resp.code(),
                     resp.message().collect::<Vec<_>>().join(" ")
                 )),
-                Err(e) => Err(SendError {
+                Ok(Err(e)) => Err(SendError {
                     permanent: e.is_permanent(),
                     connection: !e.is_permanent() && !e.is_transient(),
                     detail: smtp_error_text(&e),
@@ -159,8 +170,17 @@ fn smtp_transport(smtp: &Smtp, timeout: Duration) -> Result<Mailer, NotifyError>
         params = params.add_root_certificate(cert);
     }
     let params = params.build().map_err(tls_err)?;
+    let credentials = match (std::env::var(USERNAME_ENV), std::env::var(PASSWORD_ENV)) {
+        (Ok(user), Ok(pass)) => Some(Credentials::new(user, pass)),
+        (Err(_), Err(_)) => None,
+        _ => return Err(NotifyError::HalfCredentials),
+    };
+    // A password never crosses the wire in clear unless the operator said so:
+    // with credentials, a server that offers no STARTTLS is refused.
     let tls = if smtp.implicit_tls {
         Tls::Wrapper(params)
+    } else if credentials.is_some() && !smtp.allow_insecure_auth {
+        Tls::Required(params)
     } else {
         Tls::Opportunistic(params)
     };
@@ -168,12 +188,11 @@ fn smtp_transport(smtp: &Smtp, timeout: Duration) -> Result<Mailer, NotifyError>
         .port(smtp.port)
         .tls(tls)
         .timeout(Some(timeout));
-    match (std::env::var(USERNAME_ENV), std::env::var(PASSWORD_ENV)) {
-        (Ok(user), Ok(pass)) => builder = builder.credentials(Credentials::new(user, pass)),
-        (Err(_), Err(_)) => {}
-        _ => return Err(NotifyError::HalfCredentials),
+    if let Some(c) = credentials {
+        builder = builder.credentials(c);
     }
     Ok(Mailer::Smtp {
+        timeout,
         transport: builder.build(),
         url: format!(
             "{}://{}:{}",
@@ -189,8 +208,11 @@ fn smtp_transport(smtp: &Smtp, timeout: Duration) -> Result<Mailer, NotifyError>
 pub struct Delivered {
     /// Messages every recipient now has.
     pub sent: usize,
-    /// Messages due that still owe someone (retried later) or were rejected.
+    /// Messages due that still owe someone (retried later) or were rejected,
+    /// and those waiting for a recipient.
     pub failed: usize,
+    /// Of `failed`: messages nobody is configured to receive yet.
+    pub unaddressed: usize,
 }
 
 /// Builds the MIME message of an outbox row: `multipart/alternative`, the
@@ -222,17 +244,71 @@ pub fn build(o: &Outgoing) -> Result<Message, NotifyError> {
         .map_err(|e| bad(e.to_string()))
 }
 
+/// SIGTERM as delivery sees it: once `rx` turns true no new message starts,
+/// and the one in flight gets `grace` to finish before it is abandoned
+/// (pending again; see [`Store::recover_sending`]).
+#[derive(Debug, Clone, Default)]
+pub struct Stop {
+    pub rx: Option<tokio::sync::watch::Receiver<bool>>,
+    pub grace: Duration,
+}
+
+impl Stop {
+    pub fn requested(&self) -> bool {
+        self.rx.as_ref().is_some_and(|rx| *rx.borrow())
+    }
+
+    /// Resolves when a stop is requested; never without a receiver.
+    async fn wait(&self) {
+        match self.rx.clone() {
+            Some(mut rx) => {
+                if rx.wait_for(|s| *s).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// What is noted on a delivery found `sending` at the start of a round.
+const INTERRUPTED: &str =
+    "interrupted while the server had it: sent again, a second copy (same Message-ID) is possible";
+
 /// Sends every due outbox message (every pending one when `force`), oldest
 /// first, and records each recipient's outcome at once, so a crash mid-round
 /// re-sends at most the one message in flight.
+///
+/// Recipients are decided here for alerts that had none when queued
+/// (`Config::recipients`); until someone is configured they wait, counted
+/// as not delivered. A stop request ends the round between messages.
 pub async fn deliver(
     store: &mut Store,
     mailer: &Mailer,
-    backoff_secs: u64,
+    config: &Config,
     force: bool,
+    stop: &Stop,
 ) -> Result<Delivered, NotifyError> {
     let now = chrono::Utc::now();
     let mut counts = Delivered::default();
+    for (recipient, message_id) in store.recover_sending(INTERRUPTED)? {
+        tracing::warn!(%message_id, %recipient, "delivery was interrupted while the server had it; sending again");
+    }
+    for (outbox_id, source_id) in store.unaddressed()? {
+        let recipients = config.recipients(source_id.as_deref());
+        if recipients.is_empty() {
+            counts.failed += 1;
+            counts.unaddressed += 1;
+        } else {
+            tracing::info!(
+                outbox_id,
+                recipients = recipients.len(),
+                "alert that waited for recipients is addressed"
+            );
+            store.address(outbox_id, &recipients)?;
+        }
+    }
+    let backoff_secs = config.email.retry_backoff_secs;
     let due = store.due(now.timestamp(), force)?;
     let mut server_down: Option<String> = None;
     for o in &due {
@@ -242,9 +318,9 @@ pub async fn deliver(
                 .min(BACKOFF_MAX_SECS);
             Some(now.timestamp() + delay as i64)
         };
-        if let Some(reason) = &server_down {
+        if server_down.is_some() || stop.requested() {
             // Not attempted: keeps its schedule, counts as not delivered.
-            tracing::debug!(message_id = %o.message_id, %reason, "delivery skipped, server unreachable");
+            tracing::debug!(message_id = %o.message_id, "delivery skipped (server unreachable or stopping)");
             counts.failed += 1;
             continue;
         }
@@ -266,8 +342,30 @@ pub async fn deliver(
         };
         let mut all_sent = true;
         for batch in batches {
+            if stop.requested() {
+                all_sent = false;
+                break;
+            }
             let rcpts: Vec<Address> = batch.iter().filter_map(|(_, r, _)| r.parse().ok()).collect();
-            match mailer.send(&msg, &rcpts).await {
+            let ids: Vec<i64> = batch.iter().map(|(id, _, _)| *id).collect();
+            store.mark_sending(&ids)?;
+            let sent = {
+                let send = mailer.send(&msg, &rcpts);
+                tokio::pin!(send);
+                tokio::select! {
+                    r = &mut send => Some(r),
+                    () = stop.wait() => tokio::time::timeout(stop.grace, &mut send).await.ok(),
+                }
+            };
+            let Some(sent) = sent else {
+                // Stopping, and the server did not finish within the grace:
+                // abandoned, pending again (it may still have arrived).
+                store.recover_sending(INTERRUPTED)?;
+                tracing::warn!(message_id = %o.message_id, "stopping: delivery abandoned; it stays pending");
+                all_sent = false;
+                break;
+            };
+            match sent {
                 Ok(reply) => {
                     let at = crate::pipeline::now();
                     for (id, rcpt, _) in &batch {

@@ -55,6 +55,9 @@ pub struct AlertCounts {
     pub queued: usize,
     pub sent: usize,
     pub failed: usize,
+    /// Of `failed`: alerts nobody is configured to receive (human output only).
+    #[serde(skip)]
+    pub unaddressed: usize,
 }
 
 impl RunReport {
@@ -322,12 +325,16 @@ pub async fn run(
         queued,
         ..AlertCounts::default()
     };
-    let stopping = opts.stop.as_ref().is_some_and(|s| *s.borrow());
+    let stop = notify::Stop {
+        rx: opts.stop.clone(),
+        grace: opts.grace,
+    };
     // When stopping, alerts wait in the outbox for the next start.
-    if let Some(mailer) = mailer.filter(|_| !stopping) {
-        let d = notify::deliver(store, mailer, config.email.retry_backoff_secs, false).await?;
+    if let Some(mailer) = mailer.filter(|_| !stop.requested()) {
+        let d = notify::deliver(store, mailer, config, false, &stop).await?;
         alerts.sent = d.sent;
         alerts.failed = d.failed;
+        alerts.unaddressed = d.unaddressed;
     }
     Ok(RunReport {
         started_at,
@@ -493,22 +500,13 @@ fn outcome(
     Ok(rec)
 }
 
-/// Wraps an alert with its envelope: the source's maintainers and
-/// `[email].to`, each once.
+/// Wraps an alert with its envelope. The recipients written now are
+/// today's; an alert with none waits in the outbox until the config names
+/// someone (see `notify::deliver`).
 pub fn queued_for(config: &Config, source: &Source, alert: alert::Alert) -> Queued {
-    let mut recipients: Vec<String> = Vec::new();
-    for r in source
-        .maintainers
-        .iter()
-        .cloned()
-        .chain(config.email.to.iter().map(|a| a.to_string()))
-    {
-        if !recipients.iter().any(|x| x.eq_ignore_ascii_case(&r)) {
-            recipients.push(r);
-        }
-    }
+    let recipients = config.recipients(Some(&source.id));
     if recipients.is_empty() {
-        tracing::warn!(source = %source.id, "alert has no recipients: add maintainers or [email].to");
+        tracing::warn!(source = %source.id, "alert has no recipients yet: add maintainers or [email].to; it waits in the outbox");
     }
     Queued {
         alert,

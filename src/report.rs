@@ -54,7 +54,15 @@ pub fn human(report: &RunReport) -> String {
                 .map(|d| format!(" ({d})"))
                 .unwrap_or_default()
         );
-        if a.failed > 0 {
+        if a.unaddressed > 0 {
+            let _ = writeln!(
+                out,
+                "  {} wait for recipients (no recipients configured): add maintainers or [email].to; \
+                 they go out at the next run",
+                a.unaddressed
+            );
+        }
+        if a.failed > a.unaddressed {
             out.push_str("  they wait in the outbox and are retried: see `visawatch outbox`\n");
         }
     }
@@ -71,13 +79,21 @@ pub fn status(rows: &[crate::cli::StatusRow]) -> String {
     for r in rows {
         let _ = writeln!(
             out,
-            "{:<width$}  {:<20}  {:<9}  {:<20}  {:>8}  {:>7}{}",
+            "{:<width$}  {:<20}  {:<9}  {:<20}  {:>8}  {:>7}{}{}",
             r.id,
             r.last_check.as_deref().unwrap_or("never"),
             r.status.as_deref().unwrap_or("-"),
             r.next_due,
             r.failures_in_a_row,
-            r.pending_alerts,
+            r.pending_alerts + r.waiting_for_recipients,
+            if r.waiting_for_recipients > 0 {
+                format!(
+                    "\n  {} alert(s) wait: no recipients configured (add maintainers or [email].to)",
+                    r.waiting_for_recipients
+                )
+            } else {
+                String::new()
+            },
             r.error
                 .as_deref()
                 .map(|e| format!("\n  last error: {e}"))

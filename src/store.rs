@@ -17,6 +17,17 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::model::{Alert, AlertKind, Change, Status, Validators, Verdict};
 
 pub const DB_FILE: &str = "visawatch.db";
+
+/// What to do about a database that fails `PRAGMA quick_check`.
+const RECOVERY: &str = "visawatch will not write to it. Restore the data folder from a backup, \
+    or keep what SQLite can still read: `sqlite3 visawatch.db .recover | sqlite3 recovered.db`, \
+    check it with `sqlite3 recovered.db 'PRAGMA integrity_check'`, and put it in place of visawatch.db \
+    (remove visawatch.db-wal and visawatch.db-shm with the old file)";
+
+/// Meta key: size and modification time of `visawatch.db` when it was last
+/// known good. A writer that finds the file changed since (by anything but
+/// itself) checks its integrity before writing.
+const DB_STAMP: &str = "db_stamp";
 const LOCK_FILE: &str = ".lock";
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +36,8 @@ pub enum StoreError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path} is not a usable visawatch database ({detail}); move it away to start a new history")]
     Corrupt { path: PathBuf, detail: String },
+    #[error("{path} failed its integrity check ({detail}); {RECOVERY}")]
+    Damaged { path: PathBuf, detail: String },
     #[error("no database at {path}: run `visawatch check` first, or pass the right --data folder")]
     Missing { path: PathBuf },
     #[error(
@@ -187,6 +200,9 @@ pub struct Store {
     conn: Connection,
     dir: PathBuf,
     db_path: PathBuf,
+    /// A writer whose database was verified (or unchanged since it was):
+    /// it records the file's stamp when it closes.
+    known_good: std::cell::Cell<bool>,
     /// Held for the store's life; the OS releases it if the process dies.
     _lock: Option<File>,
 }
@@ -383,18 +399,60 @@ impl Store {
         // A garbage file can pass the pragma; a real query settles it.
         conn.query_row("SELECT count(*) FROM sources", [], |r| r.get::<_, i64>(0))
             .map_err(corrupt)?;
-        Ok(Store {
+        let store = Store {
             conn,
             dir: dir.to_path_buf(),
             db_path,
+            known_good: std::cell::Cell::new(false),
             _lock: lock,
-        })
+        };
+        if access != Access::Read {
+            // Changed behind our back (or never verified): check it first.
+            if store.meta(DB_STAMP)? != store.db_stamp() {
+                store.verify()?;
+            }
+            store.known_good.set(true);
+        }
+        Ok(store)
+    }
+
+    /// `PRAGMA quick_check`: every page and index readable and consistent.
+    /// A writer refuses a database that fails it (see [`RECOVERY`]).
+    pub fn verify(&self) -> Result<(), StoreError> {
+        let damaged = |detail: String| StoreError::Damaged {
+            path: self.db_path.clone(),
+            detail,
+        };
+        let mut stmt = self
+            .conn
+            .prepare("PRAGMA quick_check(5)")
+            .map_err(|e| damaged(e.to_string()))?;
+        let problems: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| damaged(e.to_string()))?;
+        if problems.len() == 1 && problems[0] == "ok" {
+            Ok(())
+        } else {
+            self.known_good.set(false);
+            Err(damaged(problems.join("; ")))
+        }
+    }
+
+    /// Size and modification time of the database file.
+    fn db_stamp(&self) -> Option<String> {
+        let m = std::fs::metadata(&self.db_path).ok()?;
+        let t = m.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+        Some(format!("{}:{}", m.len(), t.as_nanos()))
     }
 
     fn sql(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        move |source| StoreError::Sql {
-            path: self.db_path.clone(),
-            source,
+        move |source| {
+            let e = sql_error(&self.db_path, source);
+            if matches!(e, StoreError::Damaged { .. }) {
+                self.known_good.set(false);
+            }
+            e
         }
     }
 
@@ -484,10 +542,7 @@ impl Store {
     /// costs a few commits instead of 1,000. Then refreshes the `<id>.txt` files.
     pub fn record_all(&mut self, recs: &[CheckRecord]) -> Result<(), StoreError> {
         let path = self.db_path.clone();
-        let sql = |source| StoreError::Sql {
-            path: path.clone(),
-            source,
-        };
+        let sql = |source| sql_error(&path, source);
         let tx = self.conn.transaction().map_err(sql)?;
         for rec in recs {
             write_outcome(&tx, rec).map_err(sql)?;
@@ -583,14 +638,20 @@ impl Store {
     /// Queues an alert that belongs to no check (a test message, a digest).
     pub fn queue(&mut self, q: &Queued, created_at: &str) -> Result<i64, StoreError> {
         let path = self.db_path.clone();
-        let sql = |source| StoreError::Sql {
-            path: path.clone(),
-            source,
-        };
+        let sql = |source| sql_error(&path, source);
         let tx = self.conn.transaction().map_err(sql)?;
         let id = queue(&tx, None, None, q, created_at).map_err(sql)?;
         tx.commit().map_err(sql)?;
         Ok(id)
+    }
+
+    /// Alerts waiting for a recipient, per source.
+    pub fn unaddressed_by_source(&self) -> Result<HashMap<String, u32>, StoreError> {
+        let mut out: HashMap<String, u32> = HashMap::new();
+        for (_, source) in self.unaddressed()? {
+            *out.entry(source.unwrap_or_default()).or_default() += 1;
+        }
+        Ok(out)
     }
 
     /// Failed checks since the source's last good one, and its blind flag
@@ -672,6 +733,68 @@ impl Store {
                 |r| r.get(0),
             )
             .map_err(self.sql())
+    }
+
+    /// Outbox messages nobody was owed when they were queued (no
+    /// maintainers, no `[email].to`): (outbox id, source id).
+    pub fn unaddressed(&self) -> Result<Vec<(i64, Option<String>)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT o.id, o.source_id FROM outbox o
+                 WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.outbox_id = o.id) ORDER BY o.id",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    /// Gives a waiting outbox message its recipients (pending, due now).
+    pub fn address(&mut self, outbox_id: i64, recipients: &[String]) -> Result<(), StoreError> {
+        let path = self.db_path.clone();
+        let sql = |source| sql_error(&path, source);
+        let tx = self.conn.transaction().map_err(sql)?;
+        for r in recipients {
+            tx.execute(
+                "INSERT OR IGNORE INTO deliveries (outbox_id, recipient, status, next_attempt_at) VALUES (?1, ?2, 'pending', 0)",
+                params![outbox_id, r],
+            )
+            .map_err(sql)?;
+        }
+        tx.commit().map_err(sql)
+    }
+
+    /// Marks deliveries as handed to the server: if the process dies before
+    /// the answer is recorded, [`Store::recover_sending`] knows that these may
+    /// have arrived.
+    pub fn mark_sending(&self, delivery_ids: &[i64]) -> Result<(), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("UPDATE deliveries SET status = 'sending' WHERE id = ?1")
+            .map_err(self.sql())?;
+        for id in delivery_ids {
+            stmt.execute([id]).map_err(self.sql())?;
+        }
+        Ok(())
+    }
+
+    /// Deliveries left `sending` by a process that died (or stopped) while a
+    /// server had the message: pending again, with a note that a duplicate
+    /// (same Message-ID) is possible. Returns their (recipient, Message-ID).
+    pub fn recover_sending(&self, note: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "UPDATE deliveries SET status = 'pending', last_error = ?1 WHERE status = 'sending'
+                 RETURNING recipient, (SELECT message_id FROM outbox o WHERE o.id = outbox_id)",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([note], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
     }
 
     /// Records that a recipient accepted a message.
@@ -765,7 +888,7 @@ impl Store {
             .conn
             .prepare(
                 "SELECT coalesce(o.source_id, ''), count(*) FROM deliveries d JOIN outbox o ON o.id = d.outbox_id
-                 WHERE d.status = 'pending' GROUP BY 1",
+                 WHERE d.status IN ('pending', 'sending') GROUP BY 1",
             )
             .map_err(self.sql())?;
         let rows = stmt
@@ -850,6 +973,42 @@ impl Store {
             .map(|o| o.is_some())
             .map_err(self.sql())
     }
+}
+
+impl Drop for Store {
+    /// Remembers the file as this writer leaves it, so the next run checks
+    /// integrity only when something else touched it. Best effort: a killed
+    /// process skips this and the next writer verifies.
+    fn drop(&mut self) {
+        if self.known_good.get() {
+            let stamp = self.db_stamp();
+            if let Some(stamp) = stamp.filter(|s| self.meta(DB_STAMP).ok().flatten().as_ref() != Some(s)) {
+                let _ = self.set_meta(DB_STAMP, &stamp);
+            }
+        }
+    }
+}
+
+/// A SQLite error as the store reports it: damage named as such.
+fn sql_error(path: &Path, source: rusqlite::Error) -> StoreError {
+    if is_damage(&source) {
+        return StoreError::Damaged {
+            path: path.to_path_buf(),
+            detail: source.to_string(),
+        };
+    }
+    StoreError::Sql {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// SQLite's own words for a damaged file.
+fn is_damage(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
 }
 
 /// One source's outcome: its check row, snapshot, change and alerts.
