@@ -70,7 +70,7 @@ pub async fn run(config_path: &Path, data: &Path) -> anyhow::Result<()> {
         // schedule's latest firing is due at once).
         next = None;
         failures += 1;
-        let pause = Duration::from_secs((15u64 << failures.min(8)).min(MAX_PAUSE_SECS));
+        let pause = Duration::from_secs((5u64 << failures.min(8)).min(MAX_PAUSE_SECS));
         tracing::error!(
             error = format!("{e:#}"),
             retry_in_secs = pause.as_secs(),

@@ -189,6 +189,13 @@ pub async fn run(
     // is read only when there is a new text to compare it with.
     let ids: Vec<&str> = sources.iter().map(|s| s.id.as_str()).collect();
     let (mut known, health) = store.prefetch(&ids)?;
+    // `<id>.txt` files that a kill or a hand left stale, found beside the fetches.
+    let expected: Vec<(String, String, usize)> = known
+        .iter()
+        .filter_map(|(id, k)| k.as_ref().map(|k| (id.clone(), k.text_hash.clone(), k.text_len)))
+        .collect();
+    let dir = store.dir().to_path_buf();
+    let stale_files = tokio::task::spawn_blocking(move || crate::store::stale_text_files(&dir, expected));
     let fetcher = Arc::new(fetcher.await.map_err(|e| FetchError::Other {
         url: String::new(),
         detail: format!("building the HTTP client crashed: {e}"),
@@ -317,6 +324,10 @@ pub async fn run(
     }
     flush(store, &mut pending, &mut reports, &bar)?;
     bar.finish_and_clear();
+    for id in stale_files.await.unwrap_or_default() {
+        tracing::info!(source = %id, "repairing a stale text file from the latest snapshot");
+        store.repair_text_file(&id)?;
+    }
     if opts.crash_before_delivery {
         eprintln!("visawatch: VISAWATCH_CRASH_BEFORE_DELIVERY set: aborting before delivery");
         std::process::abort();

@@ -118,6 +118,8 @@ pub struct Known {
     pub validators: Validators,
     /// Bytes of the stored canonical text (for the shrink check).
     pub text_len: usize,
+    /// [`content_hash`] of the stored canonical text.
+    pub text_hash: String,
     pub body_hash: Option<String>,
 }
 
@@ -495,7 +497,7 @@ impl Store {
         // octet_length reads the text's size from its record header, not the text.
         let mut known_stmt = tx
             .prepare(
-                "SELECT src.id, src.etag, src.last_modified, octet_length(s.text), src.body_hash
+                "SELECT src.id, src.etag, src.last_modified, octet_length(s.text), src.body_hash, s.hash
                  FROM sources src JOIN snapshots s ON s.hash = src.current_hash",
             )
             .map_err(self.sql())?;
@@ -508,6 +510,7 @@ impl Store {
                     },
                     text_len: r.get::<_, i64>(3)? as usize,
                     body_hash: r.get(4)?,
+                    text_hash: r.get(5)?,
                 };
                 Ok((r.get::<_, String>(0)?, k))
             })
@@ -552,6 +555,20 @@ impl Store {
             if let Some(text) = &rec.text {
                 self.write_text_file(&rec.source_id, text)?;
             }
+        }
+        Ok(())
+    }
+
+    /// The data folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Rewrites `<id>.txt` from the latest snapshot (a kill between the
+    /// commit and the file, or a deleted file, left it stale).
+    pub fn repair_text_file(&self, id: &str) -> Result<(), StoreError> {
+        if let Some(prev) = self.previous(id)? {
+            self.write_text_file(id, &prev.text)?;
         }
         Ok(())
     }
@@ -1170,6 +1187,25 @@ fn queue(
     Ok(outbox_id)
 }
 
+/// The sources whose `<id>.txt` in `dir` is missing or differs from their
+/// latest snapshot, given (id, content hash, length in bytes). Reads only
+/// files whose size matches; runs beside the fetches, off the async threads.
+pub fn stale_text_files(dir: &Path, expected: Vec<(String, String, usize)>) -> Vec<String> {
+    expected
+        .into_iter()
+        .filter(|(id, hash, len)| {
+            let path = dir.join(format!("{id}.txt"));
+            match std::fs::metadata(&path) {
+                Ok(m) if m.len() as usize == *len => {
+                    std::fs::read(&path).map_or(true, |b| blake3::hash(&b).to_hex().as_str() != hash)
+                }
+                _ => true,
+            }
+        })
+        .map(|(id, _, _)| id)
+        .collect()
+}
+
 /// Content hash of a canonical text (snapshots are deduplicated by it).
 pub fn content_hash(text: &str) -> String {
     blake3::hash(text.as_bytes()).to_hex().to_string()
@@ -1265,6 +1301,42 @@ mod tests {
         assert_eq!(known["xk"].as_ref().map(|k| k.text_len), Some(4));
         assert!(known["new-source"].is_none());
         assert_eq!(all["new-source"].failures_in_a_row, 0);
+    }
+
+    /// Issue 10 (14): a kill while the server had the message (the kernel
+    /// flushes the final `.`) left no trace of it. A delivery marked
+    /// `sending` is found by the next round, pending again, with a note that
+    /// a duplicate (same Message-ID) is possible.
+    #[test]
+    fn a_delivery_killed_while_sending_is_recovered_knowingly() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), Access::WriteWait).unwrap();
+        let q = Queued {
+            alert: crate::alert::plain_alert(AlertKind::Digest, "s".into(), "t", "body".into()),
+            from: "vw <a@example.org>".into(),
+            recipients: vec!["e@example.org".into()],
+        };
+        let id = store.queue(&q, "2026-11-30T00:00:00Z").unwrap();
+        let due = store.due(0, false).unwrap();
+        let message_id = due[0].message_id.clone();
+        let (delivery, _, _) = due[0].pending[0].clone();
+        store.mark_sending(&[delivery]).unwrap();
+        assert!(
+            store.due(i64::MAX, true).unwrap().is_empty(),
+            "not sent twice while in flight"
+        );
+        drop(store); // the process dies here
+
+        let store = Store::open(dir.path(), Access::WriteWait).unwrap();
+        let recovered = store.recover_sending("interrupted").unwrap();
+        assert_eq!(recovered, [("e@example.org".to_string(), message_id.clone())]);
+        let due = store.due(0, false).unwrap();
+        assert_eq!(
+            (due[0].outbox_id, &due[0].message_id),
+            (id, &message_id),
+            "same Message-ID"
+        );
+        assert!(store.recover_sending("interrupted").unwrap().is_empty());
     }
 
     /// A WAL left without its database is refused, not replayed into a new one.

@@ -35,13 +35,13 @@ fn config(http: &MockServer, smtp_port: u16, schedule: &str, sources: &[&str]) -
     c
 }
 
-struct Daemon {
+pub struct Daemon {
     child: tokio::process::Child,
     log: std::path::PathBuf,
 }
 
 impl Daemon {
-    fn start(env: &Env) -> Daemon {
+    pub fn start(env: &Env) -> Daemon {
         let log = env.dir.path().join(format!("daemon-{}.log", fastrand_suffix()));
         let file = std::fs::File::create(&log).unwrap();
         let child = env
@@ -52,7 +52,7 @@ impl Daemon {
             .unwrap();
         Daemon { child, log }
     }
-    fn signal(&self, sig: &str) {
+    pub fn signal(&self, sig: &str) {
         let pid = self.child.id().unwrap().to_string();
         assert!(
             std::process::Command::new("kill")
@@ -62,10 +62,10 @@ impl Daemon {
                 .success()
         );
     }
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
-    async fn stop(mut self) -> i32 {
+    pub async fn stop(mut self) -> i32 {
         self.signal("-TERM");
         let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
             .await
@@ -83,7 +83,7 @@ fn fastrand_suffix() -> u128 {
 }
 
 /// Number of checks recorded for a source (via `history --json`).
-async fn checks(env: &Env, id: &str) -> usize {
+pub async fn checks(env: &Env, id: &str) -> usize {
     let (code, out, _) = env.run(&["history", id, "--json", "--limit", "1000"]).await;
     if code != 0 {
         return 0;
@@ -93,7 +93,7 @@ async fn checks(env: &Env, id: &str) -> usize {
         .unwrap_or(0)
 }
 
-async fn wait_for<F, Fut>(secs: u64, what: &str, mut f: F)
+pub async fn wait_for<F, Fut>(secs: u64, what: &str, mut f: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

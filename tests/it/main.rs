@@ -7,4 +7,5 @@ mod daemon;
 mod email;
 mod helpers;
 mod pairs;
+mod reliability;
 mod smtp;
