@@ -270,6 +270,7 @@ mod tests {
             language: None,
             ignore: vec![],
             schedule: None,
+            allow_private: false,
         }
     }
 

@@ -219,6 +219,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 language: None,
                 ignore: Vec::new(),
                 schedule: None,
+                allow_private: false,
             };
             let probe = pipeline::probe(&target, source, &settings).await?;
             if json {

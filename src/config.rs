@@ -352,6 +352,8 @@ struct RawSource {
     language: Option<Spanned<String>>,
     ignore: Option<Spanned<OneOrMany>>,
     schedule: Option<Spanned<String>>,
+    #[serde(default)]
+    allow_private: bool,
 }
 
 /// Reads and validates a config file.
@@ -531,6 +533,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             maintainers: r.maintainers,
             language,
             ignore,
+            allow_private: r.allow_private,
         });
     }
     if sources.is_empty() {

@@ -43,6 +43,9 @@ pub enum FetchError {
         charset: String,
         detail: String,
     },
+    /// A public source led into loopback, private or link-local addresses.
+    #[error("{url}: {detail}")]
+    Private { url: String, detail: String },
     /// Not HTML, XHTML or plain text: never stored, never compared.
     #[error("unsupported content type {content_type} at {url}")]
     Unsupported { url: String, content_type: String },
@@ -83,14 +86,127 @@ impl FetchError {
             FetchError::Redirect { .. } => "redirect",
             FetchError::Decode { .. } => "decode",
             FetchError::Unsupported { .. } => "unsupported_content_type",
+            FetchError::Private { .. } => "private_network",
             FetchError::Other { .. } => "other",
         }
     }
 }
 
+/// Builds an HTTP client; `guarded`: no way into private networks.
+fn client(settings: &Settings, guarded: bool) -> Result<reqwest::Client, FetchError> {
+    let policy = reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() >= 10 {
+            attempt.error("more than 10 redirects")
+        } else if !matches!(attempt.url().scheme(), "http" | "https") {
+            let scheme = attempt.url().scheme().to_string();
+            attempt.error(format!("redirect to a {scheme}: URL"))
+        } else if guarded && host_is_private(attempt.url()) {
+            let host = attempt.url().host_str().unwrap_or_default().to_string();
+            attempt.error(format!(
+                "{PRIVATE}: the page redirects to {host}; set allow_private = true on the source if that is intended"
+            ))
+        } else {
+            attempt.follow()
+        }
+    });
+    let mut builder = reqwest::Client::builder()
+        .user_agent(settings.user_agent.clone())
+        .timeout(Duration::from_secs(settings.timeout_secs))
+        .connect_timeout(Duration::from_secs(settings.timeout_secs.min(10)))
+        .redirect(policy);
+    if guarded {
+        builder = builder.dns_resolver(Arc::new(PublicOnly));
+    }
+    builder.build().map_err(|e| FetchError::Other {
+        url: String::new(),
+        detail: format!("cannot build HTTP client: {e}"),
+    })
+}
+
+/// Marks a refusal to enter a private network (in messages and for `classify`).
+const PRIVATE: &str = "refused to enter a private network";
+
+/// Loopback, private (RFC 1918), shared (CGNAT), link-local, unique-local and
+/// unspecified addresses: what a public page must not lead visawatch into.
+pub fn is_private(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_private(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                v6.is_loopback()
+                    || v6.is_unspecified()
+                    || (first & 0xfe00) == 0xfc00
+                    || (first & 0xffc0) == 0xfe80
+            }
+        },
+    }
+}
+
+/// A URL whose host is a private address or a `localhost` name.
+fn host_is_private(url: &Url) -> bool {
+    let Some(host) = url.host_str() else { return false };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => is_private(ip),
+        Err(_) => {
+            let name = host.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+    }
+}
+
+/// The resolver of the guarded client: the system's answers without the
+/// private addresses; a name that resolves only to those is refused.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let all: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let public = public_addresses(&host, all)?;
+            let addrs: reqwest::dns::Addrs = Box::new(public.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// The public ones of a name's addresses, or an error naming the name.
+fn public_addresses(
+    host: &str,
+    all: Vec<std::net::SocketAddr>,
+) -> Result<Vec<std::net::SocketAddr>, Box<dyn std::error::Error + Send + Sync>> {
+    let public: Vec<_> = all.iter().copied().filter(|a| !is_private(a.ip())).collect();
+    if public.is_empty() && !all.is_empty() {
+        return Err(format!(
+            "{PRIVATE}: {host} resolves to {}; set allow_private = true on the source if that is intended",
+            all[0].ip()
+        )
+        .into());
+    }
+    Ok(public)
+}
+
 /// The shared HTTP client with its limits.
 pub struct Fetcher {
+    /// For public sources: refuses redirects and DNS answers into private
+    /// networks, so a page on (or a man in the middle of) a public host
+    /// cannot make visawatch read an internal service and mail it out.
     client: reqwest::Client,
+    /// For sources that live in a private network themselves (or say
+    /// `allow_private = true`); built when first needed.
+    open: std::sync::OnceLock<Result<reqwest::Client, FetchError>>,
     settings: Settings,
     global: Arc<Semaphore>,
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
@@ -98,32 +214,25 @@ pub struct Fetcher {
 
 impl Fetcher {
     pub fn new(settings: &Settings) -> Result<Self, FetchError> {
-        let policy = reqwest::redirect::Policy::custom(|attempt| {
-            if attempt.previous().len() >= 10 {
-                attempt.error("more than 10 redirects")
-            } else if !matches!(attempt.url().scheme(), "http" | "https") {
-                let scheme = attempt.url().scheme().to_string();
-                attempt.error(format!("redirect to a {scheme}: URL"))
-            } else {
-                attempt.follow()
-            }
-        });
-        let client = reqwest::Client::builder()
-            .user_agent(settings.user_agent.clone())
-            .timeout(Duration::from_secs(settings.timeout_secs))
-            .connect_timeout(Duration::from_secs(settings.timeout_secs.min(10)))
-            .redirect(policy)
-            .build()
-            .map_err(|e| FetchError::Other {
-                url: String::new(),
-                detail: format!("cannot build HTTP client: {e}"),
-            })?;
         Ok(Fetcher {
-            client,
+            client: client(settings, true)?,
+            open: std::sync::OnceLock::new(),
             settings: settings.clone(),
             global: Arc::new(Semaphore::new(settings.concurrency)),
             hosts: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The client for a source at `url`.
+    fn client_for(&self, url: &Url, allow_private: bool) -> Result<&reqwest::Client, FetchError> {
+        if allow_private || host_is_private(url) {
+            self.open
+                .get_or_init(|| client(&self.settings, false))
+                .as_ref()
+                .map_err(Clone::clone)
+        } else {
+            Ok(&self.client)
+        }
     }
 
     fn host_limit(&self, url: &Url) -> Arc<Semaphore> {
@@ -141,7 +250,13 @@ impl Fetcher {
 
     /// Fetches a page, retrying transient failures. `validators` (when
     /// conditional GET is on) may turn the answer into [`Fetched::NotModified`].
-    pub async fn fetch(&self, url: &Url, validators: Option<&Validators>) -> Result<Fetched, FetchError> {
+    pub async fn fetch(
+        &self,
+        url: &Url,
+        validators: Option<&Validators>,
+        allow_private: bool,
+    ) -> Result<Fetched, FetchError> {
+        let client = self.client_for(url, allow_private)?;
         let base = Duration::from_millis(self.settings.retry_backoff_ms);
         let mut attempt = 0;
         loop {
@@ -150,7 +265,7 @@ impl Fetcher {
                 let _global = self.global.acquire().await.expect("semaphore closed");
                 let host = self.host_limit(url);
                 let _host = host.acquire().await.expect("semaphore closed");
-                self.fetch_once(url, validators).await
+                self.fetch_once(client, url, validators).await
             };
             match result {
                 Err(e) if attempt < self.settings.retries => match e.retry_delay(attempt, base) {
@@ -166,8 +281,13 @@ impl Fetcher {
         }
     }
 
-    async fn fetch_once(&self, url: &Url, validators: Option<&Validators>) -> Result<Fetched, FetchError> {
-        let mut req = self.client.get(url.clone());
+    async fn fetch_once(
+        &self,
+        client: &reqwest::Client,
+        url: &Url,
+        validators: Option<&Validators>,
+    ) -> Result<Fetched, FetchError> {
+        let mut req = client.get(url.clone());
         if self.settings.conditional_get
             && let Some(v) = validators
         {
@@ -245,6 +365,12 @@ impl Fetcher {
             return FetchError::Timeout {
                 url: url_s,
                 secs: self.settings.timeout_secs,
+            };
+        }
+        if error_chain(&e).contains(PRIVATE) {
+            return FetchError::Private {
+                url: url_s,
+                detail: error_chain(&e),
             };
         }
         if e.is_redirect() {
@@ -485,6 +611,42 @@ mod tests {
             Err("application/octet-stream".into())
         );
         assert_eq!(body_kind(None, b"ab\0c"), Err("application/octet-stream".into()));
+    }
+
+    #[test]
+    fn private_networks_are_told_apart() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(is_private(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "172.32.0.1"] {
+            assert!(!is_private(ip.parse().unwrap()), "{ip}");
+        }
+        let url = |u: &str| Url::parse(u).unwrap();
+        assert!(host_is_private(&url("http://localhost:8080/")));
+        assert!(host_is_private(&url("http://[::1]/")));
+        assert!(!host_is_private(&url("https://mpb.rks-gov.net/")));
+        // A name that resolves only into private networks is refused; mixed answers keep the public ones.
+        let a = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        let e = public_addresses("intranet.example", vec![a("10.0.0.5:0")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("intranet.example resolves to 10.0.0.5"), "{e}");
+        assert_eq!(
+            public_addresses("x", vec![a("10.0.0.5:0"), a("93.184.216.34:0")]).unwrap(),
+            [a("93.184.216.34:0")]
+        );
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub struct Source {
     pub ignore: Vec<regex::Regex>,
     /// Daemon: this source's own schedule (else `[settings] schedule`).
     pub schedule: Option<cron::Schedule>,
+    /// May redirect or resolve into loopback, private and link-local
+    /// networks (a public source may not; see `fetch`).
+    pub allow_private: bool,
 }
 
 /// How the fetched bytes were turned into text, and who decided the charset.

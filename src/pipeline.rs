@@ -586,7 +586,7 @@ async fn fetch_and_extract(
     validators: Option<&Validators>,
     prev_body: Option<&str>,
 ) -> Fetch {
-    let page = match fetcher.fetch(&source.url, validators).await {
+    let page = match fetcher.fetch(&source.url, validators, source.allow_private).await {
         Ok(Fetched::Page(page)) => page,
         Ok(Fetched::NotModified) => return Fetch::NotModified,
         Err(e) => return Fetch::Failed(Failure::Fetch(e)),

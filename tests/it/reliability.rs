@@ -572,3 +572,64 @@ async fn a_full_disk_does_not_stop_the_daemon() {
     .await;
     assert_eq!(d.stop().await, 0, "still running; SIGTERM stops it");
 }
+
+/// (16) A public page that redirects into loopback (here through a proxy
+/// standing in for a man in the middle) had the internal page stored and
+/// mailed. Refused, unless the source says `allow_private = true`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redirect_from_a_public_host_into_a_private_network_is_refused() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    let internal = MockServer::start().await;
+    let proxy = MockServer::start().await;
+    let secret = format!("{}/secret", internal.uri());
+    for server in [&internal, &proxy] {
+        serve(
+            server,
+            "/secret",
+            b"<main><p>Internal admin token: 12345</p></main>".to_vec(),
+            "text/html",
+        )
+        .await;
+    }
+    Mock::given(method("GET"))
+        .and(path("/visa"))
+        .respond_with(ResponseTemplate::new(302).insert_header("Location", secret.as_str()))
+        .mount(&proxy)
+        .await;
+    let env = Env::new();
+    let check = |allow: bool| {
+        env.write_config(&format!(
+            "{FAST}\n{}",
+            source_toml(
+                "public",
+                "http://visa.example.test/visa",
+                &format!("allow_private = {allow}")
+            )
+        ));
+        env.command(&["check", "--json"])
+            .env("http_proxy", proxy.uri())
+            .env_remove("no_proxy")
+            .env_remove("NO_PROXY")
+            .output()
+    };
+    let out = check(false).await.unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status(&r, "public"), "failed", "{r}");
+    let err = source(&r, "public")["error"].as_str().unwrap();
+    assert!(
+        err.contains("refused to enter a private network") && err.contains("127.0.0.1"),
+        "{err}"
+    );
+    let mut asked = 0;
+    for s in [&internal, &proxy] {
+        let reqs = s.received_requests().await.unwrap();
+        asked += reqs.iter().filter(|q| q.url.path() == "/secret").count();
+    }
+    assert_eq!(asked, 0, "the internal page was never asked for");
+    assert!(!env.data().join("public.txt").exists());
+
+    let out = check(true).await.unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status(&r, "public"), "baseline", "allowed on purpose: {r}");
+}
