@@ -41,15 +41,19 @@ pub async fn run(config_path: &Path, data: &Path) -> anyhow::Result<()> {
     .await?
     .with_context(|| format!("opening data folder {}", data.display()))?;
     let mut mailer = mailer(&config, data)?;
-    let mut signals = Signals::new()?;
+    let (stop_tx, _) = watch::channel(false);
+    let mut ctl = Control {
+        signals: Signals::new()?,
+        stop: stop_tx,
+        reload_wanted: false,
+    };
     tracing::info!(
         config = %config_path.display(), data = %data.display(), sources = config.sources.len(),
         alerts_to = %mailer.describe(), "daemon started"
     );
-    let (stop_tx, stop_rx) = watch::channel(false);
     let mut next: Option<HashMap<String, DateTime<Utc>>> = None;
     let mut failures = 0u32;
-    while !*stop_rx.borrow() {
+    while !ctl.stopping() {
         let step = tick(
             config_path,
             data,
@@ -57,8 +61,7 @@ pub async fn run(config_path: &Path, data: &Path) -> anyhow::Result<()> {
             &mut store,
             &mut mailer,
             &mut next,
-            &mut signals,
-            &stop_tx,
+            &mut ctl,
         )
         .await;
         let Err(e) = step else {
@@ -78,8 +81,8 @@ pub async fn run(config_path: &Path, data: &Path) -> anyhow::Result<()> {
         );
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
-            sig = signals.next() => match sig {
-                Signal::Stop => { let _ = stop_tx.send(true); }
+            sig = ctl.signals.next() => match sig {
+                Signal::Stop => ctl.request_stop(),
                 Signal::Reload => reload(config_path, data, &mut config, &mut mailer),
             }
         }
@@ -125,23 +128,35 @@ impl Signals {
     }
 }
 
-/// Runs `work` while listening for signals: a stop request reaches `work`
-/// through `stop` (it finishes what is in flight within the grace); a
-/// reload is remembered for when `work` is done.
-async fn guarded<F: std::future::Future>(
-    work: F,
-    signals: &mut Signals,
-    stop: &watch::Sender<bool>,
-    reload_wanted: &mut bool,
-) -> F::Output {
-    tokio::pin!(work);
-    loop {
-        tokio::select! {
-            r = &mut work => return r,
-            sig = signals.next() => match sig {
-                Signal::Stop => { let _ = stop.send(true); }
-                Signal::Reload => *reload_wanted = true,
-            },
+/// The daemon's side of the signals: a stop request reaches running work
+/// through `stop` (in-flight checks and the message being sent finish within
+/// the grace); a reload asked for meanwhile is remembered.
+struct Control {
+    signals: Signals,
+    stop: watch::Sender<bool>,
+    reload_wanted: bool,
+}
+
+impl Control {
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    fn request_stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Runs `work` while listening for signals.
+    async fn guard<F: std::future::Future>(&mut self, work: F) -> F::Output {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                r = &mut work => return r,
+                sig = self.signals.next() => match sig {
+                    Signal::Stop => self.request_stop(),
+                    Signal::Reload => self.reload_wanted = true,
+                },
+            }
         }
     }
 }
@@ -157,23 +172,16 @@ async fn tick(
     store: &mut Store,
     mailer: &mut Mailer,
     next: &mut Option<HashMap<String, DateTime<Utc>>>,
-    signals: &mut Signals,
-    stop_tx: &watch::Sender<bool>,
+    ctl: &mut Control,
 ) -> anyhow::Result<()> {
     let stop = notify::Stop {
-        rx: Some(stop_tx.subscribe()),
+        rx: Some(ctl.stop.subscribe()),
         grace: Duration::from_secs(config.settings.grace_secs),
     };
-    let mut reload_wanted = false;
+    ctl.reload_wanted = false;
     if next.is_none() {
         // (Re)starting: deliver what the outbox owes, then plan.
-        guarded(
-            deliver(store, mailer, config, &stop),
-            signals,
-            stop_tx,
-            &mut reload_wanted,
-        )
-        .await?;
+        ctl.guard(deliver(store, mailer, config, &stop)).await?;
         if store.meta(LAST_DIGEST)?.is_none() {
             // First start: the first digest covers the week from now on.
             store.set_meta(LAST_DIGEST, &pipeline::now())?;
@@ -199,9 +207,9 @@ async fn tick(
     let sleep = (wake - now).to_std().unwrap_or(Duration::ZERO);
     tokio::select! {
         _ = tokio::time::sleep(sleep) => {}
-        sig = signals.next() => {
+        sig = ctl.signals.next() => {
             match sig {
-                Signal::Stop => { let _ = stop_tx.send(true); }
+                Signal::Stop => ctl.request_stop(),
                 Signal::Reload => {
                     reload(config_path, data, config, mailer);
                     *next = Some(plan(config, store, Utc::now())?);
@@ -220,18 +228,14 @@ async fn tick(
     if !due.is_empty() {
         let opts = RunOptions {
             only: due.clone(),
-            stop: Some(stop_tx.subscribe()),
+            stop: Some(ctl.stop.subscribe()),
             grace: Duration::from_secs(config.settings.grace_secs),
             jitter: Duration::from_secs(config.settings.jitter_secs),
             ..RunOptions::default()
         };
-        let report = guarded(
-            pipeline::run(config, store, Some(mailer), &opts),
-            signals,
-            stop_tx,
-            &mut reload_wanted,
-        )
-        .await?;
+        let report = ctl
+            .guard(pipeline::run(config, store, Some(mailer), &opts))
+            .await?;
         let failed = report
             .sources
             .iter()
@@ -245,7 +249,7 @@ async fn tick(
             alerts_failed = report.alerts.failed,
             "run finished"
         );
-        if *stop_tx.borrow() {
+        if ctl.stopping() {
             return Ok(());
         }
         let after = Utc::now();
@@ -257,36 +261,24 @@ async fn tick(
         }
     } else {
         // Nothing due: a wake-up for the outbox's retries and the digest.
-        guarded(
-            deliver(store, mailer, config, &stop),
-            signals,
-            stop_tx,
-            &mut reload_wanted,
-        )
-        .await?;
+        ctl.guard(deliver(store, mailer, config, &stop)).await?;
     }
-    if !*stop_tx.borrow() && next_digest(config, store, Utc::now())? <= Utc::now() {
+    if !ctl.stopping() && next_digest(config, store, Utc::now())? <= Utc::now() {
         let queued = digest(config, store)?;
         if queued {
-            guarded(
-                deliver(store, mailer, config, &stop),
-                signals,
-                stop_tx,
-                &mut reload_wanted,
-            )
-            .await?;
+            ctl.guard(deliver(store, mailer, config, &stop)).await?;
         }
     }
     let verified = store
         .meta(LAST_VERIFY)?
         .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
         .map(|t| t.with_timezone(&Utc));
-    if !*stop_tx.borrow() && verified.is_none_or(|t| Utc::now() - t >= VERIFY_EVERY) {
+    if !ctl.stopping() && verified.is_none_or(|t| Utc::now() - t >= VERIFY_EVERY) {
         store.verify()?;
         store.set_meta(LAST_VERIFY, &pipeline::now())?;
         tracing::info!("database integrity verified");
     }
-    if reload_wanted {
+    if ctl.reload_wanted {
         reload(config_path, data, config, mailer);
         *next = Some(plan(config, store, Utc::now())?);
     }
