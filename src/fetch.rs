@@ -203,9 +203,9 @@ pub struct Fetcher {
     /// For public sources: refuses redirects and DNS answers into private
     /// networks, so a page on (or a man in the middle of) a public host
     /// cannot make visawatch read an internal service and mail it out.
-    client: reqwest::Client,
+    guarded: std::sync::OnceLock<Result<reqwest::Client, FetchError>>,
     /// For sources that live in a private network themselves (or say
-    /// `allow_private = true`); built when first needed.
+    /// `allow_private = true`).
     open: std::sync::OnceLock<Result<reqwest::Client, FetchError>>,
     settings: Settings,
     global: Arc<Semaphore>,
@@ -213,26 +213,42 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
-    pub fn new(settings: &Settings) -> Result<Self, FetchError> {
-        Ok(Fetcher {
-            client: client(settings, true)?,
+    /// A fetcher for the given (url, allow_private) sources. The clients
+    /// they need are built now (building one reads the system's root
+    /// certificates: callers do it off the async threads); another is built
+    /// if a later fetch needs it.
+    pub fn new<'a>(
+        settings: &Settings,
+        sources: impl IntoIterator<Item = (&'a Url, bool)>,
+    ) -> Result<Self, FetchError> {
+        let f = Fetcher {
+            guarded: std::sync::OnceLock::new(),
             open: std::sync::OnceLock::new(),
             settings: settings.clone(),
             global: Arc::new(Semaphore::new(settings.concurrency)),
             hosts: Mutex::new(HashMap::new()),
-        })
+        };
+        let (mut private, mut public) = (false, false);
+        for (url, allow_private) in sources {
+            let p = allow_private || host_is_private(url);
+            private |= p;
+            public |= !p;
+        }
+        if public {
+            f.client_for(false)?;
+        }
+        if private {
+            f.client_for(true)?;
+        }
+        Ok(f)
     }
 
-    /// The client for a source at `url`.
-    fn client_for(&self, url: &Url, allow_private: bool) -> Result<&reqwest::Client, FetchError> {
-        if allow_private || host_is_private(url) {
-            self.open
-                .get_or_init(|| client(&self.settings, false))
-                .as_ref()
-                .map_err(Clone::clone)
-        } else {
-            Ok(&self.client)
-        }
+    /// The client for a source that may (or may not) enter private networks.
+    fn client_for(&self, private: bool) -> Result<&reqwest::Client, FetchError> {
+        let cell = if private { &self.open } else { &self.guarded };
+        cell.get_or_init(|| client(&self.settings, !private))
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     fn host_limit(&self, url: &Url) -> Arc<Semaphore> {
@@ -256,7 +272,7 @@ impl Fetcher {
         validators: Option<&Validators>,
         allow_private: bool,
     ) -> Result<Fetched, FetchError> {
-        let client = self.client_for(url, allow_private)?;
+        let client = self.client_for(allow_private || host_is_private(url))?;
         let base = Duration::from_millis(self.settings.retry_backoff_ms);
         let mut attempt = 0;
         loop {

@@ -183,16 +183,19 @@ pub async fn run(
     // Building the client reads the system's root certificates: let that
     // happen on another core while the store is read.
     let settings = config.settings.clone();
-    let fetcher = tokio::task::spawn_blocking(move || Fetcher::new(&settings));
+    let targets: Vec<(reqwest::Url, bool)> =
+        sources.iter().map(|s| (s.url.clone(), s.allow_private)).collect();
+    let fetcher =
+        tokio::task::spawn_blocking(move || Fetcher::new(&settings, targets.iter().map(|(u, p)| (u, *p))));
     let recheck = Duration::from_millis(config.settings.retry_backoff_ms.max(100));
     // What each task needs of the last good check; the previous text itself
     // is read only when there is a new text to compare it with.
     let ids: Vec<&str> = sources.iter().map(|s| s.id.as_str()).collect();
     let (mut known, health) = store.prefetch(&ids)?;
     // `<id>.txt` files that a kill or a hand left stale, found beside the fetches.
-    let expected: Vec<(String, String, usize)> = known
+    let expected: Vec<(String, Option<String>)> = known
         .iter()
-        .filter_map(|(id, k)| k.as_ref().map(|k| (id.clone(), k.text_hash.clone(), k.text_len)))
+        .filter_map(|(id, k)| k.as_ref().map(|k| (id.clone(), k.file_stamp.clone())))
         .collect();
     let dir = store.dir().to_path_buf();
     let stale_files = tokio::task::spawn_blocking(move || crate::store::stale_text_files(&dir, expected));
@@ -684,7 +687,7 @@ pub struct Probe {
 /// selectors before adding a source.
 pub async fn probe(target: &str, source: Source, settings: &Settings) -> anyhow::Result<Probe> {
     let text = if target.starts_with("http://") || target.starts_with("https://") {
-        let fetcher = Fetcher::new(settings)?;
+        let fetcher = Fetcher::new(settings, [(&source.url, source.allow_private)])?;
         match fetch_and_extract(&fetcher, &source, None, None).await {
             Fetch::Text(read) => read.text,
             Fetch::Failed(f) => anyhow::bail!("{target}: {f}"),

@@ -118,8 +118,9 @@ pub struct Known {
     pub validators: Validators,
     /// Bytes of the stored canonical text (for the shrink check).
     pub text_len: usize,
-    /// [`content_hash`] of the stored canonical text.
-    pub text_hash: String,
+    /// How `<id>.txt` looked when last written (`None`: not written since
+    /// its text changed, or never).
+    pub file_stamp: Option<String>,
     pub body_hash: Option<String>,
 }
 
@@ -317,6 +318,10 @@ ALTER TABLE sources ADD COLUMN blind_since TEXT;
     // Derived from `checks` instead (see HEALTH_COLUMNS): keeping it here
     // rewrote every source's row on every unchanged check.
     "ALTER TABLE sources DROP COLUMN last_ok_at;",
+    // How each `<id>.txt` looked when visawatch last wrote it (size and
+    // modification time), NULL from the commit of a new text until its file
+    // is written: a run finds a stale file with one stat, not by reading it.
+    "CREATE TABLE text_files (source_id TEXT PRIMARY KEY REFERENCES sources(id), stamp TEXT);",
 ];
 
 impl Store {
@@ -411,6 +416,7 @@ impl Store {
         if access != Access::Read {
             // Changed behind our back (or never verified): check it first.
             if store.meta(DB_STAMP)? != store.db_stamp() {
+                tracing::info!(path = %store.db_path.display(), "database file changed since visawatch last left it; checking its integrity");
                 store.verify()?;
             }
             store.known_good.set(true);
@@ -443,9 +449,7 @@ impl Store {
 
     /// Size and modification time of the database file.
     fn db_stamp(&self) -> Option<String> {
-        let m = std::fs::metadata(&self.db_path).ok()?;
-        let t = m.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
-        Some(format!("{}:{}", m.len(), t.as_nanos()))
+        file_stamp(&self.db_path)
     }
 
     fn sql(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -497,8 +501,9 @@ impl Store {
         // octet_length reads the text's size from its record header, not the text.
         let mut known_stmt = tx
             .prepare(
-                "SELECT src.id, src.etag, src.last_modified, octet_length(s.text), src.body_hash, s.hash
-                 FROM sources src JOIN snapshots s ON s.hash = src.current_hash",
+                "SELECT src.id, src.etag, src.last_modified, octet_length(s.text), src.body_hash, f.stamp
+                 FROM sources src JOIN snapshots s ON s.hash = src.current_hash
+                 LEFT JOIN text_files f ON f.source_id = src.id",
             )
             .map_err(self.sql())?;
         let rows = known_stmt
@@ -510,7 +515,7 @@ impl Store {
                     },
                     text_len: r.get::<_, i64>(3)? as usize,
                     body_hash: r.get(4)?,
-                    text_hash: r.get(5)?,
+                    file_stamp: r.get(5)?,
                 };
                 Ok((r.get::<_, String>(0)?, k))
             })
@@ -551,12 +556,35 @@ impl Store {
             write_outcome(&tx, rec).map_err(sql)?;
         }
         tx.commit().map_err(sql)?;
+        let mut written = Vec::new();
         for rec in recs {
-            if let Some(text) = &rec.text {
-                self.write_text_file(&rec.source_id, text)?;
+            if let Some(text) = rec.text.as_deref().filter(|_| new_text(rec)) {
+                written.push((
+                    rec.source_id.as_str(),
+                    self.write_text_file(&rec.source_id, text)?,
+                ));
             }
         }
-        Ok(())
+        self.record_file_stamps(&written)
+    }
+
+    /// Remembers how the `<id>.txt` files look now that they are written.
+    fn record_file_stamps(&mut self, written: &[(&str, String)]) -> Result<(), StoreError> {
+        if written.is_empty() {
+            return Ok(());
+        }
+        let path = self.db_path.clone();
+        let sql = |source| sql_error(&path, source);
+        let tx = self.conn.transaction().map_err(sql)?;
+        for (id, stamp) in written {
+            tx.prepare_cached(
+                "INSERT INTO text_files (source_id, stamp) VALUES (?1, ?2)
+                 ON CONFLICT(source_id) DO UPDATE SET stamp = excluded.stamp",
+            )
+            .and_then(|mut st| st.execute(params![id, stamp]))
+            .map_err(sql)?;
+        }
+        tx.commit().map_err(sql)
     }
 
     /// The data folder.
@@ -565,27 +593,29 @@ impl Store {
     }
 
     /// Rewrites `<id>.txt` from the latest snapshot (a kill between the
-    /// commit and the file, or a deleted file, left it stale).
-    pub fn repair_text_file(&self, id: &str) -> Result<(), StoreError> {
+    /// commit and the file, a deleted or edited file left it stale).
+    pub fn repair_text_file(&mut self, id: &str) -> Result<(), StoreError> {
         if let Some(prev) = self.previous(id)? {
-            self.write_text_file(id, &prev.text)?;
+            let stamp = self.write_text_file(id, &prev.text)?;
+            self.record_file_stamps(&[(id, stamp)])?;
         }
         Ok(())
     }
 
-    /// `<id>.txt`: written to a temporary file and renamed, so a reader never sees half.
-    fn write_text_file(&self, id: &str, text: &str) -> Result<(), StoreError> {
+    /// `<id>.txt`: written to a temporary file and renamed, so a reader
+    /// never sees half. Returns the file's stamp.
+    fn write_text_file(&self, id: &str, text: &str) -> Result<String, StoreError> {
         let path = self.dir.join(format!("{id}.txt"));
-        if std::fs::read_to_string(&path).is_ok_and(|t| t == text) {
-            return Ok(());
-        }
-        let tmp = self.dir.join(format!(".{id}.txt.tmp"));
         let io = |source| StoreError::Io {
             path: path.clone(),
             source,
         };
-        std::fs::write(&tmp, text).map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)
+        if !std::fs::read_to_string(&path).is_ok_and(|t| t == text) {
+            let tmp = self.dir.join(format!(".{id}.txt.tmp"));
+            std::fs::write(&tmp, text).map_err(io)?;
+            std::fs::rename(&tmp, &path).map_err(io)?;
+        }
+        file_stamp(&path).ok_or_else(|| io(std::io::Error::other("written, then not found")))
     }
 
     /// Checks and changes of a source, newest first.
@@ -1106,6 +1136,14 @@ fn write_outcome(tx: &rusqlite::Transaction, rec: &CheckRecord) -> rusqlite::Res
         ?;
         change_id = Some(tx.last_insert_rowid());
     }
+    if new_text(rec) {
+        // Until its file is written: a kill before that leaves it marked.
+        tx.prepare_cached(
+            "INSERT INTO text_files (source_id, stamp) VALUES (?1, NULL)
+             ON CONFLICT(source_id) DO UPDATE SET stamp = NULL",
+        )
+        .and_then(|mut st| st.execute([&rec.source_id]))?;
+    }
     match rec.blind {
         Some(true) => tx
             .prepare_cached("UPDATE sources SET blind_since = ?2 WHERE id = ?1")
@@ -1187,23 +1225,28 @@ fn queue(
     Ok(outbox_id)
 }
 
-/// The sources whose `<id>.txt` in `dir` is missing or differs from their
-/// latest snapshot, given (id, content hash, length in bytes). Reads only
-/// files whose size matches; runs beside the fetches, off the async threads.
-pub fn stale_text_files(dir: &Path, expected: Vec<(String, String, usize)>) -> Vec<String> {
+/// The sources whose `<id>.txt` in `dir` no longer looks as visawatch left
+/// it, given (id, recorded stamp): missing, changed since, or never written
+/// after its text changed (a kill between the commit and the file). One
+/// `stat` a source; runs beside the fetches, off the async threads.
+pub fn stale_text_files(dir: &Path, expected: Vec<(String, Option<String>)>) -> Vec<String> {
     expected
         .into_iter()
-        .filter(|(id, hash, len)| {
-            let path = dir.join(format!("{id}.txt"));
-            match std::fs::metadata(&path) {
-                Ok(m) if m.len() as usize == *len => {
-                    std::fs::read(&path).map_or(true, |b| blake3::hash(&b).to_hex().as_str() != hash)
-                }
-                _ => true,
-            }
-        })
-        .map(|(id, _, _)| id)
+        .filter(|(id, stamp)| stamp.is_none() || file_stamp(&dir.join(format!("{id}.txt"))) != *stamp)
+        .map(|(id, _)| id)
         .collect()
+}
+
+/// Size and modification time of a file, as text.
+fn file_stamp(path: &Path) -> Option<String> {
+    let m = std::fs::metadata(path).ok()?;
+    let t = m.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some(format!("{}:{}", m.len(), t.as_nanos()))
+}
+
+/// Whether an outcome brings a text its `<id>.txt` does not have yet.
+fn new_text(rec: &CheckRecord) -> bool {
+    rec.text.is_some() && matches!(rec.status, Status::Baseline | Status::Changed)
 }
 
 /// Content hash of a canonical text (snapshots are deduplicated by it).
@@ -1337,6 +1380,63 @@ mod tests {
             "same Message-ID"
         );
         assert!(store.recover_sending("interrupted").unwrap().is_empty());
+    }
+
+    fn outcome(id: &str, status: Status, text: &str) -> CheckRecord {
+        CheckRecord {
+            source_id: id.into(),
+            name: id.into(),
+            url: "http://127.0.0.1/x".into(),
+            started_at: "2026-11-30T00:00:00Z".into(),
+            duration_ms: 1,
+            status,
+            error: None,
+            reason: None,
+            text: Some(text.into()),
+            validators: None,
+            http_status: Some(200),
+            charset: Some("UTF-8"),
+            verdict: None,
+            suspect_hash: None,
+            body_hash: None,
+            alerts: Vec::new(),
+            blind: None,
+        }
+    }
+
+    /// Issue 10 (4): a kill between the commit of a new text and the write
+    /// of `<id>.txt` left the file stale until the page's next change. The
+    /// commit marks the file; the next run sees the mark and repairs it.
+    #[test]
+    fn a_text_file_not_written_before_a_kill_is_found_and_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), Access::WriteWait).unwrap();
+        store
+            .record_all(&[outcome("xk", Status::Baseline, "Fee 50 EUR\n")])
+            .unwrap();
+        let file = dir.path().join("xk.txt");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "Fee 50 EUR\n");
+        let stale = |store: &Store| {
+            let (known, _) = store.prefetch(&["xk"]).unwrap();
+            let stamp = known["xk"].as_ref().unwrap().file_stamp.clone();
+            stale_text_files(dir.path(), vec![("xk".into(), stamp)])
+        };
+        assert!(stale(&store).is_empty(), "just written");
+
+        // The commit of a change, then the process dies before the file.
+        let tx = store.conn.transaction().unwrap();
+        write_outcome(&tx, &outcome("xk", Status::Changed, "Fee 65 EUR\n")).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(stale(&store), ["xk"]);
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "Fee 50 EUR\n",
+            "same length, old text"
+        );
+
+        store.repair_text_file("xk").unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "Fee 65 EUR\n");
+        assert!(stale(&store).is_empty());
     }
 
     /// A WAL left without its database is refused, not replayed into a new one.
