@@ -10,15 +10,6 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 use crate::helpers::*;
 use crate::smtp::{Options, SmtpServer};
 
-const XK: &str = "pages/xk-mpb-temporary-residence/v1.html";
-
-fn xk(fee: u32) -> Vec<u8> {
-    String::from_utf8(fixture(XK))
-        .unwrap()
-        .replace("<td>50 €</td>", &format!("<td>{fee} €</td>"))
-        .into_bytes()
-}
-
 fn config(http: &MockServer, smtp_port: u16, schedule: &str, sources: &[&str]) -> String {
     let mut c = format!(
         "{FAST}schedule = \"{schedule}\"\njitter_secs = 0\ngrace_secs = 10\n\n[email]\n\

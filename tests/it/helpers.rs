@@ -99,3 +99,11 @@ pub fn source_toml(id: &str, url: &str, extra: &str) -> String {
 /// Settings for quick tests: short timeout, one fast retry.
 pub const FAST: &str =
     "[settings]\ntimeout_secs = 2\nretries = 1\nretry_backoff_ms = 50\nmax_body_bytes = 1000000\n";
+
+/// The Kosovo permit page (its fee 50 € in v1) with the fee set to `fee`.
+pub fn xk(fee: u32) -> Vec<u8> {
+    String::from_utf8(fixture("pages/xk-mpb-temporary-residence/v1.html"))
+        .unwrap()
+        .replace("<td>50 €</td>", &format!("<td>{fee} €</td>"))
+        .into_bytes()
+}

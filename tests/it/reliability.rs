@@ -12,15 +12,6 @@ use crate::daemon::{Daemon, checks, wait_for};
 use crate::helpers::*;
 use crate::smtp::{Options, SmtpServer, free_port};
 
-const XK: &str = "pages/xk-mpb-temporary-residence/v1.html";
-
-fn xk(fee: u32) -> Vec<u8> {
-    String::from_utf8(fixture(XK))
-        .unwrap()
-        .replace("<td>50 €</td>", &format!("<td>{fee} €</td>"))
-        .into_bytes()
-}
-
 async fn serve_xk(http: &MockServer, fee: u32) {
     http.reset().await;
     serve(http, "/xk", xk(fee), "text/html; charset=utf-8").await;
