@@ -297,12 +297,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             anyhow::ensure!(!to.is_empty(), "no recipient: pass --to ADDR or set [email].to");
             let mailer = mailer(&config, &cli.data)?;
             let list = to.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ");
-            let a = crate::alert::test(&list, &pipeline::now());
+            let a = crate::alert::test(&list, &crate::clock::now());
             let msg = notify::build(&crate::store::Outgoing {
                 outbox_id: 0,
                 source_id: None,
                 kind: "test".into(),
-                created_at: pipeline::now(),
+                created_at: crate::clock::now(),
                 message_id: format!(
                     "<test.{}@visawatch.localhost>",
                     chrono::Utc::now().timestamp_millis()
@@ -364,22 +364,7 @@ fn mailer(config: &Config, data: &std::path::Path) -> anyhow::Result<Mailer> {
     .with_context(|| format!("[email] in {}", config.path.display()))
 }
 
-/// A row of `visawatch status`.
-#[derive(Debug, serde::Serialize)]
-pub struct StatusRow {
-    pub id: String,
-    pub last_check: Option<String>,
-    pub status: Option<String>,
-    pub error: Option<String>,
-    /// RFC 3339; now or earlier when the source is overdue.
-    pub next_due: String,
-    pub failures_in_a_row: u32,
-    pub pending_alerts: u32,
-    /// Alerts queued while nobody was configured to receive them.
-    pub waiting_for_recipients: u32,
-}
-
-fn status_rows(config: &Config, store: &Store) -> anyhow::Result<Vec<StatusRow>> {
+fn status_rows(config: &Config, store: &Store) -> anyhow::Result<Vec<report::StatusRow>> {
     let last = store.last_checks()?;
     let pending = store.pending_by_source()?;
     let waiting = store.unaddressed_by_source()?;
@@ -387,7 +372,7 @@ fn status_rows(config: &Config, store: &Store) -> anyhow::Result<Vec<StatusRow>>
     let mut rows = Vec::new();
     for s in &config.sources {
         let l = last.get(&s.id);
-        rows.push(StatusRow {
+        rows.push(report::StatusRow {
             id: s.id.clone(),
             last_check: l.map(|l| l.started_at.clone()),
             status: l.map(|l| l.status.clone()),

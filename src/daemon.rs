@@ -184,7 +184,7 @@ async fn tick(
         ctl.guard(deliver(store, mailer, config, &stop)).await?;
         if store.meta(LAST_DIGEST)?.is_none() {
             // First start: the first digest covers the week from now on.
-            store.set_meta(LAST_DIGEST, &pipeline::now())?;
+            store.set_meta(LAST_DIGEST, &crate::clock::now())?;
         }
         *next = Some(plan(config, store, Utc::now())?);
     }
@@ -275,7 +275,7 @@ async fn tick(
         .map(|t| t.with_timezone(&Utc));
     if !ctl.stopping() && verified.is_none_or(|t| Utc::now() - t >= VERIFY_EVERY) {
         store.verify()?;
-        store.set_meta(LAST_VERIFY, &pipeline::now())?;
+        store.set_meta(LAST_VERIFY, &crate::clock::now())?;
         tracing::info!("database integrity verified");
     }
     if ctl.reload_wanted {
@@ -379,8 +379,8 @@ fn far_future() -> DateTime<Utc> {
 /// The weekly digest to `[email].to`: text-only changes and sources in
 /// trouble since the last digest, so nothing is silently swallowed.
 fn digest(config: &Config, store: &mut Store) -> anyhow::Result<bool> {
-    let since = store.meta(LAST_DIGEST)?.unwrap_or_else(pipeline::now);
-    let now = pipeline::now();
+    let since = store.meta(LAST_DIGEST)?.unwrap_or_else(crate::clock::now);
+    let now = crate::clock::now();
     if config.email.to.is_empty() {
         tracing::warn!("digest skipped: [email].to is empty");
         store.set_meta(LAST_DIGEST, &now)?;

@@ -15,9 +15,11 @@
 //! - [`pipeline`]: the one place that runs the stages in order, for one run.
 //! - [`daemon`]: when to run the pipeline (cron schedules, signals, digest).
 //! - [`report`], [`cli`]: what the user sees; [`demo`]: the product offline in one command.
+//! - [`clock`]: the one place that reads the wall clock.
 
 pub mod alert;
 pub mod cli;
+pub mod clock;
 pub mod compare;
 pub mod config;
 pub mod daemon;

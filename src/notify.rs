@@ -367,7 +367,7 @@ pub async fn deliver(
             };
             match sent {
                 Ok(reply) => {
-                    let at = crate::pipeline::now();
+                    let at = crate::clock::now();
                     for (id, rcpt, _) in &batch {
                         store.mark_sent(*id, &at)?;
                         tracing::info!(message_id = %o.message_id, recipient = %rcpt, %reply, "alert sent");

@@ -17,6 +17,7 @@ use serde::Serialize;
 use tokio::task::JoinSet;
 
 use crate::alert;
+use crate::clock::now;
 use crate::compare;
 use crate::config::{Config, Settings};
 use crate::extract::{self, ExtractError, Rules};
@@ -748,9 +749,4 @@ fn progress_bar(wanted: bool, len: usize) -> indicatif::ProgressBar {
         .expect("valid template"),
     );
     bar
-}
-
-/// Current time as RFC 3339 (UTC, seconds).
-pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

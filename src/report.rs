@@ -69,8 +69,23 @@ pub fn human(report: &RunReport) -> String {
     out
 }
 
+/// A row of `visawatch status`.
+#[derive(Debug, serde::Serialize)]
+pub struct StatusRow {
+    pub id: String,
+    pub last_check: Option<String>,
+    pub status: Option<String>,
+    pub error: Option<String>,
+    /// RFC 3339; now or earlier when the source is overdue.
+    pub next_due: String,
+    pub failures_in_a_row: u32,
+    pub pending_alerts: u32,
+    /// Alerts queued while nobody was configured to receive them.
+    pub waiting_for_recipients: u32,
+}
+
 /// `visawatch status`: one line per source.
-pub fn status(rows: &[crate::cli::StatusRow]) -> String {
+pub fn status(rows: &[StatusRow]) -> String {
     let width = rows.iter().map(|r| r.id.len()).max().unwrap_or(2).max(2);
     let mut out = format!(
         "{:<width$}  {:<20}  {:<9}  {:<20}  {:>8}  {:>7}\n",
