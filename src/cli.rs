@@ -298,7 +298,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mailer = mailer(&config, &cli.data)?;
             let list = to.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ");
             let a = crate::alert::test(&list, &crate::clock::now());
-            let msg = notify::build(&crate::store::Outgoing {
+            let msg = notify::build(&crate::model::Outgoing {
                 outbox_id: 0,
                 source_id: None,
                 kind: "test".into(),

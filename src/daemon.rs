@@ -20,9 +20,10 @@ use tokio::sync::watch;
 
 use crate::alert::{self, AlertKind};
 use crate::config::{self, Config};
+use crate::model::Queued;
 use crate::notify::{self, Mailer};
 use crate::pipeline::{self, RunOptions};
-use crate::store::{Access, Queued, Store};
+use crate::store::{Access, Store};
 
 const LAST_DIGEST: &str = "last_digest_at";
 

@@ -15,7 +15,7 @@ use reqwest::{StatusCode, Url};
 use tokio::sync::Semaphore;
 
 use crate::config::Settings;
-use crate::model::{BodyKind, CharsetSource, Fetched, Page, Validators};
+use crate::model::{BodyKind, CharsetSource, Fetched, Page, Reason, Validators};
 
 /// Why a fetch failed. The message is what the report and `history` show.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -75,19 +75,19 @@ impl FetchError {
         }
     }
 
-    /// Short machine-readable reason, stored with the check.
-    pub fn reason(&self) -> &'static str {
+    /// The stable reason stored with the check.
+    pub fn reason(&self) -> Reason {
         match self {
-            FetchError::Dns { .. } => "dns",
-            FetchError::Connect { .. } => "connect",
-            FetchError::Timeout { .. } => "timeout",
-            FetchError::Status { .. } => "http_status",
-            FetchError::TooLarge { .. } => "body_too_large",
-            FetchError::Redirect { .. } => "redirect",
-            FetchError::Decode { .. } => "decode",
-            FetchError::Unsupported { .. } => "unsupported_content_type",
-            FetchError::Private { .. } => "private_network",
-            FetchError::Other { .. } => "other",
+            FetchError::Dns { .. } => Reason::Dns,
+            FetchError::Connect { .. } => Reason::Connect,
+            FetchError::Timeout { .. } => Reason::Timeout,
+            FetchError::Status { .. } => Reason::HttpStatus,
+            FetchError::TooLarge { .. } => Reason::BodyTooLarge,
+            FetchError::Redirect { .. } => Reason::Redirect,
+            FetchError::Decode { .. } => Reason::Decode,
+            FetchError::Unsupported { .. } => Reason::UnsupportedContentType,
+            FetchError::Private { .. } => Reason::PrivateNetwork,
+            FetchError::Other { .. } => Reason::Other,
         }
     }
 }

@@ -9,6 +9,8 @@
 //! - [`extract`]: PURE. HTML → canonical requirement text.
 //! - [`facts`]: PURE. canonical text → fees, durations, documents; noise and error pages.
 //! - [`compare`]: PURE. previous vs new text → [`model::Verdict`] with a diff.
+//! - [`judge`]: PURE. what was read, the previous text and the health → the
+//!   [`model::Outcome`] to record and the alerts it causes, for whom.
 //! - [`store`]: the data folder: SQLite (WAL), `<id>.txt` files, the outbox.
 //! - [`alert`]: PURE. verdict or source health → subject, text and HTML.
 //! - [`notify`]: the outbox → SMTP (lettre) or `.eml` files, with retries.
@@ -27,6 +29,7 @@ pub mod demo;
 pub mod extract;
 pub mod facts;
 pub mod fetch;
+pub mod judge;
 pub mod model;
 pub mod notify;
 pub mod pipeline;

@@ -176,6 +176,220 @@ pub struct Verdict {
     pub word_diff: String,
 }
 
+/// A page read and reduced to its cleaned canonical text.
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub text: String,
+    /// Fingerprint of the body this text came from (with the source's rules).
+    pub body_hash: String,
+    pub validators: Validators,
+    pub http_status: u16,
+    pub charset: &'static str,
+}
+
+/// Why a source gave no usable text: a stable reason (stored, and what
+/// `--json` consumers can match on) and the message people read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub reason: Reason,
+    pub message: String,
+}
+
+/// The stable reasons of a failed check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    Dns,
+    Connect,
+    Timeout,
+    HttpStatus,
+    BodyTooLarge,
+    Redirect,
+    PrivateNetwork,
+    Decode,
+    UnsupportedContentType,
+    SelectorMatchedNothing,
+    SectionNotFound,
+    TooComplex,
+    NotHtml,
+    Extract,
+    /// An error, maintenance or bot-check page served as a page.
+    Transient,
+    /// A sudden shrink not yet confirmed by enough checks.
+    Suspect,
+    /// A bug met on this page (a crash while reading or comparing it).
+    Internal,
+    Other,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Dns => "dns",
+            Reason::Connect => "connect",
+            Reason::Timeout => "timeout",
+            Reason::HttpStatus => "http_status",
+            Reason::BodyTooLarge => "body_too_large",
+            Reason::Redirect => "redirect",
+            Reason::PrivateNetwork => "private_network",
+            Reason::Decode => "decode",
+            Reason::UnsupportedContentType => "unsupported_content_type",
+            Reason::SelectorMatchedNothing => "selector_matched_nothing",
+            Reason::SectionNotFound => "section_not_found",
+            Reason::TooComplex => "too_complex",
+            Reason::NotHtml => "not_html",
+            Reason::Extract => "extract",
+            Reason::Transient => "transient",
+            Reason::Suspect => "suspect",
+            Reason::Internal => "internal",
+            Reason::Other => "other",
+        }
+    }
+}
+
+/// What fetching and extracting one source gave, before it is judged.
+#[derive(Debug, Clone)]
+pub enum Reading {
+    Text(Read),
+    /// 304, or a body identical to the last good one.
+    NotModified,
+    /// A text that shrank suspiciously, still so after a re-fetch.
+    Suspect(Read, Failure),
+    Failed(Failure),
+}
+
+/// What happened to a source in one check.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The first text of a source.
+    Baseline(Read),
+    /// Nothing a reader would call a change; `None` when nothing was read
+    /// (304, or the same body as last time).
+    Unchanged(Option<Read>),
+    Changed(Read, Verdict),
+    /// No new text; the last good snapshot stays. `suspect_hash`: the text
+    /// held back as a suspect shrink, to confirm on later checks.
+    Failed {
+        failure: Failure,
+        suspect_hash: Option<String>,
+    },
+}
+
+impl Outcome {
+    pub fn status(&self) -> Status {
+        match self {
+            Outcome::Baseline(_) => Status::Baseline,
+            Outcome::Unchanged(_) => Status::Unchanged,
+            Outcome::Changed(..) => Status::Changed,
+            Outcome::Failed { .. } => Status::Failed,
+        }
+    }
+
+    /// The text read in this check, if any.
+    pub fn read(&self) -> Option<&Read> {
+        match self {
+            Outcome::Baseline(r) | Outcome::Changed(r, _) | Outcome::Unchanged(Some(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// A text that `<id>.txt` does not hold yet.
+    pub fn new_text(&self) -> Option<&str> {
+        match self {
+            Outcome::Baseline(r) | Outcome::Changed(r, _) => Some(&r.text),
+            _ => None,
+        }
+    }
+
+    pub fn verdict(&self) -> Option<&Verdict> {
+        match self {
+            Outcome::Changed(_, v) => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn failure(&self) -> Option<&Failure> {
+        match self {
+            Outcome::Failed { failure, .. } => Some(failure),
+            _ => None,
+        }
+    }
+}
+
+/// One source's check as it is recorded, in one transaction: the outcome,
+/// the alerts it causes and the change of the source's health.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub source_id: String,
+    pub name: String,
+    pub url: String,
+    pub started_at: String,
+    pub duration_ms: u64,
+    pub outcome: Outcome,
+    /// Alerts caused by this outcome, queued in the same transaction.
+    pub alerts: Vec<Queued>,
+    /// `Some(true)`: the source is now blind (its failure alert is queued);
+    /// `Some(false)`: it reads again.
+    pub blind: Option<bool>,
+}
+
+/// A source's recent health, for failure alerts.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    /// Failed checks since the last good one.
+    pub failures_in_a_row: u32,
+    /// Set while a "can no longer read" alert is outstanding.
+    pub blind_since: Option<String>,
+    pub last_ok_at: Option<String>,
+}
+
+/// The last good snapshot of a source.
+#[derive(Debug, Clone)]
+pub struct Previous {
+    pub text: String,
+    pub hash: String,
+    pub validators: Validators,
+}
+
+/// What a fetch needs of a source's last good check.
+#[derive(Debug, Clone)]
+pub struct Known {
+    pub validators: Validators,
+    /// Bytes of the stored canonical text (for the shrink check).
+    pub text_len: usize,
+    /// How `<id>.txt` looked when last written (`None`: not written since
+    /// its text changed, or never).
+    pub file_stamp: Option<String>,
+    pub body_hash: Option<String>,
+}
+
+/// An alert with its envelope, ready for the outbox.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub alert: Alert,
+    /// The `From:` mailbox, formatted.
+    pub from: String,
+    pub recipients: Vec<String>,
+}
+
+/// An outbox message with the recipients still owed it.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub outbox_id: i64,
+    pub source_id: Option<String>,
+    pub kind: String,
+    pub created_at: String,
+    pub message_id: String,
+    pub thread_root: Option<String>,
+    pub from: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    /// Everyone in `To:`.
+    pub to: Vec<String>,
+    /// (delivery id, recipient, attempts so far) still pending.
+    pub pending: Vec<(i64, String, u32)>,
+}
+
 /// Why an alert was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AlertKind {
@@ -210,4 +424,9 @@ pub struct Alert {
     pub subject: String,
     pub text: String,
     pub html: String,
+}
+
+/// Content hash of a canonical text (snapshots are deduplicated by it).
+pub fn content_hash(text: &str) -> String {
+    blake3::hash(text.as_bytes()).to_hex().to_string()
 }

@@ -16,7 +16,8 @@ use lettre::{Address, AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Me
 use serde::Serialize;
 
 use crate::config::{Config, Email, Smtp};
-use crate::store::{Outgoing, Store, StoreError};
+use crate::model::Outgoing;
+use crate::store::{Store, StoreError};
 
 pub const USERNAME_ENV: &str = "VISAWATCH_SMTP_USERNAME";
 pub const PASSWORD_ENV: &str = "VISAWATCH_SMTP_PASSWORD";

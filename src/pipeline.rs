@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
-use crate::alert;
 use crate::clock::now;
 use crate::compare;
 use crate::config::{Config, Settings};
@@ -24,9 +23,12 @@ use crate::extract::{self, ExtractError, Rules};
 use crate::facts::Facts;
 use crate::facts::noise::{self, Suspicion};
 use crate::fetch::{FetchError, Fetcher};
-use crate::model::{BodyKind, Change, Fetched, Source, Status, Validators};
+use crate::judge::{self, Context};
+use crate::model::{
+    BodyKind, Change, Check, Failure, Fetched, Read, Reading, Reason, Source, Status, Validators,
+};
 use crate::notify::{self, Mailer, NotifyError};
-use crate::store::{CheckRecord, Health, Queued, Store, StoreError, content_hash};
+use crate::store::{Store, StoreError, content_hash};
 
 /// The report of one run; `--json` prints exactly this.
 #[derive(Debug, Clone, Serialize)]
@@ -97,69 +99,50 @@ pub struct RunOptions {
     pub jitter: Duration,
 }
 
-/// Why a source produced no new text this time.
-#[derive(Debug)]
-enum Failure {
-    Fetch(FetchError),
-    Extract(ExtractError),
-    Transient(Suspicion),
-    /// A bug met on this page (a panic in parsing or comparing): the source
-    /// fails, the run goes on.
-    Internal(String),
-}
-
-impl Failure {
-    fn reason(&self) -> &'static str {
-        match self {
-            Failure::Fetch(e) => e.reason(),
-            Failure::Extract(ExtractError::SelectorMatchedNothing(_)) => "selector_matched_nothing",
-            Failure::Extract(ExtractError::SectionNotFound(_)) => "section_not_found",
-            Failure::Extract(ExtractError::TooComplex(_)) => "too_complex",
-            Failure::Extract(ExtractError::NotHtml(_)) => "not_html",
-            Failure::Extract(_) => "extract",
-            Failure::Transient(Suspicion::ErrorPage(_)) => "transient",
-            Failure::Transient(Suspicion::Shrank { .. }) => "suspect",
-            Failure::Internal(_) => "internal",
-        }
+/// A fetch error as the record and the report tell it.
+fn fetch_failure(e: FetchError) -> Failure {
+    Failure {
+        reason: e.reason(),
+        message: e.to_string(),
     }
 }
 
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::Fetch(e) => e.fmt(f),
-            Failure::Extract(e) => write!(f, "extraction failed: {e}"),
-            Failure::Internal(e) => write!(f, "internal error, please report it with the page: {e}"),
-            Failure::Transient(s @ Suspicion::ErrorPage(_)) => {
-                write!(f, "transient page, kept the last good snapshot: {s}")
-            }
-            Failure::Transient(s) => write!(f, "held as suspect (confirmed on re-fetch): {s}"),
-        }
+/// An extraction error as the record and the report tell it.
+fn extract_failure(e: ExtractError) -> Failure {
+    let reason = match e {
+        ExtractError::SelectorMatchedNothing(_) => Reason::SelectorMatchedNothing,
+        ExtractError::SectionNotFound(_) => Reason::SectionNotFound,
+        ExtractError::TooComplex(_) => Reason::TooComplex,
+        ExtractError::NotHtml(_) => Reason::NotHtml,
+        ExtractError::BadSelector(_) | ExtractError::Empty => Reason::Extract,
+    };
+    Failure {
+        reason,
+        message: format!("extraction failed: {e}"),
     }
 }
 
-/// A page read and reduced to its cleaned canonical text.
-struct Read {
-    text: String,
-    /// [`body_fingerprint`] of the page this text came from.
-    body_hash: String,
-    validators: Validators,
-    http_status: u16,
-    charset: &'static str,
+/// A page that looks transient (an error page, a sudden shrink).
+fn suspicion_failure(s: &Suspicion) -> Failure {
+    match s {
+        Suspicion::ErrorPage(_) => Failure {
+            reason: Reason::Transient,
+            message: format!("transient page, kept the last good snapshot: {s}"),
+        },
+        Suspicion::Shrank { .. } => Failure {
+            reason: Reason::Suspect,
+            message: format!("held as suspect (confirmed on re-fetch): {s}"),
+        },
+    }
 }
 
-/// What fetching and extracting one source gave.
-enum Fetch {
-    Text(Read),
-    NotModified,
-    /// Still suspicious after a re-fetch.
-    Suspect(Read, Suspicion),
-    Failed(Failure),
+/// A bug met on this page: the source fails, the run goes on.
+fn internal_failure(what: String) -> Failure {
+    Failure {
+        reason: Reason::Internal,
+        message: format!("internal error, please report it with the page: {what}"),
+    }
 }
-
-/// How many checks in a row must show the same shrunken text before it is
-/// accepted as the page's real new content.
-const SUSPECT_CONFIRMATIONS: usize = 3;
 
 /// Checks the selected sources once, records every outcome with the alerts
 /// it causes, then delivers what the outbox owes (when given a mailer).
@@ -246,7 +229,7 @@ pub async fn run(
     // Outcomes wait here until a batch is full or `FLUSH_EVERY` has passed
     // since the oldest: sources finish one by one, and a commit per source
     // would cost more than an unchanged source's whole check.
-    let mut pending: Vec<(usize, CheckRecord)> = Vec::new();
+    let mut pending: Vec<(usize, Check)> = Vec::new();
     let mut flush_at: Option<tokio::time::Instant> = None;
     loop {
         let event = tokio::select! {
@@ -298,7 +281,7 @@ pub async fn run(
                     Some(&index) => (
                         index,
                         (now(), Instant::now()),
-                        Fetch::Failed(Failure::Internal(format!("check crashed: {crash}"))),
+                        Reading::Failed(internal_failure(format!("check crashed: {crash}"))),
                     ),
                     None => continue,
                 },
@@ -398,164 +381,66 @@ async fn wait_for_stop(stop: Option<&mut tokio::sync::watch::Receiver<bool>>) ->
 /// Writes the waiting outcomes in one transaction, then reports them.
 fn flush(
     store: &mut Store,
-    pending: &mut Vec<(usize, CheckRecord)>,
+    pending: &mut Vec<(usize, Check)>,
     reports: &mut [Option<SourceReport>],
     bar: &indicatif::ProgressBar,
 ) -> Result<(), StoreError> {
     if pending.is_empty() {
         return Ok(());
     }
-    let (indices, recs): (Vec<usize>, Vec<CheckRecord>) = std::mem::take(pending).into_iter().unzip();
-    store.record_all(&recs)?;
-    for (index, rec) in indices.into_iter().zip(recs) {
-        tracing::info!(source = %rec.source_id, status = rec.status.as_str(), ms = rec.duration_ms, "checked");
-        let verdict = rec.verdict;
+    let (indices, checks): (Vec<usize>, Vec<Check>) = std::mem::take(pending).into_iter().unzip();
+    store.record_all(&checks)?;
+    for (index, check) in indices.into_iter().zip(checks) {
+        let status = check.outcome.status();
+        tracing::info!(source = %check.source_id, status = status.as_str(), ms = check.duration_ms, "checked");
+        let verdict = check.outcome.verdict();
         reports[index] = Some(SourceReport {
-            id: rec.source_id,
-            url: rec.url,
-            status: rec.status,
-            material: verdict.as_ref().is_some_and(|v| v.material),
-            error: rec.error,
-            changes: verdict.as_ref().map(|v| v.changes.clone()).unwrap_or_default(),
-            diff: verdict.map(|v| v.diff),
+            status,
+            material: verdict.is_some_and(|v| v.material),
+            error: check.outcome.failure().map(|f| f.message.clone()),
+            changes: verdict.map(|v| v.changes.clone()).unwrap_or_default(),
+            diff: verdict.map(|v| v.diff.clone()),
+            id: check.source_id,
+            url: check.url,
         });
         bar.inc(1);
     }
     Ok(())
 }
 
-/// Turns what fetching gave into the record of one check: the verdict
-/// against the stored text, and the alerts it causes.
+/// Reads from the store what judging one source needs (the previous text,
+/// the suspect streak) and has `judge` decide.
 fn outcome(
     config: &Config,
     store: &Store,
     source: &Source,
-    health: &Health,
+    health: &crate::model::Health,
     started_at: String,
     clock: Instant,
-    mut result: Fetch,
-) -> Result<CheckRecord, StoreError> {
+    reading: Reading,
+) -> Result<Check, StoreError> {
     // Clean the stored text again: the source's ignore patterns may have changed.
-    let prev = match &result {
-        Fetch::Text(_) | Fetch::Suspect(..) => store.previous(&source.id)?.map(|mut p| {
-            p.text = noise::clean(&p.text, &source.ignore);
-            p
-        }),
+    let previous = match &reading {
+        Reading::Text(_) | Reading::Suspect(..) => store
+            .previous(&source.id)?
+            .map(|p| noise::clean(&p.text, &source.ignore)),
         _ => None,
     };
-    // A shrunken text seen on enough checks in a row is the new page.
-    let mut suspect_hash = None;
-    if let Fetch::Suspect(read, suspicion) = result {
-        let hash = content_hash(&read.text);
-        if store.suspect_streak(&source.id, &hash)? + 1 >= SUSPECT_CONFIRMATIONS {
-            result = Fetch::Text(read);
-        } else {
-            suspect_hash = Some(hash);
-            result = Fetch::Failed(Failure::Transient(suspicion));
-        }
-    }
-    let mut rec = CheckRecord {
-        source_id: source.id.clone(),
-        name: source.name.clone(),
-        url: source.url.to_string(),
-        duration_ms: clock.elapsed().as_millis() as u64,
-        started_at,
-        status: Status::Failed,
-        error: None,
-        reason: None,
-        text: None,
-        validators: None,
-        http_status: None,
-        charset: None,
-        verdict: None,
-        suspect_hash,
-        body_hash: None,
-        alerts: Vec::new(),
-        blind: None,
+    let suspect_streak = match &reading {
+        Reading::Suspect(read, _) => store.suspect_streak(&source.id, &content_hash(&read.text))?,
+        _ => 0,
     };
-    match result {
-        Fetch::Failed(f) => {
-            let error = f.to_string();
-            tracing::warn!(source = %source.id, %error, "check failed");
-            rec.error = Some(error);
-            rec.reason = Some(f.reason());
-        }
-        Fetch::NotModified => rec.status = Status::Unchanged,
-        Fetch::Text(read) => {
-            // A bug in comparing must fail this source, not the run.
-            let compared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                prev.as_ref().and_then(|p| compare::compare(&p.text, &read.text))
-            }));
-            let Ok(verdict) = compared else {
-                let error = Failure::Internal("comparing with the stored text crashed".into());
-                tracing::error!(source = %source.id, %error, "check failed");
-                rec.error = Some(error.to_string());
-                rec.reason = Some(error.reason());
-                health_alerts(config, health, source, &mut rec);
-                return Ok(rec);
-            };
-            rec.verdict = verdict;
-            rec.status = match (&prev, &rec.verdict) {
-                (None, _) => Status::Baseline,
-                (Some(_), None) => Status::Unchanged,
-                (Some(_), Some(_)) => Status::Changed,
-            };
-            if let (Some(v), Some(p)) = (&rec.verdict, &prev)
-                && v.material
-            {
-                let a = alert::change(source, v, &p.text, &read.text, &rec.started_at);
-                rec.alerts.push(queued_for(config, source, a));
-            }
-            rec.text = Some(read.text);
-            rec.validators = Some(read.validators);
-            rec.http_status = Some(read.http_status);
-            rec.charset = Some(read.charset);
-            rec.body_hash = Some(read.body_hash);
-        }
-        Fetch::Suspect(..) => unreachable!("resolved above"),
+    if let Reading::Failed(f) = &reading {
+        tracing::warn!(source = %source.id, error = %f.message, "check failed");
     }
-    health_alerts(config, health, source, &mut rec);
-    Ok(rec)
-}
-
-/// Wraps an alert with its envelope. The recipients written now are
-/// today's; an alert with none waits in the outbox until the config names
-/// someone (see `notify::deliver`).
-pub fn queued_for(config: &Config, source: &Source, alert: alert::Alert) -> Queued {
-    let recipients = config.recipients(Some(&source.id));
-    if recipients.is_empty() {
-        tracing::warn!(source = %source.id, "alert has no recipients yet: add maintainers or [email].to; it waits in the outbox");
-    }
-    Queued {
-        alert,
-        from: config.email.from.to_string(),
-        recipients,
-    }
-}
-
-/// Source health: one "can no longer read" alert when a source reaches
-/// `failure_alert_after` failures in a row, one "recovered" when it reads again.
-fn health_alerts(config: &Config, health: &Health, source: &Source, rec: &mut CheckRecord) {
-    let after = config.settings.failure_alert_after;
-    if after == 0 {
-        return;
-    }
-    if rec.status == Status::Failed {
-        if health.blind_since.is_none() && health.failures_in_a_row + 1 >= after {
-            let a = alert::blind(
-                source,
-                rec.error.as_deref().unwrap_or("unknown error"),
-                health.failures_in_a_row + 1,
-                health.last_ok_at.as_deref(),
-            );
-            rec.alerts.push(queued_for(config, source, a));
-            rec.blind = Some(true);
-        }
-    } else if health.blind_since.is_some() {
-        let a = alert::recovered(source, health.failures_in_a_row);
-        rec.alerts.push(queued_for(config, source, a));
-        rec.blind = Some(false);
-    }
+    let ctx = Context {
+        previous: previous.as_deref(),
+        health,
+        suspect_streak,
+        started_at: &started_at,
+        duration_ms: clock.elapsed().as_millis() as u64,
+    };
+    Ok(judge::judge(config, source, reading, ctx))
 }
 
 /// Fetches and extracts a source; a text that looks transient is fetched
@@ -567,18 +452,18 @@ async fn read_source(
     prev_len: Option<usize>,
     prev_body: Option<String>,
     recheck: Duration,
-) -> Fetch {
+) -> Reading {
     let first = fetch_and_extract(fetcher, source, validators.as_ref(), prev_body.as_deref()).await;
     match &first {
-        Fetch::Text(read) if noise::transient(prev_len, &read.text).is_some() => {}
+        Reading::Text(read) if noise::transient(prev_len, &read.text).is_some() => {}
         _ => return first,
     }
     tracing::info!(source = %source.id, "suspicious page, fetching again");
     tokio::time::sleep(recheck).await;
     match fetch_and_extract(fetcher, source, None, None).await {
-        Fetch::Text(read) => match noise::transient(prev_len, &read.text) {
-            Some(suspicion) => Fetch::Suspect(read, suspicion),
-            None => Fetch::Text(read),
+        Reading::Text(read) => match noise::transient(prev_len, &read.text) {
+            Some(s) => Reading::Suspect(read, suspicion_failure(&s)),
+            None => Reading::Text(read),
         },
         other => other,
     }
@@ -592,15 +477,15 @@ async fn fetch_and_extract(
     source: &Source,
     validators: Option<&Validators>,
     prev_body: Option<&str>,
-) -> Fetch {
+) -> Reading {
     let page = match fetcher.fetch(&source.url, validators, source.allow_private).await {
         Ok(Fetched::Page(page)) => page,
-        Ok(Fetched::NotModified) => return Fetch::NotModified,
-        Err(e) => return Fetch::Failed(Failure::Fetch(e)),
+        Ok(Fetched::NotModified) => return Reading::NotModified,
+        Err(e) => return Reading::Failed(fetch_failure(e)),
     };
     let body_hash = body_fingerprint(source, page.kind, &page.html);
     if prev_body == Some(body_hash.as_str()) {
-        return Fetch::NotModified;
+        return Reading::NotModified;
     }
     // scraper's tree is !Send and parsing is CPU work: keep it off the async threads.
     let src = source.clone();
@@ -608,11 +493,11 @@ async fn fetch_and_extract(
     let extracted = tokio::task::spawn_blocking(move || read_body(&html, kind, &src)).await;
     let extracted = match extracted {
         Ok(e) => e,
-        Err(crash) => return Fetch::Failed(Failure::Internal(format!("extraction crashed: {crash}"))),
+        Err(crash) => return Reading::Failed(internal_failure(format!("extraction crashed: {crash}"))),
     };
     match extracted {
-        Ok(text) if text.trim().is_empty() => Fetch::Failed(Failure::Extract(ExtractError::Empty)),
-        Ok(text) => Fetch::Text(Read {
+        Ok(text) if text.trim().is_empty() => Reading::Failed(extract_failure(ExtractError::Empty)),
+        Ok(text) => Reading::Text(Read {
             text,
             body_hash,
             validators: Validators {
@@ -622,7 +507,7 @@ async fn fetch_and_extract(
             http_status: page.status,
             charset: page.charset,
         }),
-        Err(e) => Fetch::Failed(Failure::Extract(e)),
+        Err(e) => Reading::Failed(extract_failure(e)),
     }
 }
 
@@ -693,9 +578,9 @@ pub async fn probe(target: &str, source: Source, settings: &Settings) -> anyhow:
     let text = if target.starts_with("http://") || target.starts_with("https://") {
         let fetcher = Fetcher::new(settings, [(&source.url, source.allow_private)])?;
         match fetch_and_extract(&fetcher, &source, None, None).await {
-            Fetch::Text(read) => read.text,
-            Fetch::Failed(f) => anyhow::bail!("{target}: {f}"),
-            Fetch::NotModified | Fetch::Suspect(..) => unreachable!("no validators, no re-fetch"),
+            Reading::Text(read) => read.text,
+            Reading::Failed(f) => anyhow::bail!("{target}: {}", f.message),
+            Reading::NotModified | Reading::Suspect(..) => unreachable!("no validators, no re-fetch"),
         }
     } else {
         let bytes = read_regular_file(Path::new(target), settings.max_body_bytes)?;

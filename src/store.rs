@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::model::{Alert, AlertKind, Change, Status, Validators, Verdict};
+use crate::model::{
+    AlertKind, Change, Check, Health, Known, Outcome, Outgoing, Previous, Queued, Status, Validators,
+};
 
 pub const DB_FILE: &str = "visawatch.db";
 
@@ -65,92 +67,6 @@ pub enum Access {
     WriteNoWait,
     /// A reader: no lock; WAL lets it read while a writer works.
     Read,
-}
-
-/// What the store remembers of a source's last good check.
-#[derive(Debug, Clone)]
-pub struct Previous {
-    pub text: String,
-    pub hash: String,
-    pub validators: Validators,
-}
-
-/// One source's outcome, written in one transaction.
-#[derive(Debug)]
-pub struct CheckRecord {
-    pub source_id: String,
-    pub name: String,
-    pub url: String,
-    pub started_at: String,
-    pub duration_ms: u64,
-    pub status: Status,
-    pub error: Option<String>,
-    pub reason: Option<&'static str>,
-    /// The new canonical text (absent on failure and on 304).
-    pub text: Option<String>,
-    pub validators: Option<Validators>,
-    pub http_status: Option<u16>,
-    pub charset: Option<&'static str>,
-    pub verdict: Option<Verdict>,
-    /// Hash of a text held back as suspect.
-    pub suspect_hash: Option<String>,
-    /// Fingerprint of the page body the new text came from.
-    pub body_hash: Option<String>,
-    /// Alerts caused by this outcome, queued in the same transaction.
-    pub alerts: Vec<Queued>,
-    /// `Some(true)`: the source is now blind (its failure alert is queued);
-    /// `Some(false)`: it reads again.
-    pub blind: Option<bool>,
-}
-
-/// An alert with its envelope, ready for the outbox.
-#[derive(Debug, Clone)]
-pub struct Queued {
-    pub alert: Alert,
-    /// The `From:` mailbox, formatted.
-    pub from: String,
-    pub recipients: Vec<String>,
-}
-
-/// What a fetch needs of a source's last good check.
-#[derive(Debug, Clone)]
-pub struct Known {
-    pub validators: Validators,
-    /// Bytes of the stored canonical text (for the shrink check).
-    pub text_len: usize,
-    /// How `<id>.txt` looked when last written (`None`: not written since
-    /// its text changed, or never).
-    pub file_stamp: Option<String>,
-    pub body_hash: Option<String>,
-}
-
-/// A source's recent health, for failure alerts.
-#[derive(Debug, Clone, Default)]
-pub struct Health {
-    /// Failed checks since the last good one.
-    pub failures_in_a_row: u32,
-    /// Set while a "can no longer read" alert is outstanding.
-    pub blind_since: Option<String>,
-    pub last_ok_at: Option<String>,
-}
-
-/// An outbox message with the recipients still owed it.
-#[derive(Debug, Clone)]
-pub struct Outgoing {
-    pub outbox_id: i64,
-    pub source_id: Option<String>,
-    pub kind: String,
-    pub created_at: String,
-    pub message_id: String,
-    pub thread_root: Option<String>,
-    pub from: String,
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-    /// Everyone in `To:`.
-    pub to: Vec<String>,
-    /// (delivery id, recipient, attempts so far) still pending.
-    pub pending: Vec<(i64, String, u32)>,
 }
 
 /// A row of `visawatch outbox`: one recipient's delivery that is not done.
@@ -548,7 +464,7 @@ impl Store {
     /// Writes several sources' outcomes in one transaction: each outcome is
     /// whole or absent after a crash, and a run of 1,000 unchanged sources
     /// costs a few commits instead of 1,000. Then refreshes the `<id>.txt` files.
-    pub fn record_all(&mut self, recs: &[CheckRecord]) -> Result<(), StoreError> {
+    pub fn record_all(&mut self, recs: &[Check]) -> Result<(), StoreError> {
         let path = self.db_path.clone();
         let sql = |source| sql_error(&path, source);
         let tx = self.conn.transaction().map_err(sql)?;
@@ -558,7 +474,7 @@ impl Store {
         tx.commit().map_err(sql)?;
         let mut written = Vec::new();
         for rec in recs {
-            if let Some(text) = rec.text.as_deref().filter(|_| new_text(rec)) {
+            if let Some(text) = rec.outcome.new_text() {
                 written.push((
                     rec.source_id.as_str(),
                     self.write_text_file(&rec.source_id, text)?,
@@ -1059,7 +975,14 @@ fn is_damage(e: &rusqlite::Error) -> bool {
 }
 
 /// One source's outcome: its check row, snapshot, change and alerts.
-fn write_outcome(tx: &rusqlite::Transaction, rec: &CheckRecord) -> rusqlite::Result<()> {
+fn write_outcome(tx: &rusqlite::Transaction, rec: &Check) -> rusqlite::Result<()> {
+    let status = rec.outcome.status();
+    let read = rec.outcome.read();
+    let failure = rec.outcome.failure();
+    let suspect_hash = match &rec.outcome {
+        Outcome::Failed { suspect_hash, .. } => suspect_hash.as_deref(),
+        _ => None,
+    };
     // Rows are rewritten only when something in them changes: an unchanged
     // check should cost its `checks` row and no more pages.
     tx.prepare_cached(
@@ -1068,8 +991,8 @@ fn write_outcome(tx: &rusqlite::Transaction, rec: &CheckRecord) -> rusqlite::Res
          WHERE name IS NOT excluded.name OR url IS NOT excluded.url",
     )
     .and_then(|mut st| st.execute(params![rec.source_id, rec.name, rec.url]))?;
-    let hash = rec.text.as_deref().map(content_hash);
-    if let (Some(text), Some(hash)) = (&rec.text, &hash) {
+    let hash = read.map(|r| content_hash(&r.text));
+    if let (Some(text), Some(hash)) = (read.map(|r| &r.text), &hash) {
         tx.prepare_cached("INSERT OR IGNORE INTO snapshots (hash, text, created_at) VALUES (?1, ?2, ?3)")
             .and_then(|mut st| st.execute(params![hash, text, rec.started_at]))?;
     }
@@ -1084,23 +1007,23 @@ fn write_outcome(tx: &rusqlite::Transaction, rec: &CheckRecord) -> rusqlite::Res
             rec.source_id,
             rec.started_at,
             rec.duration_ms as i64,
-            rec.status.as_str(),
-            rec.reason,
-            rec.error,
-            rec.http_status,
-            rec.charset,
-            if rec.status == Status::Failed { None } else { snapshot_hash.clone() },
-            rec.suspect_hash,
+            status.as_str(),
+            failure.map(|f| f.reason.as_str()),
+            failure.map(|f| f.message.as_str()),
+            read.map(|r| r.http_status),
+            read.map(|r| r.charset),
+            if status == Status::Failed { None } else { snapshot_hash.clone() },
+            suspect_hash,
         ],))
     ?;
     let check_id = tx.last_insert_rowid();
     let mut change_id = None;
-    if let Some(body) = rec.body_hash.as_deref().filter(|_| rec.status != Status::Failed) {
+    if let Some(body) = read.map(|r| r.body_hash.as_str()) {
         tx.prepare_cached("UPDATE sources SET body_hash = ?2 WHERE id = ?1 AND body_hash IS NOT ?2")
             .and_then(|mut st| st.execute(params![rec.source_id, body]))?;
     }
-    if rec.status != Status::Failed {
-        let v = rec.validators.as_ref();
+    if status != Status::Failed {
+        let v = read.map(|r| &r.validators);
         tx.prepare_cached(
             "UPDATE sources SET current_hash = ?2,
                etag = CASE WHEN ?3 THEN ?4 ELSE etag END,
@@ -1117,7 +1040,7 @@ fn write_outcome(tx: &rusqlite::Transaction, rec: &CheckRecord) -> rusqlite::Res
             ])
         })?;
     }
-    if let (Some(verdict), Some(after)) = (&rec.verdict, &hash) {
+    if let (Some(verdict), Some(after)) = (rec.outcome.verdict(), &hash) {
         let before: String = tx.prepare_cached("SELECT snapshot_hash FROM checks WHERE source_id = ?1 AND id < ?2 AND snapshot_hash IS NOT NULL ORDER BY id DESC LIMIT 1").and_then(|mut st| st.query_row(params![rec.source_id, check_id],
                 |r| r.get(0),))
             ?;
@@ -1136,7 +1059,7 @@ fn write_outcome(tx: &rusqlite::Transaction, rec: &CheckRecord) -> rusqlite::Res
         ?;
         change_id = Some(tx.last_insert_rowid());
     }
-    if new_text(rec) {
+    if rec.outcome.new_text().is_some() {
         // Until its file is written: a kill before that leaves it marked.
         tx.prepare_cached(
             "INSERT INTO text_files (source_id, stamp) VALUES (?1, NULL)
@@ -1244,15 +1167,7 @@ fn file_stamp(path: &Path) -> Option<String> {
     Some(format!("{}:{}", m.len(), t.as_nanos()))
 }
 
-/// Whether an outcome brings a text its `<id>.txt` does not have yet.
-fn new_text(rec: &CheckRecord) -> bool {
-    rec.text.is_some() && matches!(rec.status, Status::Baseline | Status::Changed)
-}
-
-/// Content hash of a canonical text (snapshots are deduplicated by it).
-pub fn content_hash(text: &str) -> String {
-    blake3::hash(text.as_bytes()).to_hex().to_string()
-}
+pub use crate::model::content_hash;
 
 fn take_lock(dir: &Path, wait: bool) -> Result<File, StoreError> {
     use std::io::{Read, Seek, Write};
@@ -1382,23 +1297,28 @@ mod tests {
         assert!(store.recover_sending("interrupted").unwrap().is_empty());
     }
 
-    fn outcome(id: &str, status: Status, text: &str) -> CheckRecord {
-        CheckRecord {
+    fn outcome(id: &str, status: Status, text: &str) -> Check {
+        let read = crate::judge::read_of(text);
+        let outcome = match status {
+            Status::Baseline => Outcome::Baseline(read),
+            Status::Changed => Outcome::Changed(
+                read,
+                crate::model::Verdict {
+                    changes: Vec::new(),
+                    material: false,
+                    diff: String::new(),
+                    word_diff: String::new(),
+                },
+            ),
+            _ => Outcome::Unchanged(Some(read)),
+        };
+        Check {
             source_id: id.into(),
             name: id.into(),
             url: "http://127.0.0.1/x".into(),
             started_at: "2026-11-30T00:00:00Z".into(),
             duration_ms: 1,
-            status,
-            error: None,
-            reason: None,
-            text: Some(text.into()),
-            validators: None,
-            http_status: Some(200),
-            charset: Some("UTF-8"),
-            verdict: None,
-            suspect_hash: None,
-            body_hash: None,
+            outcome,
             alerts: Vec::new(),
             blind: None,
         }

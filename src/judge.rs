@@ -1,0 +1,421 @@
+//! PURE: what a check means. From what was read, the previous text and the
+//! source's health, decides the outcome (baseline, unchanged, changed,
+//! failed), whether it is material, and which alerts go to whom.
+//!
+//! Every rule of that kind lives here and only here: the suspect-shrink
+//! confirmation, "can no longer read" after N failures and "recovered", the
+//! recipients of an alert. No SQLite, no HTTP, no async, no clock: the
+//! caller reads the store and passes the time in. Not for: how a text is
+//! compared (`compare`) or worded (`alert`).
+
+use crate::alert;
+use crate::compare;
+use crate::config::Config;
+use crate::model::{Alert, Check, Failure, Health, Outcome, Queued, Read, Reading, Reason, Source};
+
+/// How many checks in a row must show the same shrunken text before it is
+/// accepted as the page's real new content.
+pub const SUSPECT_CONFIRMATIONS: usize = 3;
+
+/// What the judge needs besides the reading.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// The last good text, cleaned with the source's current rules.
+    pub previous: Option<&'a str>,
+    pub health: &'a Health,
+    /// Checks in a row (before this one) that held back the same suspect text.
+    pub suspect_streak: usize,
+    /// When this check started (RFC 3339), and how long it took.
+    pub started_at: &'a str,
+    pub duration_ms: u64,
+}
+
+/// Judges one source's reading into the check to record.
+pub fn judge(config: &Config, source: &Source, reading: Reading, ctx: Context) -> Check {
+    let outcome = decide(reading, ctx);
+    let mut check = Check {
+        source_id: source.id.clone(),
+        name: source.name.clone(),
+        url: source.url.to_string(),
+        started_at: ctx.started_at.to_string(),
+        duration_ms: ctx.duration_ms,
+        outcome,
+        alerts: Vec::new(),
+        blind: None,
+    };
+    if let (Outcome::Changed(read, verdict), Some(prev)) = (&check.outcome, ctx.previous)
+        && verdict.material
+    {
+        let a = alert::change(source, verdict, prev, &read.text, ctx.started_at);
+        check.alerts.push(queued_for(config, source, a));
+    }
+    health_alerts(config, ctx.health, source, &mut check);
+    check
+}
+
+/// The outcome alone: baseline, unchanged, changed or failed.
+fn decide(reading: Reading, ctx: Context) -> Outcome {
+    let read = match reading {
+        Reading::NotModified => return Outcome::Unchanged(None),
+        Reading::Failed(failure) => {
+            return Outcome::Failed {
+                failure,
+                suspect_hash: None,
+            };
+        }
+        Reading::Text(read) => read,
+        // A shrunken text seen on enough checks in a row is the new page.
+        Reading::Suspect(read, failure) => {
+            if ctx.suspect_streak + 1 < SUSPECT_CONFIRMATIONS {
+                return Outcome::Failed {
+                    failure,
+                    suspect_hash: Some(crate::model::content_hash(&read.text)),
+                };
+            }
+            read
+        }
+    };
+    let Some(previous) = ctx.previous else {
+        return Outcome::Baseline(read);
+    };
+    // A bug in comparing must fail this source, not the run.
+    let compared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        compare::compare(previous, &read.text)
+    }));
+    match compared {
+        Ok(None) => Outcome::Unchanged(Some(read)),
+        Ok(Some(verdict)) => Outcome::Changed(read, verdict),
+        Err(_) => Outcome::Failed {
+            failure: Failure {
+                reason: Reason::Internal,
+                message:
+                    "internal error, please report it with the page: comparing with the stored text crashed"
+                        .into(),
+            },
+            suspect_hash: None,
+        },
+    }
+}
+
+/// Wraps an alert with its envelope. The recipients written now are
+/// today's; an alert with none waits in the outbox until the config names
+/// someone (`notify::deliver` decides again then).
+pub fn queued_for(config: &Config, source: &Source, alert: Alert) -> Queued {
+    Queued {
+        alert,
+        from: config.email.from.to_string(),
+        recipients: config.recipients(Some(&source.id)),
+    }
+}
+
+/// Source health: one "can no longer read" alert when a source reaches
+/// `failure_alert_after` failures in a row, one "recovered" when it reads again.
+fn health_alerts(config: &Config, health: &Health, source: &Source, check: &mut Check) {
+    let after = config.settings.failure_alert_after;
+    if after == 0 {
+        return;
+    }
+    match check.outcome.failure() {
+        Some(failure) if health.blind_since.is_none() && health.failures_in_a_row + 1 >= after => {
+            let a = alert::blind(
+                source,
+                &failure.message,
+                health.failures_in_a_row + 1,
+                health.last_ok_at.as_deref(),
+            );
+            check.alerts.push(queued_for(config, source, a));
+            check.blind = Some(true);
+        }
+        Some(_) => {}
+        None if health.blind_since.is_some() => {
+            let a = alert::recovered(source, health.failures_in_a_row);
+            check.alerts.push(queued_for(config, source, a));
+            check.blind = Some(false);
+        }
+        None => {}
+    }
+}
+
+/// A [`Read`] of `text` (for tests and callers that have only a text).
+pub fn read_of(text: &str) -> Read {
+    Read {
+        text: text.to_string(),
+        body_hash: crate::model::content_hash(text),
+        validators: Default::default(),
+        http_status: 200,
+        charset: "UTF-8",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AlertKind, ChangeKind, Status};
+
+    fn config(extra: &str) -> Config {
+        crate::config::parse(
+            &format!(
+                "[settings]\nfailure_alert_after = 3\n[email]\nfrom = \"vw <a@example.org>\"\nto = [\"ed@example.org\"]\n\
+                 [[source]]\nid = \"xk\"\nname = \"Kosovo permit\"\nurl = \"https://example.org/xk\"\n{extra}"
+            ),
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap()
+    }
+
+    const BEFORE: &str = "# Fees\nThe fee is 50 EUR.\n- Passport\n";
+    const FEE_CHANGED: &str = "# Fees\nThe fee is 65 EUR.\n- Passport\n";
+    const TEXT_CHANGED: &str = "# Fees\nThe fee is 50 EUR.\nApply in person.\n- Passport\n";
+
+    fn failure(reason: Reason) -> Failure {
+        Failure {
+            reason,
+            message: format!("{} happened", reason.as_str()),
+        }
+    }
+
+    /// One row of the table: the reading, what came before, and what the
+    /// judge must decide.
+    struct Case {
+        name: &'static str,
+        reading: Reading,
+        previous: Option<&'static str>,
+        health: Health,
+        streak: usize,
+        status: Status,
+        material: bool,
+        alerts: &'static [AlertKind],
+        blind: Option<bool>,
+    }
+
+    fn healthy() -> Health {
+        Health::default()
+    }
+
+    fn failing(n: u32, blind: bool) -> Health {
+        Health {
+            failures_in_a_row: n,
+            blind_since: blind.then(|| "2026-11-01T00:00:00Z".to_string()),
+            last_ok_at: Some("2026-10-31T00:00:00Z".into()),
+        }
+    }
+
+    #[test]
+    fn every_branch_of_the_judge() {
+        let cases = vec![
+            Case {
+                name: "first text: baseline, never an alert",
+                reading: Reading::Text(read_of(BEFORE)),
+                previous: None,
+                health: healthy(),
+                streak: 0,
+                status: Status::Baseline,
+                material: false,
+                alerts: &[],
+                blind: None,
+            },
+            Case {
+                name: "same text: unchanged",
+                reading: Reading::Text(read_of(BEFORE)),
+                previous: Some(BEFORE),
+                health: healthy(),
+                streak: 0,
+                status: Status::Unchanged,
+                material: false,
+                alerts: &[],
+                blind: None,
+            },
+            Case {
+                name: "304: unchanged",
+                reading: Reading::NotModified,
+                previous: Some(BEFORE),
+                health: healthy(),
+                streak: 0,
+                status: Status::Unchanged,
+                material: false,
+                alerts: &[],
+                blind: None,
+            },
+            Case {
+                name: "fee changed: material, one change alert",
+                reading: Reading::Text(read_of(FEE_CHANGED)),
+                previous: Some(BEFORE),
+                health: healthy(),
+                streak: 0,
+                status: Status::Changed,
+                material: true,
+                alerts: &[AlertKind::Change],
+                blind: None,
+            },
+            Case {
+                name: "text only: recorded, not alerted",
+                reading: Reading::Text(read_of(TEXT_CHANGED)),
+                previous: Some(BEFORE),
+                health: healthy(),
+                streak: 0,
+                status: Status::Changed,
+                material: false,
+                alerts: &[],
+                blind: None,
+            },
+            Case {
+                name: "fetch failed once: failed, no alert yet",
+                reading: Reading::Failed(failure(Reason::Timeout)),
+                previous: Some(BEFORE),
+                health: healthy(),
+                streak: 0,
+                status: Status::Failed,
+                material: false,
+                alerts: &[],
+                blind: None,
+            },
+            Case {
+                name: "error page: failed",
+                reading: Reading::Failed(failure(Reason::Transient)),
+                previous: Some(BEFORE),
+                health: healthy(),
+                streak: 0,
+                status: Status::Failed,
+                material: false,
+                alerts: &[],
+                blind: None,
+            },
+            Case {
+                name: "suspect shrink, first sight: held back",
+                reading: Reading::Suspect(read_of("# Fees\n"), failure(Reason::Suspect)),
+                previous: Some(BEFORE),
+                health: healthy(),
+                streak: 0,
+                status: Status::Failed,
+                material: false,
+                alerts: &[],
+                blind: None,
+            },
+            Case {
+                name: "suspect shrink, third sight: accepted as the page",
+                reading: Reading::Suspect(read_of("# Fees\n- Passport\n"), failure(Reason::Suspect)),
+                previous: Some(BEFORE),
+                health: healthy(),
+                streak: SUSPECT_CONFIRMATIONS - 1,
+                status: Status::Changed,
+                material: true,
+                alerts: &[AlertKind::Change],
+                blind: None,
+            },
+            Case {
+                name: "third failure in a row: can no longer read",
+                reading: Reading::Failed(failure(Reason::Dns)),
+                previous: Some(BEFORE),
+                health: failing(2, false),
+                streak: 0,
+                status: Status::Failed,
+                material: false,
+                alerts: &[AlertKind::Blind],
+                blind: Some(true),
+            },
+            Case {
+                name: "already blind: no second alert",
+                reading: Reading::Failed(failure(Reason::Dns)),
+                previous: Some(BEFORE),
+                health: failing(5, true),
+                streak: 0,
+                status: Status::Failed,
+                material: false,
+                alerts: &[],
+                blind: None,
+            },
+            Case {
+                name: "reads again after blind: recovered",
+                reading: Reading::NotModified,
+                previous: Some(BEFORE),
+                health: failing(5, true),
+                streak: 0,
+                status: Status::Unchanged,
+                material: false,
+                alerts: &[AlertKind::Recovered],
+                blind: Some(false),
+            },
+        ];
+        let config = config("maintainers = [\"k@example.org\"]");
+        for c in cases {
+            let ctx = Context {
+                previous: c.previous,
+                health: &c.health,
+                suspect_streak: c.streak,
+                started_at: "2026-11-30T06:00:00Z",
+                duration_ms: 5,
+            };
+            let check = judge(&config, &config.sources[0], c.reading, ctx);
+            assert_eq!(check.outcome.status(), c.status, "{}", c.name);
+            assert_eq!(
+                check.outcome.verdict().is_some_and(|v| v.material),
+                c.material,
+                "{}",
+                c.name
+            );
+            let kinds: Vec<AlertKind> = check.alerts.iter().map(|q| q.alert.kind).collect();
+            assert_eq!(kinds, c.alerts, "{}", c.name);
+            assert_eq!(check.blind, c.blind, "{}", c.name);
+            for q in &check.alerts {
+                assert_eq!(q.recipients, ["k@example.org", "ed@example.org"], "{}", c.name);
+            }
+        }
+    }
+
+    #[test]
+    fn a_held_back_suspect_remembers_its_text() {
+        let config = config("");
+        let ctx = Context {
+            previous: Some(BEFORE),
+            health: &Health::default(),
+            suspect_streak: 0,
+            started_at: "2026-11-30T06:00:00Z",
+            duration_ms: 5,
+        };
+        let check = judge(
+            &config,
+            &config.sources[0],
+            Reading::Suspect(read_of("# Fees\n"), failure(Reason::Suspect)),
+            ctx,
+        );
+        match check.outcome {
+            Outcome::Failed {
+                failure,
+                suspect_hash,
+            } => {
+                assert_eq!(failure.reason, Reason::Suspect);
+                assert_eq!(suspect_hash, Some(crate::model::content_hash("# Fees\n")));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_fee_change_is_reported_with_its_values() {
+        let config = config("");
+        let ctx = Context {
+            previous: Some(BEFORE),
+            health: &Health::default(),
+            suspect_streak: 0,
+            started_at: "2026-11-30T06:00:00Z",
+            duration_ms: 5,
+        };
+        let check = judge(
+            &config,
+            &config.sources[0],
+            Reading::Text(read_of(FEE_CHANGED)),
+            ctx,
+        );
+        let v = check.outcome.verdict().unwrap();
+        assert_eq!(v.changes[0].kind, ChangeKind::Fee);
+        assert_eq!(
+            (v.changes[0].before.as_deref(), v.changes[0].after.as_deref()),
+            (Some("50 EUR"), Some("65 EUR"))
+        );
+        assert_eq!(
+            check.alerts[0].recipients,
+            ["ed@example.org"],
+            "no maintainers: [email].to only"
+        );
+    }
+}
