@@ -448,15 +448,53 @@ pub fn diffs(before: &str, after: &str) -> (String, String) {
         }
         words.push_str("~\n");
     }
-    (unified, words)
+    (cap(unified), cap(words))
 }
 
-/// The line diff of two canonical texts. The deadline only coarsens the
-/// rendered diff of enormous texts; facts and the verdict never depend on it.
+/// Largest diff kept (bytes); the rest of an enormous rewrite is cut.
+const DIFF_MAX: usize = 512 * 1024;
+
+fn cap(mut diff: String) -> String {
+    if diff.len() > DIFF_MAX {
+        let at = (0..=DIFF_MAX)
+            .rev()
+            .find(|&i| diff.is_char_boundary(i))
+            .unwrap_or(0);
+        let more = diff.len() - at;
+        diff.truncate(at);
+        diff.push_str(&format!("\n… (diff cut here: {more} more bytes)\n"));
+    }
+    diff
+}
+
+/// The line diff of two canonical texts, decided by the texts alone (no
+/// clock): exact (Myers) when the stretch between the common first and last
+/// lines holds at most [`EXACT_DIFF_LINES`] lines, since Myers costs up to
+/// the square of that; beyond, the whole texts as one replacement.
 pub fn line_diff<'a>(before: &'a str, after: &'a str) -> TextDiff<'a, 'a, str> {
-    TextDiff::configure()
-        .timeout(Duration::from_secs(2))
-        .diff_lines(before, after)
+    let mut config = TextDiff::configure();
+    if middle_lines(before, after) > EXACT_DIFF_LINES {
+        // A deadline already past makes similar emit one delete and one
+        // insert at once: the same coarse diff on any machine, at any load.
+        config.deadline(std::time::Instant::now() - Duration::from_secs(1));
+    }
+    config.diff_lines(before, after)
+}
+
+/// Lines of an exact line diff at most (both sides of the differing stretch).
+const EXACT_DIFF_LINES: usize = 20_000;
+
+/// Lines on both sides once the common first and last lines are set aside.
+fn middle_lines(before: &str, after: &str) -> usize {
+    let (b, a): (Vec<&str>, Vec<&str>) = (before.lines().collect(), after.lines().collect());
+    let prefix = b.iter().zip(&a).take_while(|(x, y)| x == y).count();
+    let suffix = b[prefix..]
+        .iter()
+        .rev()
+        .zip(a[prefix..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    b.len() + a.len() - 2 * (prefix + suffix)
 }
 
 /// One line of a rendered diff: its parts, `true` where words changed.
@@ -490,8 +528,10 @@ pub fn op_lines(td: &TextDiff<'_, '_, str>, op: &similar::DiffOp) -> Vec<DiffLin
     let old: Vec<&str> = op.old_range().filter_map(|i| td.old_slice(i)).collect();
     let new: Vec<&str> = op.new_range().filter_map(|i| td.new_slice(i)).collect();
     if old.iter().chain(&new).all(|l| l.len() <= INLINE_MAX) {
+        // No deadline: lines this short cost little, and the marks must not
+        // depend on the machine's load.
         return td
-            .iter_inline_changes(op)
+            .iter_inline_changes_deadline(op, None)
             .map(|c| DiffLine {
                 tag: c.tag(),
                 parts: c
@@ -776,6 +816,28 @@ mod tests {
             ),
             vec![(ChangeKind::Text, None, None)]
         );
+    }
+
+    /// Issue 11 (7): the same two texts give the same diff on any machine;
+    /// a rewrite too large for an exact diff is one replacement, not a
+    /// result of how busy the machine was.
+    #[test]
+    fn enormous_rewrites_diff_the_same_every_time() {
+        let before: String = (0..15_000).map(|i| format!("line {i} alpha\n")).collect();
+        let after: String = (0..15_000).map(|i| format!("line {i} beta\n")).collect();
+        let first = diffs(&before, &after);
+        assert_eq!(first, diffs(&before, &after));
+        assert!(first.0.contains("-line 0 alpha") && first.0.contains("+line 0 beta"));
+        assert!(first.0.len() <= DIFF_MAX + 100, "{}", first.0.len());
+        // A local change in a long text is still diffed exactly.
+        let mut edited = before.clone();
+        edited = edited.replace("line 7000 alpha\n", "line 7000 gamma\n");
+        let (unified, _) = diffs(&before, &edited);
+        assert!(
+            unified.contains("-line 7000 alpha\n+line 7000 gamma"),
+            "{unified}"
+        );
+        assert!(unified.len() < 1_000, "{unified}");
     }
 
     #[test]
