@@ -3,7 +3,6 @@
 //! `report`; the stages never print.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -61,6 +60,10 @@ pub enum Command {
         /// Print one JSON object on stdout instead of lines.
         #[arg(long)]
         json: bool,
+        /// Test hook, hidden: abort the process after recording and before
+        /// delivering, to prove that the outbox survives a kill.
+        #[arg(long, hide = true)]
+        test_abort_before_delivery: bool,
     },
     /// Validate the sources file and list its sources.
     Sources,
@@ -123,16 +126,45 @@ pub enum Command {
     },
 }
 
-/// Exit codes: 0 all checked, 1 some source failed, 2 usage or config error.
-pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+/// How a command ends, as the process's exit code. An `Err` from [`run`]
+/// is [`Exit::Usage`] (main prints it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: done (every source checked, changed or not; every alert sent).
+    Done,
+    /// 1: some source failed, or some alert was not delivered; the rest was
+    /// still done and recorded.
+    Partial,
+    /// 2: a usage or config error, or a data folder that cannot be used.
+    Usage,
+}
+
+impl Exit {
+    fn partial_if(failed: bool) -> Exit {
+        if failed { Exit::Partial } else { Exit::Done }
+    }
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(e: Exit) -> Self {
+        std::process::ExitCode::from(match e {
+            Exit::Done => 0,
+            Exit::Partial => 1,
+            Exit::Usage => 2,
+        })
+    }
+}
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Demo => {
             crate::demo::run().await?;
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Done)
         }
         Command::Daemon => {
             crate::daemon::run(&cli.config, &cli.data).await?;
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Done)
         }
         Command::Status { json } => {
             let config = config::load(&cli.config)?;
@@ -143,9 +175,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 print!("{}", report::status(&rows));
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Done)
         }
-        Command::Check { sources, json } => {
+        Command::Check {
+            sources,
+            json,
+            test_abort_before_delivery,
+        } => {
             let config = config::load(&cli.config)?;
             let data = cli.data.clone();
             let mut store = tokio::task::spawn_blocking(move || Store::open(&data, Access::WriteWait))
@@ -155,7 +191,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let opts = RunOptions {
                 only: sources,
                 progress: !json,
-                crash_before_delivery: std::env::var_os("VISAWATCH_CRASH_BEFORE_DELIVERY").is_some(),
+                crash_before_delivery: test_abort_before_delivery,
                 ..RunOptions::default()
             };
             let report = pipeline::run(&config, &mut store, Some(&mailer), &opts).await?;
@@ -164,16 +200,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 print!("{}", report::human(&report));
             }
-            Ok(if report.any_failed() {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
+            Ok(Exit::partial_if(report.any_failed()))
         }
         Command::Sources => {
             let config = config::load(&cli.config)?;
             print!("{}", report::sources(&config));
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Done)
         }
         Command::Show { id, facts, json } => {
             let store = Store::open(&cli.data, Access::Read)?;
@@ -191,7 +223,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (true, false) => print!("{}", report::facts(&f)),
                 (false, false) => print!("{}", prev.text),
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Done)
         }
         Command::Probe {
             target,
@@ -231,7 +263,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     report::facts(&probe.facts)
                 );
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Done)
         }
         Command::History { id, limit, json } => {
             let store = Store::open(&cli.data, Access::Read)?;
@@ -246,11 +278,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 print!("{}", report::history(&rows));
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Done)
         }
         Command::Outbox { retry, json } => {
             let config = config::load(&cli.config)?;
-            let mut code = ExitCode::SUCCESS;
+            let mut code = Exit::Done;
             if retry {
                 let mut store = Store::open(&cli.data, Access::WriteWait)?;
                 let mailer = mailer(&config, &cli.data)?;
@@ -270,7 +302,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 );
                 if d.failed > 0 {
-                    code = ExitCode::from(1);
+                    code = Exit::Partial;
                 }
             }
             let store = Store::open(&cli.data, Access::Read)?;
@@ -318,11 +350,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             match mailer.send(&msg, &to).await {
                 Ok(reply) => {
                     println!("sent to {list} via {}: {reply}", mailer.describe());
-                    Ok(ExitCode::SUCCESS)
+                    Ok(Exit::Done)
                 }
                 Err(e) => {
                     println!("NOT sent to {list} via {}: {}", mailer.describe(), e.detail);
-                    Ok(ExitCode::from(1))
+                    Ok(Exit::Partial)
                 }
             }
         }
@@ -336,7 +368,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await?
             .with_context(|| format!("verifying data folder {}", cli.data.display()))?;
             println!("{}: ok", cli.data.join(crate::store::DB_FILE).display());
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Done)
         }
         Command::Diff { id, words } => {
             let store = Store::open(&cli.data, Access::Read)?;
@@ -349,7 +381,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 if change.material { "material" } else { "text only" }
             );
             print!("{}", if words { &change.word_diff } else { &change.diff });
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Done)
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use visawatch::cli::Exit;
 
 fn main() -> ExitCode {
     let cli = visawatch::cli::Cli::parse();
@@ -33,7 +34,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("visawatch: cannot start the runtime: {e}");
-            return ExitCode::from(2);
+            return Exit::Usage.into();
         }
     };
     // The command runs as a task on the workers, not on this thread: the
@@ -47,10 +48,10 @@ fn main() -> ExitCode {
         Err(e) => Err(anyhow::anyhow!("the command was cancelled: {e}")),
     };
     match result {
-        Ok(code) => code,
+        Ok(exit) => exit.into(),
         Err(e) => {
             eprintln!("visawatch: error: {e:#}");
-            ExitCode::from(2)
+            Exit::Usage.into()
         }
     }
 }

@@ -89,7 +89,7 @@ pub struct RunOptions {
     /// Draw a progress bar on stderr (only when it is a terminal).
     pub progress: bool,
     /// Test hook: abort the process after recording, before delivering
-    /// (`VISAWATCH_CRASH_BEFORE_DELIVERY`), to prove the outbox survives.
+    /// (`check --test-abort-before-delivery`), to prove the outbox survives.
     pub crash_before_delivery: bool,
     /// Daemon: becomes `true` on SIGTERM: sources not yet started are
     /// skipped, in-flight ones get `grace` to finish and be recorded.
@@ -319,7 +319,7 @@ pub async fn run(
         }
     }
     if opts.crash_before_delivery {
-        eprintln!("visawatch: VISAWATCH_CRASH_BEFORE_DELIVERY set: aborting before delivery");
+        eprintln!("visawatch: --test-abort-before-delivery: aborting before delivery");
         std::process::abort();
     }
     let mut alerts = AlertCounts {

@@ -393,8 +393,7 @@ async fn killed_between_change_and_delivery_the_alert_still_goes_once() {
 
     serve_xk(&http, 65, None).await;
     let out = env
-        .command(&["check", "--json"])
-        .env("VISAWATCH_CRASH_BEFORE_DELIVERY", "1")
+        .command(&["check", "--json", "--test-abort-before-delivery"])
         .output()
         .await
         .unwrap();
