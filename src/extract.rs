@@ -16,6 +16,8 @@ use ego_tree::{NodeId, NodeRef};
 use scraper::{ElementRef, Html, Node, Selector};
 use unicode_normalization::UnicodeNormalization;
 
+use crate::model::{Failure, Reason};
+
 /// What to take from a page; mirrors a source's `select`, `exclude`, `section`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Rules<'a> {
@@ -40,6 +42,22 @@ pub enum ExtractError {
     TooComplex(String),
     #[error("{0}")]
     NotHtml(String),
+}
+
+impl From<ExtractError> for Failure {
+    fn from(e: ExtractError) -> Self {
+        let reason = match e {
+            ExtractError::SelectorMatchedNothing(_) => Reason::SelectorMatchedNothing,
+            ExtractError::SectionNotFound(_) => Reason::SectionNotFound,
+            ExtractError::TooComplex(_) => Reason::TooComplex,
+            ExtractError::NotHtml(_) => Reason::NotHtml,
+            ExtractError::BadSelector(_) | ExtractError::Empty => Reason::Extract,
+        };
+        Failure {
+            reason,
+            message: format!("extraction failed: {e}"),
+        }
+    }
 }
 
 /// What one document may cost. Browsers draw the same lines: Blink's parser

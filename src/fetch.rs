@@ -53,6 +53,15 @@ pub enum FetchError {
     Other { url: String, detail: String },
 }
 
+impl From<FetchError> for crate::model::Failure {
+    fn from(e: FetchError) -> Self {
+        crate::model::Failure {
+            reason: e.reason(),
+            message: e.to_string(),
+        }
+    }
+}
+
 /// A server's Retry-After, kept with the status error so the retry loop can honour it.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("retry after {0:?}")]

@@ -8,66 +8,21 @@
 //! abort. `daemon` only decides when to call [`run`].
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use tokio::task::JoinSet;
 
 use crate::clock::now;
-use crate::compare;
-use crate::config::{Config, Settings};
+use crate::config::Config;
 use crate::extract::{self, ExtractError, Rules};
-use crate::facts::Facts;
-use crate::facts::noise::{self, Suspicion};
+use crate::facts::noise;
 use crate::fetch::{FetchError, Fetcher};
 use crate::judge::{self, Context};
-use crate::model::{
-    BodyKind, Change, Check, Failure, Fetched, Read, Reading, Reason, Source, Status, Validators,
-};
+use crate::model::{BodyKind, Check, Failure, Fetched, Read, Reading, Reason, Source, Validators};
 use crate::notify::{self, Mailer, NotifyError};
+use crate::report::{AlertCounts, RunReport, SourceReport, progress_bar};
 use crate::store::{Store, StoreError, content_hash};
-
-/// The report of one run; `--json` prints exactly this.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunReport {
-    pub started_at: String,
-    pub finished_at: String,
-    pub sources: Vec<SourceReport>,
-    pub alerts: AlertCounts,
-    /// Where alerts went (human output only).
-    #[serde(skip)]
-    pub delivered_to: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SourceReport {
-    pub id: String,
-    pub url: String,
-    pub status: Status,
-    pub material: bool,
-    pub error: Option<String>,
-    pub changes: Vec<Change>,
-    pub diff: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct AlertCounts {
-    pub queued: usize,
-    pub sent: usize,
-    pub failed: usize,
-    /// Of `failed`: alerts nobody is configured to receive (human output only).
-    #[serde(skip)]
-    pub unaddressed: usize,
-}
-
-impl RunReport {
-    pub fn any_failed(&self) -> bool {
-        self.sources.iter().any(|s| s.status == Status::Failed)
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -97,43 +52,6 @@ pub struct RunOptions {
     pub grace: Duration,
     /// Daemon: each source waits a random delay below this before fetching.
     pub jitter: Duration,
-}
-
-/// A fetch error as the record and the report tell it.
-fn fetch_failure(e: FetchError) -> Failure {
-    Failure {
-        reason: e.reason(),
-        message: e.to_string(),
-    }
-}
-
-/// An extraction error as the record and the report tell it.
-fn extract_failure(e: ExtractError) -> Failure {
-    let reason = match e {
-        ExtractError::SelectorMatchedNothing(_) => Reason::SelectorMatchedNothing,
-        ExtractError::SectionNotFound(_) => Reason::SectionNotFound,
-        ExtractError::TooComplex(_) => Reason::TooComplex,
-        ExtractError::NotHtml(_) => Reason::NotHtml,
-        ExtractError::BadSelector(_) | ExtractError::Empty => Reason::Extract,
-    };
-    Failure {
-        reason,
-        message: format!("extraction failed: {e}"),
-    }
-}
-
-/// A page that looks transient (an error page, a sudden shrink).
-fn suspicion_failure(s: &Suspicion) -> Failure {
-    match s {
-        Suspicion::ErrorPage(_) => Failure {
-            reason: Reason::Transient,
-            message: format!("transient page, kept the last good snapshot: {s}"),
-        },
-        Suspicion::Shrank { .. } => Failure {
-            reason: Reason::Suspect,
-            message: format!("held as suspect (confirmed on re-fetch): {s}"),
-        },
-    }
 }
 
 /// A bug met on this page: the source fails, the run goes on.
@@ -462,7 +380,7 @@ async fn read_source(
     tokio::time::sleep(recheck).await;
     match fetch_and_extract(fetcher, source, None, None).await {
         Reading::Text(read) => match noise::transient(prev_len, &read.text) {
-            Some(s) => Reading::Suspect(read, suspicion_failure(&s)),
+            Some(s) => Reading::Suspect(read, s.into()),
             None => Reading::Text(read),
         },
         other => other,
@@ -472,7 +390,7 @@ async fn read_source(
 /// Fetches, extracts and cleans one source's text. A page identical to the
 /// last good one (same body, same rules) is unchanged without parsing: the
 /// servers that ignore conditional GET cost a hash, not an extraction.
-async fn fetch_and_extract(
+pub async fn fetch_and_extract(
     fetcher: &Fetcher,
     source: &Source,
     validators: Option<&Validators>,
@@ -481,7 +399,7 @@ async fn fetch_and_extract(
     let page = match fetcher.fetch(&source.url, validators, source.allow_private).await {
         Ok(Fetched::Page(page)) => page,
         Ok(Fetched::NotModified) => return Reading::NotModified,
-        Err(e) => return Reading::Failed(fetch_failure(e)),
+        Err(e) => return Reading::Failed(e.into()),
     };
     let body_hash = body_fingerprint(source, page.kind, &page.html);
     if prev_body == Some(body_hash.as_str()) {
@@ -496,7 +414,7 @@ async fn fetch_and_extract(
         Err(crash) => return Reading::Failed(internal_failure(format!("extraction crashed: {crash}"))),
     };
     match extracted {
-        Ok(text) if text.trim().is_empty() => Reading::Failed(extract_failure(ExtractError::Empty)),
+        Ok(text) if text.trim().is_empty() => Reading::Failed(ExtractError::Empty.into()),
         Ok(text) => Reading::Text(Read {
             text,
             body_hash,
@@ -507,12 +425,12 @@ async fn fetch_and_extract(
             http_status: page.status,
             charset: page.charset,
         }),
-        Err(e) => Reading::Failed(extract_failure(e)),
+        Err(e) => Reading::Failed(e.into()),
     }
 }
 
 /// A decoded body → the source's cleaned canonical text.
-fn read_body(body: &str, kind: BodyKind, source: &Source) -> Result<String, ExtractError> {
+pub fn read_body(body: &str, kind: BodyKind, source: &Source) -> Result<String, ExtractError> {
     let text = match kind {
         BodyKind::Html => extract::extract(
             body,
@@ -562,76 +480,4 @@ fn body_fingerprint(source: &Source, kind: BodyKind, html: &str) -> String {
     }
     h.update(html.as_bytes());
     h.finalize().to_hex().to_string()
-}
-
-/// What `probe` found on one page.
-#[derive(Debug, Serialize)]
-pub struct Probe {
-    pub text: String,
-    pub facts: Facts,
-}
-
-/// Fetches (http/https) or reads (a file path) one page and returns its
-/// cleaned canonical text and facts, storing nothing: how an editor tries
-/// selectors before adding a source.
-pub async fn probe(target: &str, source: Source, settings: &Settings) -> anyhow::Result<Probe> {
-    let text = if target.starts_with("http://") || target.starts_with("https://") {
-        let fetcher = Fetcher::new(settings, [(&source.url, source.allow_private)])?;
-        match fetch_and_extract(&fetcher, &source, None, None).await {
-            Reading::Text(read) => read.text,
-            Reading::Failed(f) => anyhow::bail!("{target}: {}", f.message),
-            Reading::NotModified | Reading::Suspect(..) => unreachable!("no validators, no re-fetch"),
-        }
-    } else {
-        let bytes = read_regular_file(Path::new(target), settings.max_body_bytes)?;
-        let content_type = target.ends_with(".txt").then_some("text/plain");
-        let kind = crate::fetch::body_kind(content_type, &bytes)
-            .map_err(|t| anyhow::anyhow!("{target}: unsupported content type {t}"))?;
-        let (body, _, _) = crate::fetch::decode(&bytes, None)
-            .map_err(|(cs, d)| anyhow::anyhow!("cannot decode {target} as {cs}: {d}"))?;
-        read_body(&body, kind, &source).map_err(|e| anyhow::anyhow!("{target}: extraction failed: {e}"))?
-    };
-    if let Some(s) = noise::transient(None, &text) {
-        tracing::warn!("{target}: {s}");
-    }
-    let facts = compare::facts_of(&text);
-    Ok(Probe { text, facts })
-}
-
-/// Reads a local file for `probe`: only a regular file (a FIFO or a device
-/// such as /dev/zero would block or never end), at most `limit` bytes.
-pub fn read_regular_file(path: &Path, limit: u64) -> anyhow::Result<Vec<u8>> {
-    use std::io::Read;
-    let meta = std::fs::metadata(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    anyhow::ensure!(meta.is_file(), "{} is not a regular file", path.display());
-    anyhow::ensure!(
-        meta.len() <= limit,
-        "{} is {} bytes, over max_body_bytes ({limit})",
-        path.display(),
-        meta.len()
-    );
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    anyhow::ensure!(
-        bytes.len() as u64 <= limit,
-        "{} grew over max_body_bytes ({limit})",
-        path.display()
-    );
-    Ok(bytes)
-}
-
-fn progress_bar(wanted: bool, len: usize) -> indicatif::ProgressBar {
-    if !wanted || !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} checking sources {pos}/{len} {wide_bar} {elapsed}",
-        )
-        .expect("valid template"),
-    );
-    bar
 }

@@ -5,9 +5,67 @@ use std::fmt::Write;
 
 use crate::config::Config;
 use crate::facts::Facts;
+use std::io::IsTerminal;
+
+use serde::Serialize;
+
 use crate::model::{Change, Status};
-use crate::pipeline::RunReport;
 use crate::store::{HistoryRow, OutboxRow};
+
+/// The report of one run; `--json` prints exactly this.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub started_at: String,
+    pub finished_at: String,
+    pub sources: Vec<SourceReport>,
+    pub alerts: AlertCounts,
+    /// Where alerts went (human output only).
+    #[serde(skip)]
+    pub delivered_to: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceReport {
+    pub id: String,
+    pub url: String,
+    pub status: Status,
+    pub material: bool,
+    pub error: Option<String>,
+    pub changes: Vec<Change>,
+    pub diff: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct AlertCounts {
+    pub queued: usize,
+    pub sent: usize,
+    pub failed: usize,
+    /// Of `failed`: alerts nobody is configured to receive (human output only).
+    #[serde(skip)]
+    pub unaddressed: usize,
+}
+
+impl RunReport {
+    pub fn any_failed(&self) -> bool {
+        self.sources.iter().any(|s| s.status == Status::Failed)
+    }
+}
+
+/// A progress bar on stderr while a run checks its sources (hidden
+/// unless wanted and stderr is a terminal).
+pub fn progress_bar(wanted: bool, len: usize) -> indicatif::ProgressBar {
+    if !wanted || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} checking sources {pos}/{len} {wide_bar} {elapsed}",
+        )
+        .expect("valid template"),
+    );
+    bar
+}
 
 /// One line per source and a summary line.
 pub fn human(report: &RunReport) -> String {

@@ -79,6 +79,24 @@ pub enum Suspicion {
     Shrank { from: usize, to: usize },
 }
 
+/// A transient page as a check's failure: an error page is `transient`; a
+/// shrink is `suspect` until enough checks confirm it.
+impl From<Suspicion> for crate::model::Failure {
+    fn from(s: Suspicion) -> Self {
+        use crate::model::{Failure, Reason};
+        match s {
+            Suspicion::ErrorPage(_) => Failure {
+                reason: Reason::Transient,
+                message: format!("transient page, kept the last good snapshot: {s}"),
+            },
+            Suspicion::Shrank { .. } => Failure {
+                reason: Reason::Suspect,
+                message: format!("held as suspect (confirmed on re-fetch): {s}"),
+            },
+        }
+    }
+}
+
 impl std::fmt::Display for Suspicion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

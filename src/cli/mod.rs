@@ -8,6 +8,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::compare;
+
+mod probe;
 use crate::config::{self, Config};
 use crate::model::Source;
 use crate::notify::{self, Mailer};
@@ -253,7 +255,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
                 schedule: None,
                 allow_private: false,
             };
-            let probe = pipeline::probe(&target, source, &settings).await?;
+            let probe = probe::probe(&target, source, &settings).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&probe)?);
             } else {
