@@ -1,0 +1,526 @@
+//! The data folder: a SQLite database (WAL, versioned migrations) holding
+//! sources, deduplicated snapshots, checks and changes, the outbox, plus
+//! `<id>.txt` per source with its latest canonical text, readable and
+//! git-diffable.
+//!
+//! - this file: opening (the lock, migrations, the integrity check), errors;
+//! - [`write`](self::write): each check's outcome in one transaction, the `<id>.txt` files;
+//! - [`outbox`](self::outbox): alerts and their per-recipient deliveries;
+//! - [`query`](self::query): the read side (status, history, changes, what a run needs).
+//!
+//! A crash leaves either a whole outcome or none of it. A lock file keeps
+//! two writers out of one folder; readers ([`Access::Read`]) take no lock
+//! and read while another process writes (WAL). The store records what it
+//! is handed and prints nothing; deciding is `judge`'s and `notify`'s.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use rusqlite::config::DbConfig;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::model::{
+    AlertKind, Change, Check, Health, Known, Outcome, Outgoing, Previous, Queued, Status, Validators,
+};
+
+mod migrations;
+mod outbox;
+mod query;
+mod write;
+
+pub use outbox::OutboxRow;
+pub use query::{ChangeRow, HistoryRow, LastCheck};
+pub use write::stale_text_files;
+
+use migrations::MIGRATIONS;
+use write::file_stamp;
+
+pub const DB_FILE: &str = "visawatch.db";
+
+/// What to do about a database that fails `PRAGMA quick_check`.
+const RECOVERY: &str = "visawatch will not write to it. Restore the data folder from a backup, \
+    or keep what SQLite can still read: `sqlite3 visawatch.db .recover | sqlite3 recovered.db`, \
+    check it with `sqlite3 recovered.db 'PRAGMA integrity_check'`, and put it in place of visawatch.db \
+    (remove visawatch.db-wal and visawatch.db-shm with the old file)";
+
+/// Meta key: size and modification time of `visawatch.db` when it was last
+/// known good. A writer that finds the file changed since (by anything but
+/// itself) checks its integrity before writing.
+const DB_STAMP: &str = "db_stamp";
+const LOCK_FILE: &str = ".lock";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a usable visawatch database ({detail}); move it away to start a new history")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("{path} failed its integrity check ({detail}); {RECOVERY}")]
+    Damaged { path: PathBuf, detail: String },
+    #[error("no database at {path}: run `visawatch check` first, or pass the right --data folder")]
+    Missing { path: PathBuf },
+    #[error(
+        "{path} is missing but {dir} holds snapshot files ({example}): the history was lost or --data points at the wrong folder; restore the database, or delete the .txt and visawatch.db-wal files to start over"
+    )]
+    Lost {
+        path: PathBuf,
+        dir: PathBuf,
+        example: String,
+    },
+    #[error(
+        "another visawatch process holds the lock on {dir} ({holder}); stop it first, or read with `visawatch status`"
+    )]
+    Locked { dir: PathBuf, holder: String },
+    #[error("database {path}: {source}")]
+    Sql { path: PathBuf, source: rusqlite::Error },
+}
+
+/// How to open the data folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A writer that waits for the folder's lock (a second `check`).
+    WriteWait,
+    /// A writer that fails at once when the folder is locked (a second daemon).
+    WriteNoWait,
+    /// A reader: no lock; WAL lets it read while a writer works.
+    Read,
+}
+
+pub struct Store {
+    conn: Connection,
+    dir: PathBuf,
+    db_path: PathBuf,
+    /// A writer whose database was verified (or unchanged since it was):
+    /// it records the file's stamp when it closes.
+    known_good: std::cell::Cell<bool>,
+    /// Held for the store's life; the OS releases it if the process dies.
+    _lock: Option<File>,
+}
+
+impl Store {
+    /// Opens (creating if needed, for writers) the data folder.
+    pub fn open(dir: &Path, access: Access) -> Result<Store, StoreError> {
+        let io = |source| StoreError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let db_path = dir.join(DB_FILE);
+        if access == Access::Read && !db_path.exists() {
+            return Err(StoreError::Missing { path: db_path });
+        }
+        let lock = if access == Access::Read {
+            None
+        } else {
+            std::fs::create_dir_all(dir).map_err(io)?;
+            Some(take_lock(dir, access)?)
+        };
+        if access != Access::Read && !db_path.exists() {
+            // Snapshot files without their database: refuse rather than
+            // silently start a new baseline over a lost history.
+            if let Some(example) = std::fs::read_dir(dir).map_err(io)?.flatten().find_map(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                // The WAL outlives runs (see `open`): without its database it
+                // is half a history, which SQLite would replay into a new file.
+                (n.ends_with(".txt") || n == format!("{DB_FILE}-wal")).then_some(n)
+            }) {
+                return Err(StoreError::Lost {
+                    path: db_path,
+                    dir: dir.to_path_buf(),
+                    example,
+                });
+            }
+        }
+        let sql = |source| StoreError::Sql {
+            path: db_path.clone(),
+            source,
+        };
+        let conn = Connection::open(&db_path).map_err(sql)?;
+        let corrupt = |e: rusqlite::Error| StoreError::Corrupt {
+            path: db_path.clone(),
+            detail: e.to_string(),
+        };
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(sql)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(corrupt)?;
+        if access != Access::Read {
+            conn.pragma_update(None, "journal_mode", "WAL").map_err(corrupt)?;
+            conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
+            // SQLite folds the WAL into the database every 1,000 pages; doing
+            // it at every close as well cost an fsync of the whole database
+            // file, the slowest step of an unchanged round. The WAL is part
+            // of the database: visawatch.db-wal is copied with it.
+            conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+                .map_err(sql)?;
+        }
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::Corrupt {
+                path: db_path,
+                detail: format!("schema version {version} is newer than this visawatch ({known})"),
+            });
+        }
+        if access != Access::Read {
+            for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+                let tx = conn.unchecked_transaction().map_err(sql)?;
+                tx.execute_batch(m).map_err(corrupt)?;
+                tx.pragma_update(None, "user_version", (i + 1) as i64)
+                    .map_err(sql)?;
+                tx.commit().map_err(sql)?;
+            }
+        } else if version < known {
+            return Err(StoreError::Corrupt {
+                path: db_path,
+                detail: format!("schema version {version}; run `visawatch check` once to migrate"),
+            });
+        }
+        // A garbage file can pass the pragma; a real query settles it.
+        conn.query_row("SELECT count(*) FROM sources", [], |r| r.get::<_, i64>(0))
+            .map_err(corrupt)?;
+        let store = Store {
+            conn,
+            dir: dir.to_path_buf(),
+            db_path,
+            known_good: std::cell::Cell::new(false),
+            _lock: lock,
+        };
+        if access != Access::Read {
+            // Changed behind our back (or never verified): check it first.
+            if store.meta(DB_STAMP)? != store.db_stamp() {
+                tracing::info!(path = %store.db_path.display(), "database file changed since visawatch last left it; checking its integrity");
+                store.verify()?;
+            }
+            store.known_good.set(true);
+        }
+        Ok(store)
+    }
+
+    /// `PRAGMA quick_check`: every page and index readable and consistent.
+    /// A writer refuses a database that fails it (see [`RECOVERY`]).
+    pub fn verify(&self) -> Result<(), StoreError> {
+        let damaged = |detail: String| StoreError::Damaged {
+            path: self.db_path.clone(),
+            detail,
+        };
+        let mut stmt = self
+            .conn
+            .prepare("PRAGMA quick_check(5)")
+            .map_err(|e| damaged(e.to_string()))?;
+        let problems: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| damaged(e.to_string()))?;
+        if problems.len() == 1 && problems[0] == "ok" {
+            Ok(())
+        } else {
+            self.known_good.set(false);
+            Err(damaged(problems.join("; ")))
+        }
+    }
+
+    /// Size and modification time of the database file.
+    fn db_stamp(&self) -> Option<String> {
+        file_stamp(&self.db_path)
+    }
+
+    fn sql(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        move |source| {
+            let e = sql_error(&self.db_path, source);
+            if matches!(e, StoreError::Damaged { .. }) {
+                self.known_good.set(false);
+            }
+            e
+        }
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(self.sql())
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map(drop)
+            .map_err(self.sql())
+    }
+}
+
+impl Drop for Store {
+    /// Remembers the file as this writer leaves it, so the next run checks
+    /// integrity only when something else touched it. Best effort: a killed
+    /// process skips this and the next writer verifies.
+    fn drop(&mut self) {
+        if self.known_good.get() {
+            let stamp = self.db_stamp();
+            if let Some(stamp) = stamp.filter(|s| self.meta(DB_STAMP).ok().flatten().as_ref() != Some(s)) {
+                let _ = self.set_meta(DB_STAMP, &stamp);
+            }
+        }
+    }
+}
+
+/// A SQLite error as the store reports it: damage named as such.
+fn sql_error(path: &Path, source: rusqlite::Error) -> StoreError {
+    if is_damage(&source) {
+        return StoreError::Damaged {
+            path: path.to_path_buf(),
+            detail: source.to_string(),
+        };
+    }
+    StoreError::Sql {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// SQLite's own words for a damaged file.
+fn is_damage(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
+}
+
+pub use crate::model::content_hash;
+
+/// Who holds a data folder's lock, as written in the lock file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// A one-shot writer (`check`, `outbox --retry`, `verify`): others wait.
+    Run,
+    /// The daemon holds the folder for its whole life: waiting would hang.
+    Daemon,
+}
+
+impl Role {
+    fn word(self) -> &'static str {
+        match self {
+            Role::Run => "check",
+            Role::Daemon => "daemon",
+        }
+    }
+
+    /// The role in a lock file's first word (`daemon pid 42`).
+    fn of_holder(holder: &str) -> Option<Role> {
+        match holder.split_whitespace().next()? {
+            "daemon" => Some(Role::Daemon),
+            "check" => Some(Role::Run),
+            _ => None,
+        }
+    }
+}
+
+fn take_lock(dir: &Path, access: Access) -> Result<File, StoreError> {
+    use std::io::{Read, Seek, Write};
+    let role = if access == Access::WriteNoWait {
+        Role::Daemon
+    } else {
+        Role::Run
+    };
+    let path = dir.join(LOCK_FILE);
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StoreError::Io { path, source }
+    };
+    let mut file = File::options()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(io(&path))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim().to_string();
+            if role == Role::Daemon || Role::of_holder(&holder) == Some(Role::Daemon) {
+                return Err(StoreError::Locked {
+                    dir: dir.to_path_buf(),
+                    holder: if holder.is_empty() {
+                        "unknown".into()
+                    } else {
+                        holder
+                    },
+                });
+            }
+            tracing::warn!(
+                "another run ({holder}) is using {}; waiting for it to finish",
+                dir.display()
+            );
+            file.lock().map_err(io(&path))?;
+        }
+        Err(std::fs::TryLockError::Error(source)) => return Err(StoreError::Io { path, source }),
+    }
+    file.set_len(0).map_err(io(&path))?;
+    file.rewind().map_err(io(&path))?;
+    writeln!(file, "{} pid {}", role.word(), std::process::id()).map_err(io(&path))?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A data folder written by the version before `last_ok_at` moved out
+    /// of `sources` keeps its health: the last good check and the failures
+    /// since come from its checks.
+    #[test]
+    fn a_version_5_folder_migrates_and_keeps_its_health() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            for m in &MIGRATIONS[..5] {
+                conn.execute_batch(m).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 5).unwrap();
+            conn.execute_batch(
+                "INSERT INTO snapshots VALUES ('h1', 'text', '2026-11-01T06:00:00Z');
+                 INSERT INTO sources (id, name, url, current_hash, last_ok_at)
+                   VALUES ('xk', 'Kosovo', 'http://127.0.0.1/xk', 'h1', '2026-11-02T06:00:00Z');
+                 INSERT INTO checks (source_id, started_at, duration_ms, status, snapshot_hash)
+                   VALUES ('xk', '2026-11-01T06:00:00Z', 5, 'baseline', 'h1'),
+                          ('xk', '2026-11-02T06:00:00Z', 5, 'unchanged', 'h1'),
+                          ('xk', '2026-11-03T06:00:00Z', 5, 'failed', NULL),
+                          ('xk', '2026-11-04T06:00:00Z', 5, 'failed', NULL);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(dir.path(), Access::WriteWait).unwrap();
+        let version: i64 = store
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        let health = store.health("xk").unwrap();
+        assert_eq!(health.failures_in_a_row, 2);
+        assert_eq!(health.last_ok_at.as_deref(), Some("2026-11-02T06:00:00Z"));
+        let (known, all) = store.prefetch(&["xk", "new-source"]).unwrap();
+        assert_eq!(all["xk"].failures_in_a_row, 2);
+        assert_eq!(all["xk"].last_ok_at.as_deref(), Some("2026-11-02T06:00:00Z"));
+        assert_eq!(known["xk"].as_ref().map(|k| k.text_len), Some(4));
+        assert!(known["new-source"].is_none());
+        assert_eq!(all["new-source"].failures_in_a_row, 0);
+    }
+
+    /// Issue 10 (14): a kill while the server had the message (the kernel
+    /// flushes the final `.`) left no trace of it. A delivery marked
+    /// `sending` is found by the next round, pending again, with a note that
+    /// a duplicate (same Message-ID) is possible.
+    #[test]
+    fn a_delivery_killed_while_sending_is_recovered_knowingly() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), Access::WriteWait).unwrap();
+        let q = Queued {
+            alert: crate::alert::plain_alert(AlertKind::Digest, "s".into(), "t", "body".into()),
+            from: "vw <a@example.org>".into(),
+            recipients: vec!["e@example.org".into()],
+        };
+        let id = store.queue(&q, "2026-11-30T00:00:00Z").unwrap();
+        let due = store.due(0, false).unwrap();
+        let message_id = due[0].message_id.clone();
+        let (delivery, _, _) = due[0].pending[0].clone();
+        store.mark_sending(&[delivery]).unwrap();
+        assert!(
+            store.due(i64::MAX, true).unwrap().is_empty(),
+            "not sent twice while in flight"
+        );
+        drop(store); // the process dies here
+
+        let store = Store::open(dir.path(), Access::WriteWait).unwrap();
+        let recovered = store.recover_sending("interrupted").unwrap();
+        assert_eq!(recovered, [("e@example.org".to_string(), message_id.clone())]);
+        let due = store.due(0, false).unwrap();
+        assert_eq!(
+            (due[0].outbox_id, &due[0].message_id),
+            (id, &message_id),
+            "same Message-ID"
+        );
+        assert!(store.recover_sending("interrupted").unwrap().is_empty());
+    }
+
+    fn outcome(id: &str, status: Status, text: &str) -> Check {
+        let read = crate::judge::read_of(text);
+        let outcome = match status {
+            Status::Baseline => Outcome::Baseline(read),
+            Status::Changed => Outcome::Changed(
+                read,
+                crate::model::Verdict {
+                    changes: Vec::new(),
+                    material: false,
+                    diff: String::new(),
+                    word_diff: String::new(),
+                },
+            ),
+            _ => Outcome::Unchanged(Some(read)),
+        };
+        Check {
+            source_id: id.into(),
+            name: id.into(),
+            url: "http://127.0.0.1/x".into(),
+            started_at: "2026-11-30T00:00:00Z".into(),
+            duration_ms: 1,
+            outcome,
+            alerts: Vec::new(),
+            blind: None,
+        }
+    }
+
+    /// Issue 10 (4): a kill between the commit of a new text and the write
+    /// of `<id>.txt` left the file stale until the page's next change. The
+    /// commit marks the file; the next run sees the mark and repairs it.
+    #[test]
+    fn a_text_file_not_written_before_a_kill_is_found_and_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), Access::WriteWait).unwrap();
+        store
+            .record_all(&[outcome("xk", Status::Baseline, "Fee 50 EUR\n")])
+            .unwrap();
+        let file = dir.path().join("xk.txt");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "Fee 50 EUR\n");
+        let stale = |store: &Store| {
+            let (known, _) = store.prefetch(&["xk"]).unwrap();
+            let stamp = known["xk"].as_ref().unwrap().file_stamp.clone();
+            stale_text_files(dir.path(), vec![("xk".into(), stamp)])
+        };
+        assert!(stale(&store).is_empty(), "just written");
+
+        // The commit of a change, then the process dies before the file.
+        let tx = store.conn.transaction().unwrap();
+        write::write_outcome(&tx, &outcome("xk", Status::Changed, "Fee 65 EUR\n")).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(stale(&store), ["xk"]);
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "Fee 50 EUR\n",
+            "same length, old text"
+        );
+
+        store.repair_text_file("xk").unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "Fee 65 EUR\n");
+        assert!(stale(&store).is_empty());
+    }
+
+    /// A WAL left without its database is refused, not replayed into a new one.
+    #[test]
+    fn a_wal_without_its_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("visawatch.db-wal"), b"frames").unwrap();
+        let err = Store::open(dir.path(), Access::WriteWait).err().expect("refused");
+        assert!(
+            matches!(err, StoreError::Lost { ref example, .. } if example == "visawatch.db-wal"),
+            "{err}"
+        );
+        assert!(!dir.path().join(DB_FILE).exists());
+    }
+}

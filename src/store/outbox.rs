@@ -1,0 +1,310 @@
+//! The outbox: alerts as rows written with the outcome that caused them, one
+//! delivery row per recipient, and their states (pending, sending, sent,
+//! rejected). What to send and when is `notify`'s; this records it.
+
+use super::*;
+
+/// A row of `visawatch outbox`: one recipient's delivery that is not done.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutboxRow {
+    pub outbox_id: i64,
+    pub source_id: Option<String>,
+    pub kind: String,
+    pub subject: String,
+    pub created_at: String,
+    pub recipient: String,
+    /// `pending`, `rejected`, or `no recipients` (a source without
+    /// maintainers while `[email].to` is empty: add one and re-run).
+    pub status: String,
+    pub attempts: u32,
+    /// RFC 3339; when a pending delivery is next tried.
+    pub next_attempt_at: String,
+    pub last_error: Option<String>,
+}
+
+/// Inserts an outbox row and one pending delivery per recipient. The
+/// Message-ID is made here and kept through retries; the source's first
+/// alert is the thread root every later alert points at.
+pub(super) fn queue(
+    tx: &rusqlite::Transaction,
+    source_id: Option<&str>,
+    change_id: Option<i64>,
+    q: &Queued,
+    created_at: &str,
+) -> rusqlite::Result<i64> {
+    let domain = q
+        .from
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim_end_matches('>').trim())
+        .filter(|d| !d.is_empty())
+        .unwrap_or("visawatch.localhost");
+    let seq: i64 = tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM outbox", [], |r| r.get(0))?;
+    let nonce =
+        blake3::hash(format!("{seq}\0{created_at}\0{source_id:?}\0{}", q.alert.subject).as_bytes()).to_hex();
+    let message_id = format!(
+        "<{}.{}.{}@{domain}>",
+        q.alert.kind.as_str(),
+        source_id.unwrap_or("visawatch"),
+        &nonce[..16]
+    );
+    let thread_root: Option<String> = match source_id {
+        Some(id) => tx
+            .query_row(
+                "SELECT message_id FROM outbox WHERE source_id = ?1 ORDER BY id LIMIT 1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?,
+        None => None,
+    };
+    tx.execute(
+        "INSERT INTO outbox (source_id, change_id, kind, created_at, message_id, thread_root, sender, subject, text_body, html_body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            source_id,
+            change_id,
+            q.alert.kind.as_str(),
+            created_at,
+            message_id,
+            thread_root,
+            q.from,
+            q.alert.subject,
+            q.alert.text,
+            q.alert.html
+        ],
+    )?;
+    let outbox_id = tx.last_insert_rowid();
+    for r in &q.recipients {
+        tx.execute(
+            "INSERT OR IGNORE INTO deliveries (outbox_id, recipient, status, next_attempt_at) VALUES (?1, ?2, 'pending', 0)",
+            params![outbox_id, r],
+        )?;
+    }
+    Ok(outbox_id)
+}
+
+impl Store {
+    /// Queues an alert that belongs to no check (a test message, a digest).
+    pub fn queue(&mut self, q: &Queued, created_at: &str) -> Result<i64, StoreError> {
+        let path = self.db_path.clone();
+        let sql = |source| sql_error(&path, source);
+        let tx = self.conn.transaction().map_err(sql)?;
+        let id = queue(&tx, None, None, q, created_at).map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(id)
+    }
+
+    /// Alerts waiting for a recipient, per source.
+    pub fn unaddressed_by_source(&self) -> Result<HashMap<String, u32>, StoreError> {
+        let mut out: HashMap<String, u32> = HashMap::new();
+        for (_, source) in self.unaddressed()? {
+            *out.entry(source.unwrap_or_default()).or_default() += 1;
+        }
+        Ok(out)
+    }
+
+    /// Outbox messages with deliveries due at `now` (all pending ones when
+    /// `force`), oldest first.
+    pub fn due(&self, now: i64, force: bool) -> Result<Vec<Outgoing>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT o.id, o.source_id, o.kind, o.created_at, o.message_id, o.thread_root, o.sender,
+                        o.subject, o.text_body, o.html_body
+                 FROM outbox o WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.outbox_id = o.id
+                   AND d.status = 'pending' AND (?2 OR d.next_attempt_at <= ?1))
+                 ORDER BY o.id",
+            )
+            .map_err(self.sql())?;
+        let mut out: Vec<Outgoing> = stmt
+            .query_map(params![now, force], |r| {
+                Ok(Outgoing {
+                    outbox_id: r.get(0)?,
+                    source_id: r.get(1)?,
+                    kind: r.get(2)?,
+                    created_at: r.get(3)?,
+                    message_id: r.get(4)?,
+                    thread_root: r.get(5)?,
+                    from: r.get(6)?,
+                    subject: r.get(7)?,
+                    text: r.get(8)?,
+                    html: r.get(9)?,
+                    to: Vec::new(),
+                    pending: Vec::new(),
+                })
+            })
+            .map_err(self.sql())?
+            .collect::<Result<_, _>>()
+            .map_err(self.sql())?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, recipient, status, attempts FROM deliveries WHERE outbox_id = ?1 ORDER BY id",
+            )
+            .map_err(self.sql())?;
+        for o in &mut out {
+            let rows: Vec<(i64, String, String, u32)> = stmt
+                .query_map([o.outbox_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .map_err(self.sql())?
+                .collect::<Result<_, _>>()
+                .map_err(self.sql())?;
+            for (id, rcpt, status, attempts) in rows {
+                if status == "pending" {
+                    o.pending.push((id, rcpt.clone(), attempts));
+                }
+                o.to.push(rcpt);
+            }
+        }
+        Ok(out)
+    }
+
+    /// When the earliest pending delivery is due (unix seconds), if any.
+    pub fn next_delivery_at(&self) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT min(next_attempt_at) FROM deliveries WHERE status = 'pending'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(self.sql())
+    }
+
+    /// Outbox messages nobody was owed when they were queued (no
+    /// maintainers, no `[email].to`): (outbox id, source id).
+    pub fn unaddressed(&self) -> Result<Vec<(i64, Option<String>)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT o.id, o.source_id FROM outbox o
+                 WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.outbox_id = o.id) ORDER BY o.id",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    /// Gives a waiting outbox message its recipients (pending, due now).
+    pub fn address(&mut self, outbox_id: i64, recipients: &[String]) -> Result<(), StoreError> {
+        let path = self.db_path.clone();
+        let sql = |source| sql_error(&path, source);
+        let tx = self.conn.transaction().map_err(sql)?;
+        for r in recipients {
+            tx.execute(
+                "INSERT OR IGNORE INTO deliveries (outbox_id, recipient, status, next_attempt_at) VALUES (?1, ?2, 'pending', 0)",
+                params![outbox_id, r],
+            )
+            .map_err(sql)?;
+        }
+        tx.commit().map_err(sql)
+    }
+
+    /// Marks deliveries as handed to the server: if the process dies before
+    /// the answer is recorded, [`Store::recover_sending`] knows that these may
+    /// have arrived.
+    pub fn mark_sending(&self, delivery_ids: &[i64]) -> Result<(), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("UPDATE deliveries SET status = 'sending' WHERE id = ?1")
+            .map_err(self.sql())?;
+        for id in delivery_ids {
+            stmt.execute([id]).map_err(self.sql())?;
+        }
+        Ok(())
+    }
+
+    /// Deliveries left `sending` by a process that died (or stopped) while a
+    /// server had the message: pending again, with a note that a duplicate
+    /// (same Message-ID) is possible. Returns their (recipient, Message-ID).
+    pub fn recover_sending(&self, note: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "UPDATE deliveries SET status = 'pending', last_error = ?1 WHERE status = 'sending'
+                 RETURNING recipient, (SELECT message_id FROM outbox o WHERE o.id = outbox_id)",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([note], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    /// Records that a recipient accepted a message.
+    pub fn mark_sent(&self, delivery_id: i64, at: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE deliveries SET status = 'sent', attempts = attempts + 1, sent_at = ?2, last_error = NULL WHERE id = ?1",
+                params![delivery_id, at],
+            )
+            .map(drop)
+            .map_err(self.sql())
+    }
+
+    /// Records a failed attempt: `next_at` for a retry, or `None` when the
+    /// server rejected the recipient for good.
+    pub fn mark_failed(&self, delivery_id: i64, error: &str, next_at: Option<i64>) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE deliveries SET attempts = attempts + 1, last_error = ?2,
+                   status = CASE WHEN ?3 IS NULL THEN 'rejected' ELSE 'pending' END,
+                   next_attempt_at = coalesce(?3, next_attempt_at)
+                 WHERE id = ?1",
+                params![delivery_id, error, next_at],
+            )
+            .map(drop)
+            .map_err(self.sql())
+    }
+
+    /// Deliveries not done: pending and rejected, oldest first.
+    pub fn outbox(&self) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT o.id, o.source_id, o.kind, o.subject, o.created_at, coalesce(d.recipient, ''),
+                        coalesce(d.status, 'no recipients'), coalesce(d.attempts, 0),
+                        coalesce(d.next_attempt_at, 0), d.last_error
+                 FROM outbox o LEFT JOIN deliveries d ON o.id = d.outbox_id
+                 WHERE d.id IS NULL OR d.status != 'sent' ORDER BY o.id, d.id",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([], |r| {
+                let next: i64 = r.get(8)?;
+                Ok(OutboxRow {
+                    outbox_id: r.get(0)?,
+                    source_id: r.get(1)?,
+                    kind: r.get(2)?,
+                    subject: r.get(3)?,
+                    created_at: r.get(4)?,
+                    recipient: r.get(5)?,
+                    status: r.get(6)?,
+                    attempts: r.get(7)?,
+                    next_attempt_at: chrono::DateTime::from_timestamp(next, 0)
+                        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                        .unwrap_or_default(),
+                    last_error: r.get(9)?,
+                })
+            })
+            .map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    /// Undelivered (pending) recipients per source.
+    pub fn pending_by_source(&self) -> Result<HashMap<String, u32>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT coalesce(o.source_id, ''), count(*) FROM deliveries d JOIN outbox o ON o.id = d.outbox_id
+                 WHERE d.status IN ('pending', 'sending') GROUP BY 1",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+}

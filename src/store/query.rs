@@ -1,0 +1,302 @@
+//! The read side of the data folder: what a run needs up front, and what
+//! `status`, `history`, `show`, `diff`, the digest (and the coming web desk)
+//! show. Plain reads; they work on a read-only handle while another process
+//! writes (WAL readers never block the writer, nor it them).
+
+use super::*;
+
+/// A source's latest check.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LastCheck {
+    pub started_at: String,
+    pub status: String,
+    pub error: Option<String>,
+}
+
+/// A row of `visawatch history`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HistoryRow {
+    pub started_at: String,
+    pub status: String,
+    pub error: Option<String>,
+    pub material: Option<bool>,
+    pub changes: Vec<Change>,
+}
+
+/// A stored change with its diffs.
+#[derive(Debug, Clone)]
+pub struct ChangeRow {
+    pub created_at: String,
+    pub material: bool,
+    pub changes: Vec<Change>,
+    pub diff: String,
+    pub word_diff: String,
+}
+
+/// SQL columns of source `src`'s health: when its last good check started,
+/// and how many checks failed since. Derived from `checks`, so that an
+/// unchanged check writes one row and touches nothing else. Both walk the
+/// source's checks backwards from the newest (`ORDER BY id DESC LIMIT 1`,
+/// not `max(id)`, which would read a year of history on every run).
+const HEALTH_COLUMNS: &str =
+    "(SELECT g.started_at FROM checks g WHERE g.source_id = src.id AND g.status != 'failed'
+        ORDER BY g.id DESC LIMIT 1),
+    (SELECT count(*) FROM checks c WHERE c.source_id = src.id AND c.status = 'failed'
+        AND c.id > coalesce((SELECT g.id FROM checks g WHERE g.source_id = src.id AND g.status != 'failed'
+            ORDER BY g.id DESC LIMIT 1), 0))";
+
+/// A [`Health`] from a row that starts with `blind_since, HEALTH_COLUMNS`.
+fn health_row(r: &rusqlite::Row) -> rusqlite::Result<Health> {
+    Ok(Health {
+        blind_since: r.get(0)?,
+        last_ok_at: r.get(1)?,
+        failures_in_a_row: r.get::<_, i64>(2)? as u32,
+    })
+}
+
+impl Store {
+    /// The last good snapshot of a source, with its HTTP validators.
+    pub fn previous(&self, id: &str) -> Result<Option<Previous>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT s.text, s.hash, src.etag, src.last_modified
+                 FROM sources src JOIN snapshots s ON s.hash = src.current_hash WHERE src.id = ?1",
+                [id],
+                |r| {
+                    Ok(Previous {
+                        text: r.get(0)?,
+                        hash: r.get(1)?,
+                        validators: Validators {
+                            etag: r.get(2)?,
+                            last_modified: r.get(3)?,
+                        },
+                    })
+                },
+            )
+            .optional()
+            .map_err(self.sql())
+    }
+
+    /// What a run needs to know of its sources up front, read in one
+    /// transaction with two queries over all sources (a query per source
+    /// costs more than the whole unchanged round's network time): the last
+    /// good check of each, and its health. Ids never checked get no
+    /// [`Known`] and a clean [`Health`].
+    #[allow(clippy::type_complexity)]
+    pub fn prefetch(
+        &self,
+        ids: &[&str],
+    ) -> Result<(HashMap<String, Option<Known>>, HashMap<String, Health>), StoreError> {
+        let tx = self.conn.unchecked_transaction().map_err(self.sql())?;
+        let mut known: HashMap<String, Option<Known>> = ids.iter().map(|id| (id.to_string(), None)).collect();
+        let mut health: HashMap<String, Health> =
+            ids.iter().map(|id| (id.to_string(), Health::default())).collect();
+        // octet_length reads the text's size from its record header, not the text.
+        let mut known_stmt = tx
+            .prepare(
+                "SELECT src.id, src.etag, src.last_modified, octet_length(s.text), src.body_hash, f.stamp
+                 FROM sources src JOIN snapshots s ON s.hash = src.current_hash
+                 LEFT JOIN text_files f ON f.source_id = src.id",
+            )
+            .map_err(self.sql())?;
+        let rows = known_stmt
+            .query_map([], |r| {
+                let k = Known {
+                    validators: Validators {
+                        etag: r.get(1)?,
+                        last_modified: r.get(2)?,
+                    },
+                    text_len: r.get::<_, i64>(3)? as usize,
+                    body_hash: r.get(4)?,
+                    file_stamp: r.get(5)?,
+                };
+                Ok((r.get::<_, String>(0)?, k))
+            })
+            .map_err(self.sql())?;
+        for row in rows {
+            let (id, k) = row.map_err(self.sql())?;
+            if let Some(slot) = known.get_mut(&id) {
+                *slot = Some(k);
+            }
+        }
+        let mut health_stmt = tx
+            .prepare(&format!(
+                "SELECT src.blind_since, {HEALTH_COLUMNS}, src.id FROM sources src"
+            ))
+            .map_err(self.sql())?;
+        let rows = health_stmt
+            .query_map([], |r| Ok((r.get::<_, String>(3)?, health_row(r)?)))
+            .map_err(self.sql())?;
+        for row in rows {
+            let (id, h) = row.map_err(self.sql())?;
+            if let Some(slot) = health.get_mut(&id) {
+                *slot = h;
+            }
+        }
+        drop((known_stmt, health_stmt));
+        tx.commit().map_err(self.sql())?;
+        Ok((known, health))
+    }
+
+    /// Checks and changes of a source, newest first.
+    pub fn history(&self, id: &str, limit: usize) -> Result<Vec<HistoryRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT c.started_at, c.status, c.error, ch.material, ch.changes
+                 FROM checks c LEFT JOIN changes ch ON ch.check_id = c.id
+                 WHERE c.source_id = ?1 ORDER BY c.id DESC LIMIT ?2",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map(params![id, limit as i64], |r| {
+                let changes: Option<String> = r.get(4)?;
+                Ok(HistoryRow {
+                    started_at: r.get(0)?,
+                    status: r.get(1)?,
+                    error: r.get(2)?,
+                    material: r.get(3)?,
+                    changes: changes
+                        .and_then(|c| serde_json::from_str(&c).ok())
+                        .unwrap_or_default(),
+                })
+            })
+            .map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    /// The latest change of a source.
+    pub fn latest_change(&self, id: &str) -> Result<Option<ChangeRow>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT created_at, material, changes, diff, word_diff FROM changes
+                 WHERE source_id = ?1 ORDER BY id DESC LIMIT 1",
+                [id],
+                |r| {
+                    let changes: String = r.get(2)?;
+                    Ok(ChangeRow {
+                        created_at: r.get(0)?,
+                        material: r.get(1)?,
+                        changes: serde_json::from_str(&changes).unwrap_or_default(),
+                        diff: r.get(3)?,
+                        word_diff: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(self.sql())
+    }
+
+    /// How many of the source's latest checks in a row held back this same
+    /// suspect text.
+    pub fn suspect_streak(&self, id: &str, hash: &str) -> Result<usize, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT suspect_hash FROM checks WHERE source_id = ?1 ORDER BY id DESC LIMIT 10")
+            .map_err(self.sql())?;
+        let hashes: Vec<Option<String>> = stmt
+            .query_map([id], |r| r.get(0))
+            .map_err(self.sql())?
+            .collect::<Result<_, _>>()
+            .map_err(self.sql())?;
+        Ok(hashes.iter().take_while(|h| h.as_deref() == Some(hash)).count())
+    }
+
+    /// Failed checks since the source's last good one, and its blind flag
+    /// (for `status`; a run reads every source's at once in [`Store::prefetch`]).
+    pub fn health(&self, id: &str) -> Result<Health, StoreError> {
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT src.blind_since, {HEALTH_COLUMNS} FROM sources src WHERE src.id = ?1"
+            ))
+            .and_then(|mut st| st.query_row([id], health_row))
+            .optional()
+            .map(Option::unwrap_or_default)
+            .map_err(self.sql())
+    }
+
+    /// The latest check of every source: id → (started_at, status, error).
+    pub fn last_checks(&self) -> Result<HashMap<String, LastCheck>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                // One index lookup per source, not a pass over every check ever made.
+                "SELECT c.source_id, c.started_at, c.status, c.error FROM sources src
+                 JOIN checks c ON c.id = (SELECT max(id) FROM checks WHERE source_id = src.id)",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    LastCheck {
+                        started_at: r.get(1)?,
+                        status: r.get(2)?,
+                        error: r.get(3)?,
+                    },
+                ))
+            })
+            .map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    /// Non-material (text-only) changes since `since`: (source id, when, word diff).
+    pub fn text_changes_since(&self, since: &str) -> Result<Vec<(String, String, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT source_id, created_at, word_diff FROM changes WHERE material = 0 AND created_at >= ?1
+                 ORDER BY source_id, id",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    /// Sources with failed checks since `since`: (id, failed checks, last error).
+    pub fn troubled_since(&self, since: &str) -> Result<Vec<(String, u32, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT source_id, count(*), (SELECT error FROM checks c2 WHERE c2.source_id = c.source_id
+                   AND c2.status = 'failed' ORDER BY id DESC LIMIT 1)
+                 FROM checks c WHERE status = 'failed' AND started_at >= ?1 GROUP BY source_id ORDER BY source_id",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([since], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                ))
+            })
+            .map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    /// The latest alerts (subject, plain text), oldest first.
+    pub fn alerts(&self, limit: usize) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT subject, text_body FROM (SELECT * FROM outbox ORDER BY id DESC LIMIT ?1) ORDER BY id",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    /// Whether the source has any check on record.
+    pub fn knows(&self, id: &str) -> Result<bool, StoreError> {
+        self.conn
+            .query_row("SELECT 1 FROM sources WHERE id = ?1", [id], |_| Ok(()))
+            .optional()
+            .map(|o| o.is_some())
+            .map_err(self.sql())
+    }
+}

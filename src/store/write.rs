@@ -1,0 +1,213 @@
+//! Recording checks: each outcome in one transaction (batched), then the
+//! `<id>.txt` files and what they look like, so a stale one is found with
+//! one `stat`.
+
+use super::outbox::queue;
+use super::*;
+
+/// One source's outcome: its check row, snapshot, change and alerts.
+pub(super) fn write_outcome(tx: &rusqlite::Transaction, rec: &Check) -> rusqlite::Result<()> {
+    let status = rec.outcome.status();
+    let read = rec.outcome.read();
+    let failure = rec.outcome.failure();
+    let suspect_hash = match &rec.outcome {
+        Outcome::Failed { suspect_hash, .. } => suspect_hash.as_deref(),
+        _ => None,
+    };
+    // Rows are rewritten only when something in them changes: an unchanged
+    // check should cost its `checks` row and no more pages.
+    tx.prepare_cached(
+        "INSERT INTO sources (id, name, url) VALUES (?1, ?2, ?3)
+         ON CONFLICT(id) DO UPDATE SET name = excluded.name, url = excluded.url
+         WHERE name IS NOT excluded.name OR url IS NOT excluded.url",
+    )
+    .and_then(|mut st| st.execute(params![rec.source_id, rec.name, rec.url]))?;
+    let hash = read.map(|r| content_hash(&r.text));
+    if let (Some(text), Some(hash)) = (read.map(|r| &r.text), &hash) {
+        tx.prepare_cached("INSERT OR IGNORE INTO snapshots (hash, text, created_at) VALUES (?1, ?2, ?3)")
+            .and_then(|mut st| st.execute(params![hash, text, rec.started_at]))?;
+    }
+    let snapshot_hash: Option<String> = match &hash {
+        Some(h) => Some(h.clone()),
+        None => tx
+            .prepare_cached("SELECT current_hash FROM sources WHERE id = ?1")
+            .and_then(|mut st| st.query_row([&rec.source_id], |r| r.get(0)))?,
+    };
+    tx.prepare_cached("INSERT INTO checks (source_id, started_at, duration_ms, status, reason, error, http_status, charset, snapshot_hash, suspect_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)").and_then(|mut st| st.execute(params![
+            rec.source_id,
+            rec.started_at,
+            rec.duration_ms as i64,
+            status.as_str(),
+            failure.map(|f| f.reason.as_str()),
+            failure.map(|f| f.message.as_str()),
+            read.map(|r| r.http_status),
+            read.map(|r| r.charset),
+            if status == Status::Failed { None } else { snapshot_hash.clone() },
+            suspect_hash,
+        ],))
+    ?;
+    let check_id = tx.last_insert_rowid();
+    let mut change_id = None;
+    if let Some(body) = read.map(|r| r.body_hash.as_str()) {
+        tx.prepare_cached("UPDATE sources SET body_hash = ?2 WHERE id = ?1 AND body_hash IS NOT ?2")
+            .and_then(|mut st| st.execute(params![rec.source_id, body]))?;
+    }
+    if status != Status::Failed {
+        let v = read.map(|r| &r.validators);
+        tx.prepare_cached(
+            "UPDATE sources SET current_hash = ?2,
+               etag = CASE WHEN ?3 THEN ?4 ELSE etag END,
+               last_modified = CASE WHEN ?3 THEN ?5 ELSE last_modified END
+             WHERE id = ?1 AND (current_hash IS NOT ?2 OR (?3 AND (etag IS NOT ?4 OR last_modified IS NOT ?5)))",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                rec.source_id,
+                snapshot_hash,
+                v.is_some(),
+                v.and_then(|v| v.etag.clone()),
+                v.and_then(|v| v.last_modified.clone()),
+            ])
+        })?;
+    }
+    if let (Some(verdict), Some(after)) = (rec.outcome.verdict(), &hash) {
+        let before: String = tx.prepare_cached("SELECT snapshot_hash FROM checks WHERE source_id = ?1 AND id < ?2 AND snapshot_hash IS NOT NULL ORDER BY id DESC LIMIT 1").and_then(|mut st| st.query_row(params![rec.source_id, check_id],
+                |r| r.get(0),))
+            ?;
+        tx.prepare_cached("INSERT INTO changes (check_id, source_id, created_at, before_hash, after_hash, material, changes, diff, word_diff)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)").and_then(|mut st| st.execute(params![
+                check_id,
+                rec.source_id,
+                rec.started_at,
+                before,
+                after,
+                verdict.material,
+                serde_json::to_string(&verdict.changes).expect("changes serialize"),
+                verdict.diff,
+                verdict.word_diff,
+            ],))
+        ?;
+        change_id = Some(tx.last_insert_rowid());
+    }
+    if rec.outcome.new_text().is_some() {
+        // Until its file is written: a kill before that leaves it marked.
+        tx.prepare_cached(
+            "INSERT INTO text_files (source_id, stamp) VALUES (?1, NULL)
+             ON CONFLICT(source_id) DO UPDATE SET stamp = NULL",
+        )
+        .and_then(|mut st| st.execute([&rec.source_id]))?;
+    }
+    match rec.blind {
+        Some(true) => tx
+            .prepare_cached("UPDATE sources SET blind_since = ?2 WHERE id = ?1")
+            .and_then(|mut st| st.execute(params![rec.source_id, rec.started_at])),
+        Some(false) => tx
+            .prepare_cached("UPDATE sources SET blind_since = NULL WHERE id = ?1")
+            .and_then(|mut st| st.execute([&rec.source_id])),
+        None => Ok(0),
+    }?;
+    for q in &rec.alerts {
+        let linked = if q.alert.kind == AlertKind::Change {
+            change_id
+        } else {
+            None
+        };
+        queue(tx, Some(&rec.source_id), linked, q, &rec.started_at)?;
+    }
+    Ok(())
+}
+
+/// The sources whose `<id>.txt` in `dir` no longer looks as visawatch left
+/// it, given (id, recorded stamp): missing, changed since, or never written
+/// after its text changed (a kill between the commit and the file). One
+/// `stat` a source; runs beside the fetches, off the async threads.
+pub fn stale_text_files(dir: &Path, expected: Vec<(String, Option<String>)>) -> Vec<String> {
+    expected
+        .into_iter()
+        .filter(|(id, stamp)| stamp.is_none() || file_stamp(&dir.join(format!("{id}.txt"))) != *stamp)
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// Size and modification time of a file, as text.
+pub(super) fn file_stamp(path: &Path) -> Option<String> {
+    let m = std::fs::metadata(path).ok()?;
+    let t = m.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some(format!("{}:{}", m.len(), t.as_nanos()))
+}
+
+impl Store {
+    /// Writes several sources' outcomes in one transaction: each outcome is
+    /// whole or absent after a crash, and a run of 1,000 unchanged sources
+    /// costs a few commits instead of 1,000. Then refreshes the `<id>.txt` files.
+    pub fn record_all(&mut self, recs: &[Check]) -> Result<(), StoreError> {
+        let path = self.db_path.clone();
+        let sql = |source| sql_error(&path, source);
+        let tx = self.conn.transaction().map_err(sql)?;
+        for rec in recs {
+            write_outcome(&tx, rec).map_err(sql)?;
+        }
+        tx.commit().map_err(sql)?;
+        let mut written = Vec::new();
+        for rec in recs {
+            if let Some(text) = rec.outcome.new_text() {
+                written.push((
+                    rec.source_id.as_str(),
+                    self.write_text_file(&rec.source_id, text)?,
+                ));
+            }
+        }
+        self.record_file_stamps(&written)
+    }
+
+    /// Remembers how the `<id>.txt` files look now that they are written.
+    fn record_file_stamps(&mut self, written: &[(&str, String)]) -> Result<(), StoreError> {
+        if written.is_empty() {
+            return Ok(());
+        }
+        let path = self.db_path.clone();
+        let sql = |source| sql_error(&path, source);
+        let tx = self.conn.transaction().map_err(sql)?;
+        for (id, stamp) in written {
+            tx.prepare_cached(
+                "INSERT INTO text_files (source_id, stamp) VALUES (?1, ?2)
+                 ON CONFLICT(source_id) DO UPDATE SET stamp = excluded.stamp",
+            )
+            .and_then(|mut st| st.execute(params![id, stamp]))
+            .map_err(sql)?;
+        }
+        tx.commit().map_err(sql)
+    }
+
+    /// The data folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Rewrites `<id>.txt` from the latest snapshot (a kill between the
+    /// commit and the file, a deleted or edited file left it stale).
+    pub fn repair_text_file(&mut self, id: &str) -> Result<(), StoreError> {
+        if let Some(prev) = self.previous(id)? {
+            let stamp = self.write_text_file(id, &prev.text)?;
+            self.record_file_stamps(&[(id, stamp)])?;
+        }
+        Ok(())
+    }
+
+    /// `<id>.txt`: written to a temporary file and renamed, so a reader
+    /// never sees half. Returns the file's stamp.
+    fn write_text_file(&self, id: &str, text: &str) -> Result<String, StoreError> {
+        let path = self.dir.join(format!("{id}.txt"));
+        let io = |source| StoreError::Io {
+            path: path.clone(),
+            source,
+        };
+        if !std::fs::read_to_string(&path).is_ok_and(|t| t == text) {
+            let tmp = self.dir.join(format!(".{id}.txt.tmp"));
+            std::fs::write(&tmp, text).map_err(io)?;
+            std::fs::rename(&tmp, &path).map_err(io)?;
+        }
+        file_stamp(&path).ok_or_else(|| io(std::io::Error::other("written, then not found")))
+    }
+}
