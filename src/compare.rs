@@ -469,7 +469,7 @@ fn cap(mut diff: String) -> String {
 
 /// The line diff of two canonical texts, decided by the texts alone (no
 /// clock): exact (Myers) when the stretch between the common first and last
-/// lines holds at most [`EXACT_DIFF_LINES`] lines, since Myers costs up to
+/// lines holds at most `EXACT_DIFF_LINES` lines, since Myers costs up to
 /// the square of that; beyond, the whole texts as one replacement.
 pub fn line_diff<'a>(before: &'a str, after: &'a str) -> TextDiff<'a, 'a, str> {
     let mut config = TextDiff::configure();

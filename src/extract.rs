@@ -36,7 +36,7 @@ pub enum ExtractError {
     BadSelector(String),
     #[error("the requirement section has no text")]
     Empty,
-    /// A page built to cost more than any real one (see [`Limits`]): the
+    /// A page built to cost more than any real one (see the limits below): the
     /// source fails instead of stalling or crashing the run.
     #[error("page too complex to read: {0}")]
     TooComplex(String),

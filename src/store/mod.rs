@@ -4,9 +4,9 @@
 //! git-diffable.
 //!
 //! - this file: opening (the lock, migrations, the integrity check), errors;
-//! - [`write`](self::write): each check's outcome in one transaction, the `<id>.txt` files;
-//! - [`outbox`](self::outbox): alerts and their per-recipient deliveries;
-//! - [`query`](self::query): the read side (status, history, changes, what a run needs).
+//! - `write`: each check's outcome in one transaction, the `<id>.txt` files;
+//! - `outbox`: alerts and their per-recipient deliveries;
+//! - `query`: the read side (status, history, changes, what a run needs).
 //!
 //! A crash leaves either a whole outcome or none of it. A lock file keeps
 //! two writers out of one folder; readers ([`Access::Read`]) take no lock
@@ -199,7 +199,7 @@ impl Store {
     }
 
     /// `PRAGMA quick_check`: every page and index readable and consistent.
-    /// A writer refuses a database that fails it (see [`RECOVERY`]).
+    /// A writer refuses a database that fails it (and says how to recover).
     pub fn verify(&self) -> Result<(), StoreError> {
         let damaged = |detail: String| StoreError::Damaged {
             path: self.db_path.clone(),
