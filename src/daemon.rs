@@ -1,10 +1,14 @@
 //! `visawatch daemon`: the long-running service. Decides *when* to run the
 //! same pipeline as `check` (cron schedules, catch-up after a restart, the
-//! weekly digest) and handles signals; *what* a run does stays in `pipeline`.
+//! weekly digest, the weekly integrity check); *what* a run does stays in
+//! `pipeline`.
 //!
-//! - SIGTERM / SIGINT: stop taking new work, give in-flight sources
-//!   `grace_secs` to finish and be recorded, exit 0.
-//! - SIGHUP: reload `sources.toml`; a bad file is logged and the running
+//! It is told what to do through a channel of [`Signal`]s, which the CLI
+//! feeds from the OS (SIGTERM/SIGINT → stop, SIGHUP → reload) and a test
+//! feeds directly:
+//! - stop: take no new work, give in-flight sources and the message being
+//!   sent `grace_secs` to finish and be recorded, return.
+//! - reload: re-read `sources.toml`; a bad file is logged and the running
 //!   configuration kept.
 //!
 //! All schedules are evaluated in UTC.
@@ -15,7 +19,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::alert::{self, AlertKind};
@@ -27,24 +30,36 @@ use crate::store::{Access, Store};
 
 const LAST_DIGEST: &str = "last_digest_at";
 
-/// Runs until SIGTERM or SIGINT. Errors before the loop starts (bad
-/// config, data folder locked by another daemon, a damaged database) are
-/// returned: the service refuses to start. Once running, a failing step (a
-/// full disk, say) is logged and retried after a pause; the daemon stays up.
-pub async fn run(config_path: &Path, data: &Path) -> anyhow::Result<()> {
-    let mut config = config::load(config_path)?;
+/// Opens a data folder for the daemon: its lock for the process's life,
+/// and a database that passes its integrity check (else the start fails).
+pub async fn open(data: &Path) -> anyhow::Result<Store> {
     let dir = data.to_path_buf();
-    let mut store = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let store = Store::open(&dir, Access::WriteNoWait)?;
         store.verify()?;
         Ok::<_, crate::store::StoreError>(store)
     })
     .await?
-    .with_context(|| format!("opening data folder {}", data.display()))?;
+    .with_context(|| format!("opening data folder {}", data.display()))
+}
+
+/// Runs until told to stop through `signals` (the CLI turns SIGTERM and
+/// SIGINT into [`Signal::Stop`], SIGHUP into [`Signal::Reload`]; a closed
+/// channel is a stop). `config_path` is re-read on reload. Errors before the
+/// loop starts (an `[email]` that cannot be set up) are returned. Once
+/// running, a failing step (a full disk, say) is logged and retried after a
+/// pause; the daemon stays up.
+pub async fn run(
+    config_path: &Path,
+    data: &Path,
+    mut config: Config,
+    mut store: Store,
+    signals: Signals,
+) -> anyhow::Result<()> {
     let mut mailer = mailer(&config, data)?;
     let (stop_tx, _) = watch::channel(false);
     let mut ctl = Control {
-        signals: Signals::new()?,
+        signals,
         stop: stop_tx,
         reload_wanted: false,
     };
@@ -82,7 +97,7 @@ pub async fn run(config_path: &Path, data: &Path) -> anyhow::Result<()> {
         );
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
-            sig = ctl.signals.next() => match sig {
+            sig = next_signal(&mut ctl.signals) => match sig {
                 Signal::Stop => ctl.request_stop(),
                 Signal::Reload => reload(config_path, data, &mut config, &mut mailer),
             }
@@ -99,34 +114,21 @@ const MAX_PAUSE_SECS: u64 = 600;
 const VERIFY_EVERY: chrono::Duration = chrono::Duration::days(7);
 const LAST_VERIFY: &str = "last_verified_at";
 
-/// SIGTERM/SIGINT (stop) and SIGHUP (reload).
-struct Signals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-}
-
-enum Signal {
+/// What the daemon can be told while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Stop taking new work; what is in flight gets `grace_secs`.
     Stop,
+    /// Re-read the configuration (kept as it is when the new one is bad).
     Reload,
 }
 
-impl Signals {
-    fn new() -> std::io::Result<Signals> {
-        Ok(Signals {
-            term: signal(SignalKind::terminate())?,
-            int: signal(SignalKind::interrupt())?,
-            hup: signal(SignalKind::hangup())?,
-        })
-    }
+/// Where the daemon hears [`Signal`]s from.
+pub type Signals = tokio::sync::mpsc::Receiver<Signal>;
 
-    async fn next(&mut self) -> Signal {
-        tokio::select! {
-            _ = self.term.recv() => Signal::Stop,
-            _ = self.int.recv() => Signal::Stop,
-            _ = self.hup.recv() => Signal::Reload,
-        }
-    }
+/// The next signal; nobody left to send one means stop.
+async fn next_signal(signals: &mut Signals) -> Signal {
+    signals.recv().await.unwrap_or(Signal::Stop)
 }
 
 /// The daemon's side of the signals: a stop request reaches running work
@@ -153,7 +155,7 @@ impl Control {
         loop {
             tokio::select! {
                 r = &mut work => return r,
-                sig = self.signals.next() => match sig {
+                sig = next_signal(&mut self.signals) => match sig {
                     Signal::Stop => self.request_stop(),
                     Signal::Reload => self.reload_wanted = true,
                 },
@@ -208,7 +210,7 @@ async fn tick(
     let sleep = (wake - now).to_std().unwrap_or(Duration::ZERO);
     tokio::select! {
         _ = tokio::time::sleep(sleep) => {}
-        sig = ctl.signals.next() => {
+        sig = next_signal(&mut ctl.signals) => {
             match sig {
                 Signal::Stop => ctl.request_stop(),
                 Signal::Reload => {

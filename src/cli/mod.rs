@@ -165,7 +165,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             Ok(Exit::Done)
         }
         Command::Daemon => {
-            crate::daemon::run(&cli.config, &cli.data).await?;
+            let config = config::load(&cli.config)?;
+            // Listen before anything can take long: an unhandled SIGTERM kills.
+            let signals = os_signals()?;
+            let store = crate::daemon::open(&cli.data).await?;
+            crate::daemon::run(&cli.config, &cli.data, config, store, signals).await?;
             Ok(Exit::Done)
         }
         Command::Status { json } => {
@@ -386,6 +390,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             Ok(Exit::Done)
         }
     }
+}
+
+/// SIGTERM and SIGINT as [`daemon::Signal::Stop`], SIGHUP as
+/// [`daemon::Signal::Reload`], forwarded to the daemon for as long as it listens.
+fn os_signals() -> std::io::Result<crate::daemon::Signals> {
+    use crate::daemon::Signal;
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut term, mut int, mut hup) = (
+        signal(SignalKind::terminate())?,
+        signal(SignalKind::interrupt())?,
+        signal(SignalKind::hangup())?,
+    );
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    tokio::spawn(async move {
+        loop {
+            let sig = tokio::select! {
+                _ = term.recv() => Signal::Stop,
+                _ = int.recv() => Signal::Stop,
+                _ = hup.recv() => Signal::Reload,
+            };
+            if tx.send(sig).await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
 }
 
 /// The configured transport; `[email]` problems are config errors (exit 2).

@@ -371,3 +371,29 @@ async fn a_source_with_its_own_schedule_runs_on_it() {
     );
     assert_eq!(d.stop().await, 0);
 }
+
+/// The daemon driven in-process: its stop comes through the channel the
+/// CLI feeds from SIGTERM, so a test needs no process, no `kill`.
+#[tokio::test(flavor = "multi_thread")]
+async fn in_process_a_stop_ends_the_daemon_after_its_checks() {
+    use visawatch::daemon::{self, Signal};
+    let http = MockServer::start().await;
+    serve(&http, "/xk", xk(50), "text/html; charset=utf-8").await;
+    let env = Env::new();
+    env.write_config(&config(&http, 9, "* * * * * *", &["xk"]));
+    let config = visawatch::config::load(&env.config()).unwrap();
+    let store = daemon::open(&env.data()).await.unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let (path, data) = (env.config(), env.data());
+    let running = tokio::spawn(async move { daemon::run(&path, &data, config, store, rx).await });
+    wait_for(15, "two checks", || async { checks(&env, "xk").await >= 2 }).await;
+    tx.send(Signal::Stop).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(15), running)
+        .await
+        .expect("the daemon stops when told")
+        .unwrap()
+        .unwrap();
+    // The folder's lock went with it: a check can run now.
+    let (code, r) = env.check().await;
+    assert_eq!((code, status(&r, "xk")), (0, "unchanged"), "{r}");
+}
