@@ -2,22 +2,33 @@
 //! editors, by email, when a fee, a duration or a document list changes.
 //!
 //! # Layout
-//! Data flows one way through one module per stage:
+//! Data flows one way: config → fetch → extract → facts → compare → judge →
+//! store → notify. One module per stage; `pipeline` only sequences them.
 //!
+//! - [`model`]: plain data every stage shares (Source, Page, Read, Verdict,
+//!   Outcome, Check, Alert, Queued, Health…). Imports nothing of ours.
 //! - [`config`]: `sources.toml` → validated [`model::Source`]s and settings.
-//! - [`fetch`]: HTTP with limits, retries, conditional GET and charset decoding → [`model::Page`].
-//! - [`extract`]: PURE. HTML → canonical requirement text.
+//! - [`fetch`]: HTTP with limits, retries, conditional GET, content types,
+//!   private-network guard and charset decoding → [`model::Page`].
+//! - [`extract`]: PURE. HTML (or plain text) → canonical requirement text.
 //! - [`facts`]: PURE. canonical text → fees, durations, documents; noise and error pages.
 //! - [`compare`]: PURE. previous vs new text → [`model::Verdict`] with a diff.
 //! - [`judge`]: PURE. what was read, the previous text and the health → the
 //!   [`model::Outcome`] to record and the alerts it causes, for whom.
-//! - [`store`]: the data folder: SQLite (WAL), `<id>.txt` files, the outbox.
 //! - [`alert`]: PURE. verdict or source health → subject, text and HTML.
+//! - [`store`]: the data folder: SQLite (WAL), `<id>.txt` files, the outbox;
+//!   `store::query` is its read side.
 //! - [`notify`]: the outbox → SMTP (lettre) or `.eml` files, with retries.
-//! - [`pipeline`]: the one place that runs the stages in order, for one run.
-//! - [`daemon`]: when to run the pipeline (cron schedules, signals, digest).
-//! - [`report`], [`cli`]: what the user sees; [`demo`]: the product offline in one command.
 //! - [`clock`]: the one place that reads the wall clock.
+//! - [`pipeline`]: one run: the stages in order, concurrently, in batches.
+//! - [`daemon`]: when to run the pipeline (cron schedules, digest), told to
+//!   stop or reload through a channel.
+//! - [`report`], [`cli`] (with `probe`): what the user sees; [`demo`]: the
+//!   product offline in one command.
+//!
+//! Who may import whom: a stage imports only `model`, `config` and the stages
+//! before it; nothing below `pipeline` imports `pipeline`, `daemon`, `report`,
+//! `cli` or `demo`; there are no cycles.
 
 pub mod alert;
 pub mod cli;
