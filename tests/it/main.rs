@@ -5,6 +5,7 @@
 mod check;
 mod daemon;
 mod email;
+mod golden;
 mod helpers;
 mod pairs;
 mod reliability;
