@@ -134,69 +134,11 @@ pub fn find(text: &str, taken: &[Range<usize>]) -> Vec<DurationMatch> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn norm(text: &str) -> Vec<String> {
+    /// The durations of a text in normal form (`"90 days"`).
+    pub fn norm(text: &str) -> Vec<String> {
         find(text, &[]).iter().map(DurationMatch::normal).collect()
-    }
-
-    #[test]
-    fn forms() {
-        for (text, want) in [
-            (
-                "up to 90 days within a six-month period",
-                vec!["90 days", "6 months"],
-            ),
-            ("90 days within any 180 days", vec!["90 days", "180 days"]),
-            ("for a period from 90 days to a year", vec!["90 days", "1 years"]),
-            ("valid for one year", vec!["1 years"]),
-            ("within 24 hours of arrival", vec!["24 hours"]),
-            ("3 months beyond validity", vec!["3 months"]),
-            ("for 5 years", vec!["5 years"]),
-            ("a 90-day stay", vec!["90 days"]),
-            ("2 weeks", vec!["2 weeks"]),
-            ("brenda 30 ditëve", vec!["30 days"]),
-            ("deri në 90 ditë", vec!["90 days"]),
-            ("tre muaj", vec!["3 months"]),
-            ("një vit", vec!["1 years"]),
-            ("2 vjet", vec!["2 years"]),
-            ("48 orë", vec!["48 hours"]),
-            ("do 90 dana u periodu od šest meseci", vec!["90 days", "6 months"]),
-            ("sest meseci", vec!["6 months"]),
-            ("u trajanju do jedne godine", vec!["1 years"]),
-            ("do godinu dana", vec!["1 years"]),
-            ("24 sata", vec!["24 hours"]),
-            ("72 časova", vec!["72 hours"]),
-            ("do 90 (devedeset) dana", vec!["90 days"]),
-            ("processing takes 15 working days", vec!["15 days"]),
-            ("within 10 business days", vec!["10 days"]),
-            ("u roku od 8 radnih dana", vec!["8 days"]),
-            ("30 calendar days", vec!["30 days"]),
-            ("processing time: 2-3 weeks", vec!["2 weeks", "3 weeks"]),
-            ("od 30 do 90 dana", vec!["30 days", "90 days"]),
-            ("from 5 to 10 working days", vec!["5 days", "10 days"]),
-            ("one hundred eighty (180) day period", vec!["180 days"]),
-        ] {
-            assert_eq!(norm(text), want, "{text}");
-        }
-    }
-
-    #[test]
-    fn not_durations() {
-        for text in [
-            "2026-06-23",
-            "March 26, 2025",
-            "46,300 cases in 2024",
-            "193 all time",
-            "30 October 2014",
-            "objavljen 31. oktobra 2014. godine",
-            "u 2014 godine",
-            "100 EUR a day",
-            "once a year",
-            "children under age 14",
-        ] {
-            assert!(norm(text).is_empty(), "{text}: {:?}", norm(text));
-        }
     }
 }

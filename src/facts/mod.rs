@@ -431,6 +431,46 @@ pub fn transliterate(text: &str) -> std::borrow::Cow<'_, str> {
 mod tests {
     use super::*;
 
+    /// The cases in `tests/fixtures/facts.txt`: `kind: text => values`.
+    #[test]
+    fn cases_from_the_data_file() {
+        let data = include_str!("../../tests/fixtures/facts.txt");
+        let mut failed = Vec::new();
+        let mut count = 0;
+        for (n, line) in data.lines().enumerate() {
+            let line = line.trim_end();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (kind, rest) = line
+                .split_once(": ")
+                .unwrap_or_else(|| panic!("facts.txt:{}: no kind", n + 1));
+            let (text, want) = rest
+                .rsplit_once(" =>")
+                .unwrap_or_else(|| panic!("facts.txt:{}: no =>", n + 1));
+            let want: Vec<String> = want
+                .split(';')
+                .map(str::trim)
+                .filter(|w| !w.is_empty())
+                .map(str::to_string)
+                .collect();
+            let got = match kind {
+                "fee" => fees::tests::norm(text),
+                "duration" => durations::tests::norm(text),
+                other => panic!("facts.txt:{}: unknown kind {other}", n + 1),
+            };
+            count += 1;
+            if got != want {
+                failed.push(format!(
+                    "facts.txt:{}: {kind} in {text:?}: want {want:?}, got {got:?}",
+                    n + 1
+                ));
+            }
+        }
+        assert!(count >= 80, "only {count} cases read");
+        assert!(failed.is_empty(), "{}", failed.join("\n"));
+    }
+
     #[test]
     fn facts_with_context() {
         let f = parse(
