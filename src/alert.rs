@@ -13,6 +13,43 @@ use similar::ChangeTag;
 pub use crate::model::{Alert, AlertKind};
 use crate::model::{Change, ChangeKind, Source, Verdict};
 
+/// The weekly digest: sources in trouble (id, failed checks, last error)
+/// and text-only changes (id, when, word diff) since `since`, which were
+/// recorded but not alerted, so nothing is silently swallowed.
+pub fn digest(
+    since: &str,
+    now: &str,
+    troubled: &[(String, u32, String)],
+    changes: &[(String, String, String)],
+) -> Alert {
+    let mut text = format!("visawatch weekly digest, {since} to {now}\n\n");
+    if troubled.is_empty() {
+        text.push_str("Sources in trouble: none.\n");
+    } else {
+        text.push_str("Sources in trouble (failed checks):\n");
+        for (id, n, err) in troubled {
+            let _ = writeln!(text, "  - {id}: {n} failed checks; last error: {}", one_line(err));
+        }
+    }
+    if changes.is_empty() {
+        text.push_str("\nText-only changes (not alerted): none.\n");
+    } else {
+        text.push_str("\nText-only changes (not alerted; `visawatch diff ID` for details):\n");
+        for (id, at, word_diff) in changes {
+            let _ = writeln!(text, "\n  {id} at {at}:");
+            for line in word_diff.lines().filter(|l| l.starts_with(['-', '+'])).take(20) {
+                let _ = writeln!(text, "    {line}");
+            }
+        }
+    }
+    let subject = subject(&format!(
+        "weekly digest: {} sources in trouble, {} text-only changes",
+        troubled.len(),
+        changes.len()
+    ));
+    plain_alert(AlertKind::Digest, subject, "visawatch weekly digest", text)
+}
+
 /// Longest subject we write; mail clients cut anyway.
 const SUBJECT_MAX: usize = 180;
 /// Diff lines shown in an alert; the rest is in `visawatch diff`.

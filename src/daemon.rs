@@ -21,7 +21,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-use crate::alert::{self, AlertKind};
+use crate::alert;
 use crate::config::{self, Config};
 use crate::model::Queued;
 use crate::notify::{self, Mailer};
@@ -391,38 +391,10 @@ fn digest(config: &Config, store: &mut Store) -> anyhow::Result<bool> {
     }
     let changes = store.text_changes_since(&since)?;
     let troubled = store.troubled_since(&since)?;
-    let mut text = format!("visawatch weekly digest, {since} to {now}\n\n");
-    if troubled.is_empty() {
-        text.push_str("Sources in trouble: none.\n");
-    } else {
-        text.push_str("Sources in trouble (failed checks):\n");
-        for (id, n, err) in &troubled {
-            text.push_str(&format!(
-                "  - {id}: {n} failed checks; last error: {}\n",
-                alert::one_line(err)
-            ));
-        }
-    }
-    if changes.is_empty() {
-        text.push_str("\nText-only changes (not alerted): none.\n");
-    } else {
-        text.push_str("\nText-only changes (not alerted; `visawatch diff ID` for details):\n");
-        for (id, at, word_diff) in &changes {
-            text.push_str(&format!("\n  {id} at {at}:\n"));
-            for line in word_diff.lines().filter(|l| l.starts_with(['-', '+'])).take(20) {
-                text.push_str(&format!("    {line}\n"));
-            }
-        }
-    }
-    let subject = alert::subject(&format!(
-        "weekly digest: {} sources in trouble, {} text-only changes",
-        troubled.len(),
-        changes.len()
-    ));
     let q = Queued {
-        alert: alert::plain_alert(AlertKind::Digest, subject, "visawatch weekly digest", text),
+        alert: alert::digest(&since, &now, &troubled, &changes),
         from: config.email.from.to_string(),
-        recipients: config.email.to.iter().map(|a| a.to_string()).collect(),
+        recipients: config.recipients(None),
     };
     store.queue(&q, &now)?;
     store.set_meta(LAST_DIGEST, &now)?;
