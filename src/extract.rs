@@ -426,32 +426,30 @@ fn check_shape(doc: &Html) -> Result<(), ExtractError> {
 /// Comments and the raw text of script-like elements are skipped as the
 /// parser skips them. Stops counting past [`MAX_ATTRIBUTES`].
 fn most_attributes(html: &str) -> usize {
-    const RAW: &[&str] = &[
-        "script",
-        "style",
-        "textarea",
-        "title",
-        "xmp",
-        "iframe",
-        "noembed",
-        "noframes",
-        "plaintext",
+    const RAW: &[&[u8]] = &[
+        b"script",
+        b"style",
+        b"textarea",
+        b"title",
+        b"xmp",
+        b"iframe",
+        b"noembed",
+        b"noframes",
+        b"plaintext",
     ];
     let b = html.as_bytes();
     let (mut i, mut most) = (0usize, 0usize);
-    let find = |from: usize, needle: &[u8]| -> usize {
-        b[from.min(b.len())..]
-            .windows(needle.len())
-            .position(|w| w.eq_ignore_ascii_case(needle))
-            .map_or(b.len(), |p| from + p)
-    };
-    while i < b.len() {
-        if b[i] != b'<' {
+    let skip_ws = |mut i: usize| {
+        while i < b.len() && b[i].is_ascii_whitespace() {
             i += 1;
-            continue;
         }
+        i
+    };
+    // memchr: this runs over every byte of every page, before the parser.
+    while let Some(at) = memchr::memchr(b'<', &b[i..]) {
+        i += at;
         if b[i + 1..].starts_with(b"!--") {
-            i = find(i + 4, b"-->") + 3;
+            i = memchr::memmem::find(&b[i + 4..], b"-->").map_or(b.len(), |p| i + 4 + p + 3);
             continue;
         }
         if !b.get(i + 1).is_some_and(u8::is_ascii_alphabetic) {
@@ -463,7 +461,7 @@ fn most_attributes(html: &str) -> usize {
         while i < b.len() && !b[i].is_ascii_whitespace() && !matches!(b[i], b'>' | b'/') {
             i += 1;
         }
-        let name = html[name_start..i].to_ascii_lowercase();
+        let name = &b[name_start..i];
         let mut count = 0;
         loop {
             while i < b.len() && (b[i].is_ascii_whitespace() || b[i] == b'/') {
@@ -479,20 +477,12 @@ fn most_attributes(html: &str) -> usize {
             while i < b.len() && !b[i].is_ascii_whitespace() && !matches!(b[i], b'>' | b'/' | b'=') {
                 i += 1;
             }
-            while i < b.len() && b[i].is_ascii_whitespace() {
-                i += 1;
-            }
+            i = skip_ws(i);
             if i < b.len() && b[i] == b'=' {
-                i += 1;
-                while i < b.len() && b[i].is_ascii_whitespace() {
-                    i += 1;
-                }
+                i = skip_ws(i + 1);
                 match b.get(i) {
                     Some(&q @ (b'"' | b'\'')) => {
-                        i = b[i + 1..]
-                            .iter()
-                            .position(|&c| c == q)
-                            .map_or(b.len(), |p| i + 2 + p);
+                        i = memchr::memchr(q, &b[i + 1..]).map_or(b.len(), |p| i + 2 + p);
                     }
                     _ => {
                         while i < b.len() && !b[i].is_ascii_whitespace() && b[i] != b'>' {
@@ -503,8 +493,22 @@ fn most_attributes(html: &str) -> usize {
             }
         }
         most = most.max(count);
-        if RAW.contains(&name.as_str()) {
-            i = find(i, format!("</{name}").as_bytes());
+        if RAW.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+            // Raw text up to its end tag, as the parser reads it.
+            loop {
+                match memchr::memchr(b'<', &b[i.min(b.len())..]) {
+                    None => return most,
+                    Some(p) => i += p,
+                }
+                let end = &b[i + 1..];
+                if end.first() == Some(&b'/')
+                    && end.len() > name.len()
+                    && end[1..=name.len()].eq_ignore_ascii_case(name)
+                {
+                    break;
+                }
+                i += 1;
+            }
         }
     }
     most
