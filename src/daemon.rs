@@ -396,7 +396,7 @@ fn digest(config: &Config, store: &mut Store) -> anyhow::Result<bool> {
         from: config.email.from.to_string(),
         recipients: config.recipients(None),
     };
-    store.queue(&q, &now)?;
+    store.queue(&q, &now, notify::message_id)?;
     store.set_meta(LAST_DIGEST, &now)?;
     tracing::info!(
         troubled = troubled.len(),

@@ -362,6 +362,12 @@ pub struct Known {
     pub body_hash: Option<String>,
 }
 
+/// How an alert's Message-ID is made: `notify`'s policy, handed to the
+/// store, which calls it inside the transaction that queues the alert with
+/// the row's sequence number (`seq`), so the id is unique and never changes
+/// across retries.
+pub type MessageIdFn = fn(q: &Queued, source_id: Option<&str>, created_at: &str, seq: i64) -> String;
+
 /// An alert with its envelope, ready for the outbox.
 #[derive(Debug, Clone)]
 pub struct Queued {

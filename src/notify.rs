@@ -16,7 +16,7 @@ use lettre::{Address, AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Me
 use serde::Serialize;
 
 use crate::config::{Config, Email, Smtp};
-use crate::model::Outgoing;
+use crate::model::{Outgoing, Queued};
 use crate::store::{Store, StoreError};
 
 pub const USERNAME_ENV: &str = "VISAWATCH_SMTP_USERNAME";
@@ -216,6 +216,41 @@ pub struct Delivered {
     pub unaddressed: usize,
 }
 
+/// The Message-ID of a queued alert: `<kind.source.nonce@sender's domain>`,
+/// the nonce from the outbox row's sequence number and contents. Made once,
+/// when the alert is queued, and kept through every retry (a duplicate
+/// after a crash then carries the same id; see `deliver`).
+pub fn message_id(q: &Queued, source_id: Option<&str>, created_at: &str, seq: i64) -> String {
+    let domain = q
+        .from
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim_end_matches('>').trim())
+        .filter(|d| !d.is_empty())
+        .unwrap_or("visawatch.localhost");
+    let nonce =
+        blake3::hash(format!("{seq}\0{created_at}\0{source_id:?}\0{}", q.alert.subject).as_bytes()).to_hex();
+    format!(
+        "<{}.{}.{}@{domain}>",
+        q.alert.kind.as_str(),
+        source_id.unwrap_or("visawatch"),
+        &nonce[..16]
+    )
+}
+
+/// Which message an alert replies to: every later alert about a source
+/// threads under its first one (kept with old outbox rows that stored it).
+fn thread_root(store: &Store, o: &Outgoing) -> Result<Option<String>, StoreError> {
+    if o.thread_root.is_some() {
+        return Ok(o.thread_root.clone());
+    }
+    let Some(source) = &o.source_id else {
+        return Ok(None);
+    };
+    Ok(store
+        .first_message_of(source)?
+        .filter(|root| root != &o.message_id))
+}
+
 /// Builds the MIME message of an outbox row: `multipart/alternative`, the
 /// stable Message-ID, and threading headers pointing at the source's first alert.
 pub fn build(o: &Outgoing) -> Result<Message, NotifyError> {
@@ -310,7 +345,10 @@ pub async fn deliver(
         }
     }
     let backoff_secs = config.email.retry_backoff_secs;
-    let due = store.due(now.timestamp(), force)?;
+    let mut due = store.due(now.timestamp(), force)?;
+    for o in &mut due {
+        o.thread_root = thread_root(store, o)?;
+    }
     let mut server_down: Option<String> = None;
     for o in &due {
         let next_at = |attempts: u32| {

@@ -307,7 +307,7 @@ fn flush(
         return Ok(());
     }
     let (indices, checks): (Vec<usize>, Vec<Check>) = std::mem::take(pending).into_iter().unzip();
-    store.record_all(&checks)?;
+    store.record_all(&checks, notify::message_id)?;
     for (index, check) in indices.into_iter().zip(checks) {
         let status = check.outcome.status();
         tracing::info!(source = %check.source_id, status = status.as_str(), ms = check.duration_ms, "checked");

@@ -335,22 +335,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             anyhow::ensure!(!to.is_empty(), "no recipient: pass --to ADDR or set [email].to");
             let mailer = mailer(&config, &cli.data)?;
             let list = to.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ");
-            let a = crate::alert::test(&list, &crate::clock::now());
+            let now = crate::clock::now();
+            let queued = crate::model::Queued {
+                alert: crate::alert::test(&list, &now),
+                from: config.email.from.to_string(),
+                recipients: to.iter().map(|a| a.to_string()).collect(),
+            };
+            // Not queued (it reports at once), but made as any alert is.
             let msg = notify::build(&crate::model::Outgoing {
                 outbox_id: 0,
                 source_id: None,
-                kind: "test".into(),
-                created_at: crate::clock::now(),
-                message_id: format!(
-                    "<test.{}@visawatch.localhost>",
-                    chrono::Utc::now().timestamp_millis()
-                ),
+                kind: queued.alert.kind.as_str().into(),
+                message_id: notify::message_id(&queued, None, &now, chrono::Utc::now().timestamp_millis()),
+                created_at: now,
                 thread_root: None,
-                from: config.email.from.to_string(),
-                subject: a.subject,
-                text: a.text,
-                html: a.html,
-                to: to.iter().map(|a| a.to_string()).collect(),
+                from: queued.from,
+                subject: queued.alert.subject,
+                text: queued.alert.text,
+                html: queued.alert.html,
+                to: queued.recipients,
                 pending: Vec::new(),
             })?;
             match mailer.send(&msg, &to).await {

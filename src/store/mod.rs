@@ -21,7 +21,8 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::model::{
-    AlertKind, Change, Check, Health, Known, Outcome, Outgoing, Previous, Queued, Status, Validators,
+    AlertKind, Change, Check, Health, Known, MessageIdFn, Outcome, Outgoing, Previous, Queued, Status,
+    Validators,
 };
 
 mod migrations;
@@ -426,7 +427,9 @@ mod tests {
             from: "vw <a@example.org>".into(),
             recipients: vec!["e@example.org".into()],
         };
-        let id = store.queue(&q, "2026-11-30T00:00:00Z").unwrap();
+        let id = store
+            .queue(&q, "2026-11-30T00:00:00Z", crate::notify::message_id)
+            .unwrap();
         let due = store.due(0, false).unwrap();
         let message_id = due[0].message_id.clone();
         let (delivery, _, _) = due[0].pending[0].clone();
@@ -484,7 +487,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path(), Access::WriteWait).unwrap();
         store
-            .record_all(&[outcome("xk", Status::Baseline, "Fee 50 EUR\n")])
+            .record_all(
+                &[outcome("xk", Status::Baseline, "Fee 50 EUR\n")],
+                crate::notify::message_id,
+            )
             .unwrap();
         let file = dir.path().join("xk.txt");
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "Fee 50 EUR\n");
@@ -497,7 +503,12 @@ mod tests {
 
         // The commit of a change, then the process dies before the file.
         let tx = store.conn.transaction().unwrap();
-        write::write_outcome(&tx, &outcome("xk", Status::Changed, "Fee 65 EUR\n")).unwrap();
+        write::write_outcome(
+            &tx,
+            &outcome("xk", Status::Changed, "Fee 65 EUR\n"),
+            crate::notify::message_id,
+        )
+        .unwrap();
         tx.commit().unwrap();
         assert_eq!(stale(&store), ["xk"]);
         assert_eq!(

@@ -31,32 +31,12 @@ pub(super) fn queue(
     change_id: Option<i64>,
     q: &Queued,
     created_at: &str,
+    message_id: MessageIdFn,
 ) -> rusqlite::Result<i64> {
-    let domain = q
-        .from
-        .rsplit_once('@')
-        .map(|(_, d)| d.trim_end_matches('>').trim())
-        .filter(|d| !d.is_empty())
-        .unwrap_or("visawatch.localhost");
     let seq: i64 = tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM outbox", [], |r| r.get(0))?;
-    let nonce =
-        blake3::hash(format!("{seq}\0{created_at}\0{source_id:?}\0{}", q.alert.subject).as_bytes()).to_hex();
-    let message_id = format!(
-        "<{}.{}.{}@{domain}>",
-        q.alert.kind.as_str(),
-        source_id.unwrap_or("visawatch"),
-        &nonce[..16]
-    );
-    let thread_root: Option<String> = match source_id {
-        Some(id) => tx
-            .query_row(
-                "SELECT message_id FROM outbox WHERE source_id = ?1 ORDER BY id LIMIT 1",
-                [id],
-                |r| r.get(0),
-            )
-            .optional()?,
-        None => None,
-    };
+    let message_id = message_id(q, source_id, created_at, seq);
+    // Threading is decided when the message is built (`notify`).
+    let thread_root: Option<String> = None;
     tx.execute(
         "INSERT INTO outbox (source_id, change_id, kind, created_at, message_id, thread_root, sender, subject, text_body, html_body)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -84,14 +64,27 @@ pub(super) fn queue(
 }
 
 impl Store {
-    /// Queues an alert that belongs to no check (a test message, a digest).
-    pub fn queue(&mut self, q: &Queued, created_at: &str) -> Result<i64, StoreError> {
+    /// Queues an alert that belongs to no check (a digest).
+    pub fn queue(
+        &mut self,
+        q: &Queued,
+        created_at: &str,
+        message_id: MessageIdFn,
+    ) -> Result<i64, StoreError> {
         let path = self.db_path.clone();
         let sql = |source| sql_error(&path, source);
         let tx = self.conn.transaction().map_err(sql)?;
-        let id = queue(&tx, None, None, q, created_at).map_err(sql)?;
+        let id = queue(&tx, None, None, q, created_at, message_id).map_err(sql)?;
         tx.commit().map_err(sql)?;
         Ok(id)
+    }
+
+    /// The Message-ID of a source's first alert (what later ones thread under).
+    pub fn first_message_of(&self, source_id: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT message_id FROM outbox WHERE source_id = ?1 ORDER BY id LIMIT 1")
+            .and_then(|mut st| st.query_row([source_id], |r| r.get(0)).optional())
+            .map_err(self.sql())
     }
 
     /// Alerts waiting for a recipient, per source.

@@ -6,7 +6,11 @@ use super::outbox::queue;
 use super::*;
 
 /// One source's outcome: its check row, snapshot, change and alerts.
-pub(super) fn write_outcome(tx: &rusqlite::Transaction, rec: &Check) -> rusqlite::Result<()> {
+pub(super) fn write_outcome(
+    tx: &rusqlite::Transaction,
+    rec: &Check,
+    message_id: MessageIdFn,
+) -> rusqlite::Result<()> {
     let status = rec.outcome.status();
     let read = rec.outcome.read();
     let failure = rec.outcome.failure();
@@ -113,7 +117,7 @@ pub(super) fn write_outcome(tx: &rusqlite::Transaction, rec: &Check) -> rusqlite
         } else {
             None
         };
-        queue(tx, Some(&rec.source_id), linked, q, &rec.started_at)?;
+        queue(tx, Some(&rec.source_id), linked, q, &rec.started_at, message_id)?;
     }
     Ok(())
 }
@@ -141,12 +145,12 @@ impl Store {
     /// Writes several sources' outcomes in one transaction: each outcome is
     /// whole or absent after a crash, and a run of 1,000 unchanged sources
     /// costs a few commits instead of 1,000. Then refreshes the `<id>.txt` files.
-    pub fn record_all(&mut self, recs: &[Check]) -> Result<(), StoreError> {
+    pub fn record_all(&mut self, recs: &[Check], message_id: MessageIdFn) -> Result<(), StoreError> {
         let path = self.db_path.clone();
         let sql = |source| sql_error(&path, source);
         let tx = self.conn.transaction().map_err(sql)?;
         for rec in recs {
-            write_outcome(&tx, rec).map_err(sql)?;
+            write_outcome(&tx, rec, message_id).map_err(sql)?;
         }
         tx.commit().map_err(sql)?;
         let mut written = Vec::new();
