@@ -43,9 +43,9 @@ pub fn digest(
         }
     }
     let subject = subject(&format!(
-        "weekly digest: {} sources in trouble, {} text-only changes",
-        troubled.len(),
-        changes.len()
+        "weekly digest: {} in trouble, {}",
+        crate::model::count(troubled.len(), "source"),
+        crate::model::count(changes.len(), "text-only change")
     ));
     plain_alert(AlertKind::Digest, subject, "visawatch weekly digest", text)
 }

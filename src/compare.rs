@@ -13,7 +13,7 @@ use std::time::Duration;
 use similar::{ChangeTag, TextDiff};
 
 use crate::facts::documents::{similarity_of, words};
-use crate::facts::{self, Document, Fact, Facts};
+use crate::facts::{self, Document, Fact, Facts, Value};
 use crate::model::{Change, ChangeKind, Verdict};
 
 /// Compares two cleaned canonical texts; `None` when nothing a reader would
@@ -112,11 +112,10 @@ const CONTEXT_MAX: usize = 300;
 fn change(kind: ChangeKind, before: Option<&Fact>, after: Option<&Fact>) -> Change {
     // "Free of charge" on a page without other fees has no currency of its
     // own: it takes the one it changed to or from ("0 EUR → 20 EUR").
-    let currency = |f: Option<&Fact>| f.and_then(|f| f.value.split_once(' ').map(|(_, c)| c.to_string()));
     let value = |f: Option<&Fact>, other: Option<&Fact>| {
-        f.map(|f| match currency(other) {
-            Some(c) if f.value == "0" => format!("0 {c}"),
-            _ => f.value.clone(),
+        f.map(|f| match other.and_then(|o| o.value.currency()) {
+            Some(c) if f.value.is_bare_zero() => format!("0 {c}"),
+            _ => f.value.to_string(),
         })
     };
     Change {
@@ -130,20 +129,11 @@ fn change(kind: ChangeKind, before: Option<&Fact>, after: Option<&Fact>) -> Chan
 /// Equal values, including a duration written in another unit ("1 years"
 /// and "12 months", "2 weeks" and "14 days"): such a rewrite is text, not a
 /// change of the requirement (`rewritten` records it).
-fn same_value(a: &str, b: &str, rewritten: &mut bool) -> bool {
+fn same_value(a: &Value, b: &Value, rewritten: &mut bool) -> bool {
     if a == b {
         return true;
     }
-    fn in_small_units(v: &str) -> Option<(u64, &str)> {
-        let (n, unit) = v.split_once(' ')?;
-        let n: u64 = n.parse().ok()?;
-        Some(match unit {
-            "years" => (n * 12, "months"),
-            "weeks" => (n * 7, "days"),
-            other => (n, other),
-        })
-    }
-    let same = matches!((in_small_units(a), in_small_units(b)), (Some(x), Some(y)) if x == y);
+    let same = matches!((a.in_small_units(), b.in_small_units()), (Some(x), Some(y)) if x == y);
     *rewritten |= same;
     same
 }
@@ -318,16 +308,13 @@ fn match_values(
             out.push(change(kind, Some(&before[bi]), Some(&after[ai])));
         }
     }
-    let mut by_value = queues(
-        before
-            .iter()
-            .enumerate()
-            .map(|(i, f)| if used_b[i] { "\u{0}" } else { f.value.as_str() }),
-    );
-    by_value.remove("\u{0}");
+    let mut by_value: HashMap<&Value, std::collections::VecDeque<usize>> = HashMap::new();
+    for (i, f) in before.iter().enumerate().filter(|(i, _)| !used_b[*i]) {
+        by_value.entry(&f.value).or_default().push_back(i);
+    }
     for (ai, a) in after.iter().enumerate() {
         if !used_a[ai]
-            && let Some(bi) = by_value.get_mut(a.value.as_str()).and_then(|q| q.pop_front())
+            && let Some(bi) = by_value.get_mut(&a.value).and_then(|q| q.pop_front())
         {
             used_b[bi] = true;
             used_a[ai] = true;

@@ -138,7 +138,8 @@ impl Change {
     /// context in brackets when `context` (subjects leave it out).
     pub fn phrase(&self, max: Option<usize>, context: bool) -> String {
         let cut = |s: Option<&str>| {
-            let s = s.unwrap_or("");
+            let s = s.map(human).unwrap_or_default();
+            let s = s.as_str();
             match max {
                 Some(m) if s.chars().count() > m => s.chars().take(m - 1).collect::<String>() + "…",
                 _ => s.to_string(),
@@ -162,6 +163,25 @@ impl Change {
             ChangeKind::DocumentChanged => format!("document changed: {b} → {a}"),
             ChangeKind::Text => "text changed".into(),
         }
+    }
+}
+
+/// A normal-form value as people read it: "1 year", not the JSON's "1 years".
+pub fn human(value: &str) -> String {
+    match value.split_once(' ') {
+        Some(("1", unit)) if matches!(unit, "hours" | "days" | "weeks" | "months" | "years") => {
+            format!("1 {}", unit.trim_end_matches('s'))
+        }
+        _ => value.to_string(),
+    }
+}
+
+/// "1 source", "2 sources": a count and its noun, for people.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 

@@ -90,8 +90,8 @@ pub fn human(report: &RunReport) -> String {
     let count = |st| report.sources.iter().filter(|s| s.status == st).count();
     let _ = writeln!(
         out,
-        "{} sources: {} baseline, {} unchanged, {} changed ({} material), {} failed",
-        report.sources.len(),
+        "{}: {} baseline, {} unchanged, {} changed ({} material), {} failed",
+        crate::model::count(report.sources.len(), "source"),
         count(Status::Baseline),
         count(Status::Unchanged),
         count(Status::Changed),
@@ -255,11 +255,21 @@ pub fn facts(f: &Facts) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "fees ({}):", f.fees.len());
     for x in &f.fees {
-        let _ = writeln!(out, "  {:<14} {}", x.value, x.context);
+        let _ = writeln!(
+            out,
+            "  {:<14} {}",
+            crate::model::human(&x.value.to_string()),
+            x.context
+        );
     }
     let _ = writeln!(out, "durations ({}):", f.durations.len());
     for x in &f.durations {
-        let _ = writeln!(out, "  {:<14} {}", x.value, x.context);
+        let _ = writeln!(
+            out,
+            "  {:<14} {}",
+            crate::model::human(&x.value.to_string()),
+            x.context
+        );
     }
     let _ = writeln!(out, "documents ({}):", f.documents.len());
     let mut last = None;

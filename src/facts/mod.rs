@@ -39,10 +39,77 @@ impl Unit {
     }
 }
 
-/// A fee or a duration in normal form with its context.
+/// A value with its unit, as read from a page. Compared typed; written in
+/// its normal form (`"15000 RSD"`, `"90 days"`, `"0"`) only at the edge
+/// (reports, the JSON contract).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Value {
+    /// `amount` is a canonical decimal (`"1500.5"`); `currency` an ISO 4217
+    /// code, `None` for "free of charge" on a page that names no currency.
+    Money {
+        amount: String,
+        currency: Option<&'static str>,
+    },
+    /// A span of time: `90 days`, `6 months`.
+    Span { count: u32, unit: Unit },
+}
+
+impl Value {
+    /// The currency of a sum of money.
+    pub fn currency(&self) -> Option<&'static str> {
+        match self {
+            Value::Money { currency, .. } => *currency,
+            Value::Span { .. } => None,
+        }
+    }
+
+    /// Free of charge, with no currency of its own.
+    pub fn is_bare_zero(&self) -> bool {
+        matches!(self, Value::Money { amount, currency: None } if amount == "0")
+    }
+
+    /// The same span in the smallest whole unit it converts to exactly
+    /// (years → months, weeks → days), so "1 year" equals "12 months".
+    pub fn in_small_units(&self) -> Option<(u64, Unit)> {
+        match *self {
+            Value::Span { count, unit } => Some(match unit {
+                Unit::Years => (u64::from(count) * 12, Unit::Months),
+                Unit::Weeks => (u64::from(count) * 7, Unit::Days),
+                other => (u64::from(count), other),
+            }),
+            Value::Money { .. } => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = match self {
+            Value::Money {
+                amount,
+                currency: Some(c),
+            } => format!("{amount} {c}"),
+            Value::Money {
+                amount,
+                currency: None,
+            } => amount.clone(),
+            Value::Span { count, unit } => format!("{count} {}", unit.as_str()),
+        };
+        f.pad(&text)
+    }
+}
+
+/// The JSON contract keeps the normal-form string.
+impl Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A fee or a duration with its context.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Fact {
-    pub value: String,
+    pub value: Value,
     pub context: String,
     /// Matching key: the context folded, with every value masked, so the
     /// same sentence with a new value still matches.
@@ -148,12 +215,11 @@ pub fn parse(text: &str) -> Facts {
                 if f.currency.is_none() {
                     free_fees.push(facts.fees.len());
                 }
-                let value = match f.currency {
-                    Some(c) => format!("{} {c}", f.amount),
-                    None => f.amount,
-                };
                 facts.fees.push(Fact {
-                    value,
+                    value: Value::Money {
+                        amount: f.amount,
+                        currency: f.currency,
+                    },
                     context: u.context.to_string(),
                     key: key.clone(),
                     line: line_no,
@@ -161,7 +227,10 @@ pub fn parse(text: &str) -> Facts {
             }
             for d in durs {
                 facts.durations.push(Fact {
-                    value: d.normal(),
+                    value: Value::Span {
+                        count: d.n,
+                        unit: d.unit,
+                    },
                     context: u.context.to_string(),
                     key: key.clone(),
                     line: line_no,
@@ -198,19 +267,22 @@ pub fn parse(text: &str) -> Facts {
         }
     }
     // "Free of charge" takes the currency the page's other fees use.
-    let mut counts: HashMap<&str, usize> = HashMap::new();
+    let mut counts: HashMap<&'static str, usize> = HashMap::new();
     for f in &facts.fees {
-        if let Some((_, cur)) = f.value.split_once(' ') {
+        if let Some(cur) = f.value.currency() {
             *counts.entry(cur).or_default() += 1;
         }
     }
     if let Some(cur) = counts
         .into_iter()
         .max_by_key(|(c, n)| (*n, std::cmp::Reverse(*c)))
-        .map(|(c, _)| c.to_string())
+        .map(|(c, _)| c)
     {
         for i in free_fees {
-            facts.fees[i].value = format!("0 {cur}");
+            facts.fees[i].value = Value::Money {
+                amount: "0".into(),
+                currency: Some(cur),
+            };
         }
     }
     facts
@@ -478,19 +550,19 @@ mod tests {
              Leja lëshohet për një vit. Kërkesa shqyrtohet brenda 30 ditëve.\n\
              ## Dokumentet\nJu duhet të sillni:\n- Pasaportë e vlefshme\n- Sigurimin shëndetësor\n",
         );
-        let fees: Vec<(&str, &str)> = f
+        let fees: Vec<(String, &str)> = f
             .fees
             .iter()
-            .map(|x| (x.value.as_str(), x.context.as_str()))
+            .map(|x| (x.value.to_string(), x.context.as_str()))
             .collect();
         assert_eq!(
             fees,
             [
-                ("50 EUR", "Leje-qëndrimi i përkohshëm"),
-                ("30 EUR", "Vazhdimi i lejes")
+                ("50 EUR".to_string(), "Leje-qëndrimi i përkohshëm"),
+                ("30 EUR".to_string(), "Vazhdimi i lejes")
             ]
         );
-        let durs: Vec<&str> = f.durations.iter().map(|x| x.value.as_str()).collect();
+        let durs: Vec<String> = f.durations.iter().map(|x| x.value.to_string()).collect();
         assert_eq!(durs, ["1 years", "30 days"]);
         assert_eq!(f.durations[1].context, "Kërkesa shqyrtohet brenda 30 ditëve.");
         let docs: Vec<(&str, &str)> = f
@@ -524,9 +596,18 @@ mod tests {
                 .collect()
         };
         assert_eq!(values(&cyr), values(&lat));
-        assert_eq!(cyr.fees[0].value, "15000 RSD");
         assert_eq!(
-            lat.durations.iter().map(|d| d.value.as_str()).collect::<Vec<_>>(),
+            cyr.fees[0].value,
+            Value::Money {
+                amount: "15000".into(),
+                currency: Some("RSD")
+            }
+        );
+        assert_eq!(
+            lat.durations
+                .iter()
+                .map(|d| d.value.to_string())
+                .collect::<Vec<_>>(),
             ["90 days", "6 months"]
         );
     }
@@ -534,7 +615,7 @@ mod tests {
     #[test]
     fn free_takes_page_currency() {
         let f = parse("Permit | 50 €\nChildren | free of charge\n");
-        assert_eq!(f.fees[1].value, "0 EUR");
+        assert_eq!(f.fees[1].value.to_string(), "0 EUR");
     }
 
     #[test]

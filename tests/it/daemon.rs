@@ -303,7 +303,7 @@ async fn the_digest_reports_text_only_changes_and_sources_in_trouble() {
     let (subject, body, to) = digest.expect("a digest with the text change arrives");
     assert_eq!(to, ["editors@example.org"]);
     assert!(
-        subject.contains("1 sources in trouble, 1 text-only changes"),
+        subject.contains("1 source in trouble, 1 text-only change"),
         "{subject}"
     );
     assert!(body.contains("missing:") && body.contains("HTTP 404"), "{body}");
