@@ -90,6 +90,18 @@ pub enum Status {
 }
 
 impl Status {
+    /// A status as stored (`as_str`'s words).
+    pub fn parse(s: &str) -> Option<Status> {
+        [
+            Status::Baseline,
+            Status::Unchanged,
+            Status::Changed,
+            Status::Failed,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Baseline => "baseline",
@@ -97,6 +109,41 @@ impl Status {
             Status::Changed => "changed",
             Status::Failed => "failed",
         }
+    }
+}
+
+/// Where one recipient's copy of an alert stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Owed; tried at its next attempt time.
+    Pending,
+    /// Handed to the server, its answer not yet recorded.
+    Sending,
+    Sent,
+    /// Refused for good (a 5xx for that address); not retried.
+    Rejected,
+    /// Nobody to send it to yet: no maintainers, no `[email].to`.
+    #[serde(rename = "no recipients")]
+    NoRecipients,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Sending => "sending",
+            DeliveryStatus::Sent => "sent",
+            DeliveryStatus::Rejected => "rejected",
+            DeliveryStatus::NoRecipients => "no recipients",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DeliveryStatus> {
+        use DeliveryStatus::*;
+        [Pending, Sending, Sent, Rejected, NoRecipients]
+            .into_iter()
+            .find(|st| st.as_str() == s)
     }
 }
 

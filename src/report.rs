@@ -9,7 +9,7 @@ use std::io::IsTerminal;
 
 use serde::Serialize;
 
-use crate::model::{Change, Status};
+use crate::model::{Change, DeliveryStatus, Status};
 use crate::store::{HistoryRow, OutboxRow};
 
 /// The report of one run; `--json` prints exactly this.
@@ -132,7 +132,7 @@ pub fn human(report: &RunReport) -> String {
 pub struct StatusRow {
     pub id: String,
     pub last_check: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<Status>,
     pub error: Option<String>,
     /// RFC 3339; now or earlier when the source is overdue.
     pub next_due: String,
@@ -155,7 +155,7 @@ pub fn status(rows: &[StatusRow]) -> String {
             "{:<width$}  {:<20}  {:<9}  {:<20}  {:>8}  {:>7}{}{}",
             r.id,
             r.last_check.as_deref().unwrap_or("never"),
-            r.status.as_deref().unwrap_or("-"),
+            r.status.map_or("-", Status::as_str),
             r.next_due,
             r.failures_in_a_row,
             r.pending_alerts + r.waiting_for_recipients,
@@ -183,16 +183,18 @@ pub fn outbox(rows: &[OutboxRow]) -> String {
     }
     let mut out = String::new();
     for r in rows {
-        let when = match r.status.as_str() {
-            "pending" => format!("next try {}", r.next_attempt_at),
-            "rejected" => "rejected, not retried".into(),
-            _ => "nobody to send it to: add maintainers or [email].to".into(),
+        let when = match r.status {
+            DeliveryStatus::Pending => format!("next try {}", r.next_attempt_at),
+            DeliveryStatus::Sending => "handed to the server; its answer was not recorded".into(),
+            DeliveryStatus::Sent => "sent".into(),
+            DeliveryStatus::Rejected => "rejected, not retried".into(),
+            DeliveryStatus::NoRecipients => "nobody to send it to: add maintainers or [email].to".into(),
         };
         let _ = writeln!(
             out,
             "#{:<4} {:<9} {:<28} {} attempts, {}  {}{}",
             r.outbox_id,
-            r.status,
+            r.status.as_str(),
             r.recipient,
             r.attempts,
             when,
@@ -225,7 +227,7 @@ pub fn history(rows: &[HistoryRow]) -> String {
             }
             _ => String::new(),
         };
-        let _ = writeln!(out, "{}  {:<9} {}", r.started_at, r.status, detail);
+        let _ = writeln!(out, "{}  {:<9} {}", r.started_at, r.status.as_str(), detail);
     }
     out
 }

@@ -442,7 +442,7 @@ fn status_rows(config: &Config, store: &Store) -> anyhow::Result<Vec<report::Sta
         rows.push(report::StatusRow {
             id: s.id.clone(),
             last_check: l.map(|l| l.started_at.clone()),
-            status: l.map(|l| l.status.clone()),
+            status: l.map(|l| l.status),
             error: l.and_then(|l| l.error.clone()),
             next_due: next[&s.id].to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             failures_in_a_row: store.health(&s.id)?.failures_in_a_row,

@@ -21,8 +21,8 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::model::{
-    AlertKind, Change, Check, Health, Known, MessageIdFn, Outcome, Outgoing, Previous, Queued, Status,
-    Validators,
+    AlertKind, Change, Check, DeliveryStatus, Health, Known, MessageIdFn, Outcome, Outgoing, Previous,
+    Queued, Status, Validators,
 };
 
 mod migrations;

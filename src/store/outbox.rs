@@ -15,7 +15,7 @@ pub struct OutboxRow {
     pub recipient: String,
     /// `pending`, `rejected`, or `no recipients` (a source without
     /// maintainers while `[email].to` is empty: add one and re-run).
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: u32,
     /// RFC 3339; when a pending delivery is next tried.
     pub next_attempt_at: String,
@@ -274,7 +274,16 @@ impl Store {
                     subject: r.get(3)?,
                     created_at: r.get(4)?,
                     recipient: r.get(5)?,
-                    status: r.get(6)?,
+                    status: {
+                        let text: String = r.get(6)?;
+                        DeliveryStatus::parse(&text).ok_or_else(|| {
+                            rusqlite::Error::FromSqlConversionFailure(
+                                6,
+                                rusqlite::types::Type::Text,
+                                format!("unknown delivery status `{text}`").into(),
+                            )
+                        })?
+                    },
                     attempts: r.get(7)?,
                     next_attempt_at: chrono::DateTime::from_timestamp(next, 0)
                         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))

@@ -9,7 +9,7 @@ use super::*;
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LastCheck {
     pub started_at: String,
-    pub status: String,
+    pub status: Status,
     pub error: Option<String>,
 }
 
@@ -17,7 +17,7 @@ pub struct LastCheck {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct HistoryRow {
     pub started_at: String,
-    pub status: String,
+    pub status: Status,
     pub error: Option<String>,
     pub material: Option<bool>,
     pub changes: Vec<Change>,
@@ -51,6 +51,18 @@ fn health_row(r: &rusqlite::Row) -> rusqlite::Result<Health> {
         blind_since: r.get(0)?,
         last_ok_at: r.get(1)?,
         failures_in_a_row: r.get::<_, i64>(2)? as u32,
+    })
+}
+
+/// A stored check status, typed at the boundary.
+pub(super) fn status_at(r: &rusqlite::Row, i: usize) -> rusqlite::Result<Status> {
+    let text: String = r.get(i)?;
+    Status::parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unknown status `{text}`").into(),
+        )
     })
 }
 
@@ -153,7 +165,7 @@ impl Store {
                 let changes: Option<String> = r.get(4)?;
                 Ok(HistoryRow {
                     started_at: r.get(0)?,
-                    status: r.get(1)?,
+                    status: status_at(r, 1)?,
                     error: r.get(2)?,
                     material: r.get(3)?,
                     changes: changes
@@ -231,7 +243,7 @@ impl Store {
                     r.get::<_, String>(0)?,
                     LastCheck {
                         started_at: r.get(1)?,
-                        status: r.get(2)?,
+                        status: status_at(r, 2)?,
                         error: r.get(3)?,
                     },
                 ))
