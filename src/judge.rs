@@ -188,6 +188,17 @@ mod tests {
         blind: Option<bool>,
     }
 
+    /// A check that started at 06:00 and took 5 ms.
+    fn context<'a>(previous: Option<&'a str>, health: &'a Health, streak: usize) -> Context<'a> {
+        Context {
+            previous,
+            health,
+            suspect_streak: streak,
+            started_at: "2026-11-30T06:00:00Z",
+            duration_ms: 5,
+        }
+    }
+
     fn healthy() -> Health {
         Health::default()
     }
@@ -338,13 +349,7 @@ mod tests {
         ];
         let config = config("maintainers = [\"k@example.org\"]");
         for c in cases {
-            let ctx = Context {
-                previous: c.previous,
-                health: &c.health,
-                suspect_streak: c.streak,
-                started_at: "2026-11-30T06:00:00Z",
-                duration_ms: 5,
-            };
+            let ctx = context(c.previous, &c.health, c.streak);
             let check = judge(&config, &config.sources[0], c.reading, ctx);
             assert_eq!(check.outcome.status(), c.status, "{}", c.name);
             assert_eq!(
@@ -365,13 +370,8 @@ mod tests {
     #[test]
     fn a_held_back_suspect_remembers_its_text() {
         let config = config("");
-        let ctx = Context {
-            previous: Some(BEFORE),
-            health: &Health::default(),
-            suspect_streak: 0,
-            started_at: "2026-11-30T06:00:00Z",
-            duration_ms: 5,
-        };
+        let healthy = Health::default();
+        let ctx = context(Some(BEFORE), &healthy, 0);
         let check = judge(
             &config,
             &config.sources[0],
@@ -393,13 +393,8 @@ mod tests {
     #[test]
     fn the_fee_change_is_reported_with_its_values() {
         let config = config("");
-        let ctx = Context {
-            previous: Some(BEFORE),
-            health: &Health::default(),
-            suspect_streak: 0,
-            started_at: "2026-11-30T06:00:00Z",
-            duration_ms: 5,
-        };
+        let healthy = Health::default();
+        let ctx = context(Some(BEFORE), &healthy, 0);
         let check = judge(
             &config,
             &config.sources[0],

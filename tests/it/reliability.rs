@@ -598,10 +598,15 @@ async fn a_redirect_from_a_public_host_into_a_private_network_is_refused() {
                 &format!("allow_private = {allow}")
             )
         ));
+        // `visa.example.test` is in the reserved .test domain and never
+        // resolved: every request goes to the proxy on 127.0.0.1.
         env.command(&["check", "--json"])
             .env("http_proxy", proxy.uri())
+            .env("HTTP_PROXY", proxy.uri())
             .env_remove("no_proxy")
             .env_remove("NO_PROXY")
+            .env_remove("all_proxy")
+            .env_remove("ALL_PROXY")
             .output()
     };
     let out = check(false).await.unwrap();
