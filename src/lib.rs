@@ -13,6 +13,8 @@
 //! - [`extract`]: PURE. HTML (or plain text) → canonical requirement text.
 //! - [`facts`]: PURE. canonical text → fees, durations, documents; noise and error pages.
 //! - [`compare`]: PURE. previous vs new text → [`model::Verdict`] with a diff.
+//! - [`read`]: one source fetched and extracted into a [`model::Reading`]
+//!   (the transient re-fetch, the identical-body shortcut).
 //! - [`judge`]: PURE. what was read, the previous text and the health → the
 //!   [`model::Outcome`] to record and the alerts it causes, for whom.
 //! - [`alert`]: PURE. verdict or source health → subject, text and HTML.
@@ -44,5 +46,6 @@ pub mod judge;
 pub mod model;
 pub mod notify;
 pub mod pipeline;
+pub mod read;
 pub mod report;
 pub mod store;

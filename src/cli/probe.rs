@@ -11,7 +11,7 @@ use crate::config::Settings;
 use crate::facts::Facts;
 use crate::facts::noise;
 use crate::model::{Reading, Source};
-use crate::pipeline;
+use crate::read;
 
 /// What `probe` found on one page.
 #[derive(Debug, Serialize)]
@@ -26,7 +26,7 @@ pub struct Probe {
 pub async fn probe(target: &str, source: Source, settings: &Settings) -> anyhow::Result<Probe> {
     let text = if target.starts_with("http://") || target.starts_with("https://") {
         let fetcher = crate::fetch::Fetcher::new(settings, [(&source.url, source.allow_private)])?;
-        match pipeline::fetch_and_extract(&fetcher, &source, None, None).await {
+        match read::fetch_and_extract(&fetcher, &source, None, None).await {
             Reading::Text(read) => read.text,
             Reading::Failed(f) => anyhow::bail!("{target}: {}", f.message),
             Reading::NotModified | Reading::Suspect(..) => unreachable!("no validators, no re-fetch"),
@@ -38,7 +38,7 @@ pub async fn probe(target: &str, source: Source, settings: &Settings) -> anyhow:
             .map_err(|t| anyhow::anyhow!("{target}: unsupported content type {t}"))?;
         let (body, _, _) = crate::fetch::decode(&bytes, None)
             .map_err(|(cs, d)| anyhow::anyhow!("cannot decode {target} as {cs}: {d}"))?;
-        pipeline::read_body(&body, kind, &source)
+        read::read_body(&body, kind, &source)
             .map_err(|e| anyhow::anyhow!("{target}: extraction failed: {e}"))?
     };
     if let Some(s) = noise::transient(None, &text) {
