@@ -29,7 +29,7 @@
 //!   product offline in one command.
 //!
 //! Who may import whom: a stage imports only `model`, `config` and the stages
-//! before it; nothing below `pipeline` imports `pipeline`, `daemon`, `report`,
+//! it builds on; nothing below `pipeline` imports `pipeline`, `daemon`, `report`,
 //! `cli` or `demo`; there are no cycles.
 
 pub mod alert;
