@@ -216,17 +216,15 @@ impl Config {
     /// the source is still configured) and `[email].to`, each once. Decided
     /// at delivery, so an alert queued while nobody was configured goes out
     /// once someone is.
-    pub fn recipients(&self, source_id: Option<&str>) -> Vec<String> {
+    pub fn recipients(&self, source_id: Option<&str>) -> Vec<lettre::Address> {
         let maintainers = source_id
             .and_then(|id| self.sources.iter().find(|s| s.id == id))
             .map(|s| s.maintainers.clone())
             .unwrap_or_default();
-        let mut out: Vec<String> = Vec::new();
-        for r in maintainers
-            .into_iter()
-            .chain(self.email.to.iter().map(|a| a.to_string()))
-        {
-            if !out.iter().any(|x| x.eq_ignore_ascii_case(&r)) {
+        let mut out: Vec<lettre::Address> = Vec::new();
+        for r in maintainers.into_iter().chain(self.email.to.iter().cloned()) {
+            let same = |x: &lettre::Address| AsRef::<str>::as_ref(x).eq_ignore_ascii_case(r.as_ref());
+            if !out.iter().any(same) {
                 out.push(r);
             }
         }
@@ -506,13 +504,17 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         if r.section.as_deref().is_some_and(|s| s.trim().is_empty()) {
             return Err(invalid(entry_span, &id, "section must not be empty".into()));
         }
+        let mut maintainers = Vec::with_capacity(r.maintainers.len());
         for m in &r.maintainers {
-            if m.parse::<lettre::Address>().is_err() {
-                return Err(invalid(
-                    entry_span.clone(),
-                    &id,
-                    format!("maintainer `{m}` is not an email address"),
-                ));
+            match m.parse::<lettre::Address>() {
+                Ok(a) => maintainers.push(a),
+                Err(_) => {
+                    return Err(invalid(
+                        entry_span.clone(),
+                        &id,
+                        format!("maintainer `{m}` is not an email address"),
+                    ));
+                }
             }
         }
         let schedule = match r.schedule {
@@ -530,7 +532,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             select,
             exclude,
             section: r.section,
-            maintainers: r.maintainers,
+            maintainers,
             language,
             ignore,
             allow_private: r.allow_private,

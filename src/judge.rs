@@ -362,7 +362,8 @@ mod tests {
             assert_eq!(kinds, c.alerts, "{}", c.name);
             assert_eq!(check.blind, c.blind, "{}", c.name);
             for q in &check.alerts {
-                assert_eq!(q.recipients, ["k@example.org", "ed@example.org"], "{}", c.name);
+                let to: Vec<String> = q.recipients.iter().map(ToString::to_string).collect();
+                assert_eq!(to, ["k@example.org", "ed@example.org"], "{}", c.name);
             }
         }
     }
@@ -408,8 +409,8 @@ mod tests {
             (Some("50 EUR"), Some("65 EUR"))
         );
         assert_eq!(
-            check.alerts[0].recipients,
-            ["ed@example.org"],
+            check.alerts[0].recipients[0].to_string(),
+            "ed@example.org",
             "no maintainers: [email].to only"
         );
     }

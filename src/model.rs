@@ -19,7 +19,7 @@ pub struct Source {
     pub exclude: Vec<String>,
     /// Heading text where the requirement section starts.
     pub section: Option<String>,
-    pub maintainers: Vec<String>,
+    pub maintainers: Vec<lettre::Address>,
     pub language: Option<String>,
     /// Extra noise patterns: canonical lines they match are ignored.
     pub ignore: Vec<regex::Regex>,
@@ -441,7 +441,7 @@ pub struct Queued {
     pub alert: Alert,
     /// The `From:` mailbox, formatted.
     pub from: String,
-    pub recipients: Vec<String>,
+    pub recipients: Vec<lettre::Address>,
 }
 
 /// An outbox message with the recipients still owed it.
@@ -458,9 +458,9 @@ pub struct Outgoing {
     pub text: String,
     pub html: String,
     /// Everyone in `To:`.
-    pub to: Vec<String>,
+    pub to: Vec<lettre::Address>,
     /// (delivery id, recipient, attempts so far) still pending.
-    pub pending: Vec<(i64, String, u32)>,
+    pub pending: Vec<(i64, lettre::Address, u32)>,
 }
 
 /// Why an alert was written.

@@ -273,8 +273,7 @@ pub fn build(o: &Outgoing) -> Result<Message, NotifyError> {
         b = b.in_reply_to(root.clone()).references(root.clone());
     }
     for to in &o.to {
-        let addr: Address = to.parse().map_err(|e| bad(format!("recipient `{to}`: {e}")))?;
-        b = b.to(Mailbox::new(None, addr));
+        b = b.to(Mailbox::new(None, to.clone()));
     }
     b.multipart(MultiPart::alternative_plain_html(o.text.clone(), o.html.clone()))
         .map_err(|e| bad(e.to_string()))
@@ -374,7 +373,7 @@ pub async fn deliver(
                 continue;
             }
         };
-        let batches: Vec<Vec<&(i64, String, u32)>> = if mailer.one_envelope_per_recipient() {
+        let batches: Vec<Vec<&(i64, Address, u32)>> = if mailer.one_envelope_per_recipient() {
             o.pending.iter().map(|p| vec![p]).collect()
         } else {
             vec![o.pending.iter().collect()]
@@ -385,7 +384,7 @@ pub async fn deliver(
                 all_sent = false;
                 break;
             }
-            let rcpts: Vec<Address> = batch.iter().filter_map(|(_, r, _)| r.parse().ok()).collect();
+            let rcpts: Vec<Address> = batch.iter().map(|(_, r, _)| r.clone()).collect();
             let ids: Vec<i64> = batch.iter().map(|(id, _, _)| *id).collect();
             store.mark_sending(&ids)?;
             let sent = {

@@ -339,7 +339,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             let queued = crate::model::Queued {
                 alert: crate::alert::test(&list, &now),
                 from: config.email.from.to_string(),
-                recipients: to.iter().map(|a| a.to_string()).collect(),
+                recipients: to.clone(),
             };
             // Not queued (it reports at once), but made as any alert is.
             let msg = notify::build(&crate::model::Outgoing {

@@ -425,7 +425,7 @@ mod tests {
         let q = Queued {
             alert: crate::alert::plain_alert(AlertKind::Digest, "s".into(), "t", "body".into()),
             from: "vw <a@example.org>".into(),
-            recipients: vec!["e@example.org".into()],
+            recipients: vec!["e@example.org".parse().unwrap()],
         };
         let id = store
             .queue(&q, "2026-11-30T00:00:00Z", crate::notify::message_id)

@@ -57,7 +57,7 @@ pub(super) fn queue(
     for r in &q.recipients {
         tx.execute(
             "INSERT OR IGNORE INTO deliveries (outbox_id, recipient, status, next_attempt_at) VALUES (?1, ?2, 'pending', 0)",
-            params![outbox_id, r],
+            params![outbox_id, r.to_string()],
         )?;
     }
     Ok(outbox_id)
@@ -144,6 +144,15 @@ impl Store {
                 .collect::<Result<_, _>>()
                 .map_err(self.sql())?;
             for (id, rcpt, status, attempts) in rows {
+                // Validated before it was stored; a hand-edited row is named.
+                let rcpt: lettre::Address = rcpt.parse().map_err(|e| StoreError::Sql {
+                    path: self.db_path.clone(),
+                    source: rusqlite::Error::FromSqlConversionFailure(
+                        1,
+                        rusqlite::types::Type::Text,
+                        format!("delivery {id}: recipient `{rcpt}`: {e}").into(),
+                    ),
+                })?;
                 if status == "pending" {
                     o.pending.push((id, rcpt.clone(), attempts));
                 }
@@ -181,14 +190,14 @@ impl Store {
     }
 
     /// Gives a waiting outbox message its recipients (pending, due now).
-    pub fn address(&mut self, outbox_id: i64, recipients: &[String]) -> Result<(), StoreError> {
+    pub fn address(&mut self, outbox_id: i64, recipients: &[lettre::Address]) -> Result<(), StoreError> {
         let path = self.db_path.clone();
         let sql = |source| sql_error(&path, source);
         let tx = self.conn.transaction().map_err(sql)?;
         for r in recipients {
             tx.execute(
                 "INSERT OR IGNORE INTO deliveries (outbox_id, recipient, status, next_attempt_at) VALUES (?1, ?2, 'pending', 0)",
-                params![outbox_id, r],
+                params![outbox_id, r.to_string()],
             )
             .map_err(sql)?;
         }
