@@ -26,9 +26,11 @@ use crate::config::{self, Config};
 use crate::model::Queued;
 use crate::notify::{self, Mailer};
 use crate::pipeline::{self, RunOptions};
-use crate::store::{Access, Store};
+use crate::store::{Access, Marks, Store};
 
 const LAST_DIGEST: &str = "last_digest_at";
+/// Meta key: the history marks the last digest covered up to.
+const DIGEST_MARKS: &str = "digest_marks";
 
 /// Opens a data folder for the daemon: its lock for the process's life,
 /// and a database that passes its integrity check (else the start fails).
@@ -188,6 +190,7 @@ async fn tick(
         if store.meta(LAST_DIGEST)?.is_none() {
             // First start: the first digest covers the week from now on.
             store.set_meta(LAST_DIGEST, &crate::clock::now())?;
+            store.set_meta(DIGEST_MARKS, &store.marks()?.encode())?;
         }
         *next = Some(plan(config, store, Utc::now())?);
     }
@@ -384,13 +387,21 @@ fn far_future() -> DateTime<Utc> {
 fn digest(config: &Config, store: &mut Store) -> anyhow::Result<bool> {
     let since = store.meta(LAST_DIGEST)?.unwrap_or_else(crate::clock::now);
     let now = crate::clock::now();
+    // What the last digest covered, as history marks (a folder from before
+    // marks: the marks at the last digest's time, once).
+    let after = match store.meta(DIGEST_MARKS)?.as_deref().and_then(Marks::decode) {
+        Some(m) => m,
+        None => store.marks_at(&since)?,
+    };
+    let upto = store.marks()?;
     if config.email.to.is_empty() {
         tracing::warn!("digest skipped: [email].to is empty");
         store.set_meta(LAST_DIGEST, &now)?;
+        store.set_meta(DIGEST_MARKS, &upto.encode())?;
         return Ok(false);
     }
-    let changes = store.text_changes_since(&since)?;
-    let troubled = store.troubled_since(&since)?;
+    let changes = store.text_changes_after(&after)?;
+    let troubled = store.troubled_after(&after)?;
     let q = Queued {
         alert: alert::digest(&since, &now, &troubled, &changes),
         from: config.email.from.to_string(),
@@ -398,6 +409,7 @@ fn digest(config: &Config, store: &mut Store) -> anyhow::Result<bool> {
     };
     store.queue(&q, &now, notify::message_id)?;
     store.set_meta(LAST_DIGEST, &now)?;
+    store.set_meta(DIGEST_MARKS, &upto.encode())?;
     tracing::info!(
         troubled = troubled.len(),
         text_changes = changes.len(),

@@ -31,7 +31,7 @@ mod query;
 mod write;
 
 pub use outbox::OutboxRow;
-pub use query::{ChangeRow, HistoryRow, LastCheck};
+pub use query::{ChangeRow, HistoryRow, LastCheck, Marks};
 pub use write::stale_text_files;
 
 use migrations::MIGRATIONS;
@@ -520,6 +520,41 @@ mod tests {
         store.repair_text_file("xk").unwrap();
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "Fee 65 EUR\n");
         assert!(stale(&store).is_empty());
+    }
+
+    /// The digest covers what came after the last one's marks: ids, not
+    /// times compared as text.
+    #[test]
+    fn the_digest_reads_what_came_after_its_marks() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), Access::WriteWait).unwrap();
+        let failed = |id: &str| {
+            let mut c = outcome(id, Status::Unchanged, "x\n");
+            c.outcome = Outcome::Failed {
+                failure: crate::model::Failure {
+                    reason: crate::model::Reason::Timeout,
+                    message: "timeout".into(),
+                },
+                suspect_hash: None,
+            };
+            c
+        };
+        let mid = crate::notify::message_id;
+        store
+            .record_all(&[outcome("a", Status::Baseline, "x\n"), failed("b")], mid)
+            .unwrap();
+        let marks = store.marks().unwrap();
+        assert_eq!(Marks::decode(&marks.encode()), Some(marks));
+        assert!(store.troubled_after(&marks).unwrap().is_empty());
+        store.record_all(&[failed("a"), failed("a")], mid).unwrap();
+        let troubled = store.troubled_after(&marks).unwrap();
+        assert_eq!(troubled, [("a".to_string(), 2, "timeout".to_string())]);
+        assert!(
+            store
+                .text_changes_after(&store.marks().unwrap())
+                .unwrap()
+                .is_empty()
+        );
     }
 
     /// A WAL left without its database is refused, not replayed into a new one.

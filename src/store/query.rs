@@ -23,6 +23,28 @@ pub struct HistoryRow {
     pub changes: Vec<Change>,
 }
 
+/// A point in the history: the newest check and change ids at that point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Marks {
+    pub check: i64,
+    pub change: i64,
+}
+
+impl Marks {
+    /// `"check:change"`, as kept in `meta`.
+    pub fn encode(&self) -> String {
+        format!("{}:{}", self.check, self.change)
+    }
+
+    pub fn decode(s: &str) -> Option<Marks> {
+        let (a, b) = s.split_once(':')?;
+        Some(Marks {
+            check: a.parse().ok()?,
+            change: b.parse().ok()?,
+        })
+    }
+}
+
 /// A stored change with its diffs.
 #[derive(Debug, Clone)]
 pub struct ChangeRow {
@@ -252,33 +274,64 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(self.sql())
     }
 
-    /// Non-material (text-only) changes since `since`: (source id, when, word diff).
-    pub fn text_changes_since(&self, since: &str) -> Result<Vec<(String, String, String)>, StoreError> {
+    /// Where the history ends now: the newest check's and change's ids. A
+    /// digest covers what came after the marks of the previous one (ids,
+    /// not times: compared as numbers and found through the primary key).
+    pub fn marks(&self) -> Result<Marks, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT (SELECT coalesce(max(id), 0) FROM checks), (SELECT coalesce(max(id), 0) FROM changes)",
+                [],
+                |r| Ok(Marks { check: r.get(0)?, change: r.get(1)? }),
+            )
+            .map_err(self.sql())
+    }
+
+    /// The marks at a time (for a data folder whose last digest was
+    /// remembered by its time, before marks existed).
+    pub fn marks_at(&self, at: &str) -> Result<Marks, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT (SELECT coalesce(max(id), 0) FROM checks WHERE started_at < ?1),
+                        (SELECT coalesce(max(id), 0) FROM changes WHERE created_at < ?1)",
+                [at],
+                |r| {
+                    Ok(Marks {
+                        check: r.get(0)?,
+                        change: r.get(1)?,
+                    })
+                },
+            )
+            .map_err(self.sql())
+    }
+
+    /// Non-material (text-only) changes after a mark: (source id, when, word diff).
+    pub fn text_changes_after(&self, mark: &Marks) -> Result<Vec<(String, String, String)>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT source_id, created_at, word_diff FROM changes WHERE material = 0 AND created_at >= ?1
+                "SELECT source_id, created_at, word_diff FROM changes WHERE id > ?1 AND material = 0
                  ORDER BY source_id, id",
             )
             .map_err(self.sql())?;
         let rows = stmt
-            .query_map([since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_map([mark.change], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .map_err(self.sql())?;
         rows.collect::<Result<_, _>>().map_err(self.sql())
     }
 
-    /// Sources with failed checks since `since`: (id, failed checks, last error).
-    pub fn troubled_since(&self, since: &str) -> Result<Vec<(String, u32, String)>, StoreError> {
+    /// Sources with failed checks after a mark: (id, failed checks, last error).
+    pub fn troubled_after(&self, mark: &Marks) -> Result<Vec<(String, u32, String)>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(
                 "SELECT source_id, count(*), (SELECT error FROM checks c2 WHERE c2.source_id = c.source_id
                    AND c2.status = 'failed' ORDER BY id DESC LIMIT 1)
-                 FROM checks c WHERE status = 'failed' AND started_at >= ?1 GROUP BY source_id ORDER BY source_id",
+                 FROM checks c WHERE id > ?1 AND status = 'failed' GROUP BY source_id ORDER BY source_id",
             )
             .map_err(self.sql())?;
         let rows = stmt
-            .query_map([since], |r| {
+            .query_map([mark.check], |r| {
                 Ok((
                     r.get(0)?,
                     r.get(1)?,
