@@ -189,7 +189,7 @@ async fn tick(
         ctl.guard(deliver(store, mailer, config, &stop)).await?;
         if store.meta(LAST_DIGEST)?.is_none() {
             // First start: the first digest covers the week from now on.
-            store.set_meta(LAST_DIGEST, &crate::clock::now())?;
+            store.set_meta(LAST_DIGEST, &crate::clock::now_stamp())?;
             store.set_meta(DIGEST_MARKS, &store.marks()?.encode())?;
         }
         *next = Some(plan(config, store, Utc::now())?);
@@ -281,7 +281,7 @@ async fn tick(
         .map(|t| t.with_timezone(&Utc));
     if !ctl.stopping() && verified.is_none_or(|t| Utc::now() - t >= VERIFY_EVERY) {
         store.verify()?;
-        store.set_meta(LAST_VERIFY, &crate::clock::now())?;
+        store.set_meta(LAST_VERIFY, &crate::clock::now_stamp())?;
         tracing::info!("database integrity verified");
     }
     if ctl.reload_wanted {
@@ -350,10 +350,7 @@ pub fn plan(
     let mut next = HashMap::new();
     for source in &config.sources {
         let schedule = config.schedule_of(source);
-        let last_at = last
-            .get(&source.id)
-            .and_then(|l| DateTime::parse_from_rfc3339(&l.started_at).ok())
-            .map(|t| t.with_timezone(&Utc));
+        let last_at = last.get(&source.id).map(|l| l.started_at);
         let missed = match (last_at, schedule.after(&now).next_back()) {
             (None, _) => true,
             (Some(last), Some(fired)) => fired > last,
@@ -385,8 +382,8 @@ fn far_future() -> DateTime<Utc> {
 /// The weekly digest to `[email].to`: text-only changes and sources in
 /// trouble since the last digest, so nothing is silently swallowed.
 fn digest(config: &Config, store: &mut Store) -> anyhow::Result<bool> {
-    let since = store.meta(LAST_DIGEST)?.unwrap_or_else(crate::clock::now);
-    let now = crate::clock::now();
+    let since = store.meta(LAST_DIGEST)?.unwrap_or_else(crate::clock::now_stamp);
+    let now = crate::clock::now_stamp();
     // What the last digest covered, as history marks (a folder from before
     // marks: the marks at the last digest's time, once).
     let after = match store.meta(DIGEST_MARKS)?.as_deref().and_then(Marks::decode) {

@@ -11,7 +11,9 @@
 use crate::alert;
 use crate::compare;
 use crate::config::Config;
-use crate::model::{Alert, Check, Failure, Health, Outcome, Queued, Read, Reading, Reason, Source};
+use crate::model::{
+    Alert, Check, Failure, Health, Outcome, Queued, Read, Reading, Reason, Source, Time, stamp,
+};
 
 /// How many checks in a row must show the same shrunken text before it is
 /// accepted as the page's real new content.
@@ -25,8 +27,8 @@ pub struct Context<'a> {
     pub health: &'a Health,
     /// Checks in a row (before this one) that held back the same suspect text.
     pub suspect_streak: usize,
-    /// When this check started (RFC 3339), and how long it took.
-    pub started_at: &'a str,
+    /// When this check started, and how long it took.
+    pub started_at: Time,
     pub duration_ms: u64,
 }
 
@@ -37,7 +39,7 @@ pub fn judge(config: &Config, source: &Source, reading: Reading, ctx: Context) -
         source_id: source.id.clone(),
         name: source.name.clone(),
         url: source.url.to_string(),
-        started_at: ctx.started_at.to_string(),
+        started_at: ctx.started_at,
         duration_ms: ctx.duration_ms,
         outcome,
         alerts: Vec::new(),
@@ -46,7 +48,7 @@ pub fn judge(config: &Config, source: &Source, reading: Reading, ctx: Context) -
     if let (Outcome::Changed(read, verdict), Some(prev)) = (&check.outcome, ctx.previous)
         && verdict.material
     {
-        let a = alert::change(source, verdict, prev, &read.text, ctx.started_at);
+        let a = alert::change(source, verdict, prev, &read.text, &stamp(&ctx.started_at));
         check.alerts.push(queued_for(config, source, a));
     }
     health_alerts(config, ctx.health, source, &mut check);
@@ -194,7 +196,7 @@ mod tests {
             previous,
             health,
             suspect_streak: streak,
-            started_at: "2026-11-30T06:00:00Z",
+            started_at: "2026-11-30T06:00:00Z".parse().unwrap(),
             duration_ms: 5,
         }
     }

@@ -389,7 +389,7 @@ pub struct Check {
     pub source_id: String,
     pub name: String,
     pub url: String,
-    pub started_at: String,
+    pub started_at: Time,
     pub duration_ms: u64,
     pub outcome: Outcome,
     /// Alerts caused by this outcome, queued in the same transaction.
@@ -497,6 +497,16 @@ pub struct Alert {
     pub subject: String,
     pub text: String,
     pub html: String,
+}
+
+/// A moment, always in UTC. Times are compared as this type; they become
+/// text only where they are stored or shown ([`stamp`]).
+pub type Time = chrono::DateTime<chrono::Utc>;
+
+/// A time as stored and shown: RFC 3339, UTC, whole seconds
+/// (`2026-11-30T06:00:00Z`).
+pub fn stamp(t: &Time) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Content hash of a canonical text (snapshots are deduplicated by it).

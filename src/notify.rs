@@ -405,7 +405,7 @@ pub async fn deliver(
             };
             match sent {
                 Ok(reply) => {
-                    let at = crate::clock::now();
+                    let at = crate::clock::now_stamp();
                     for (id, rcpt, _) in &batch {
                         store.mark_sent(*id, &at)?;
                         tracing::info!(message_id = %o.message_id, recipient = %rcpt, %reply, "alert sent");

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::facts::noise;
 use crate::fetch::{FetchError, Fetcher};
 use crate::judge::{self, Context};
+use crate::model::stamp;
 use crate::model::{Check, Reading, Source};
 use crate::notify::{self, Mailer, NotifyError};
 use crate::read::{internal_failure, read_source};
@@ -62,7 +63,7 @@ pub async fn run(
     mailer: Option<&Mailer>,
     opts: &RunOptions,
 ) -> Result<RunReport, RunError> {
-    let started_at = now();
+    let started_at = stamp(&now());
     for id in &opts.only {
         if !config.sources.iter().any(|s| &s.id == id) {
             return Err(RunError::UnknownSource(id.clone()));
@@ -249,7 +250,7 @@ pub async fn run(
     }
     Ok(RunReport {
         started_at,
-        finished_at: now(),
+        finished_at: stamp(&now()),
         sources: reports.into_iter().flatten().collect(),
         alerts,
         delivered_to: mailer.map(Mailer::describe),
@@ -325,7 +326,7 @@ fn outcome(
     store: &Store,
     source: &Source,
     health: &crate::model::Health,
-    started_at: String,
+    started_at: crate::model::Time,
     clock: Instant,
     reading: Reading,
 ) -> Result<Check, StoreError> {
@@ -347,7 +348,7 @@ fn outcome(
         previous: previous.as_deref(),
         health,
         suspect_streak,
-        started_at: &started_at,
+        started_at,
         duration_ms: clock.elapsed().as_millis() as u64,
     };
     Ok(judge::judge(config, source, reading, ctx))

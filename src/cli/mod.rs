@@ -335,7 +335,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             anyhow::ensure!(!to.is_empty(), "no recipient: pass --to ADDR or set [email].to");
             let mailer = mailer(&config, &cli.data)?;
             let list = to.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ");
-            let now = crate::clock::now();
+            let now = crate::clock::now_stamp();
             let queued = crate::model::Queued {
                 alert: crate::alert::test(&list, &now),
                 from: config.email.from.to_string(),
@@ -441,7 +441,7 @@ fn status_rows(config: &Config, store: &Store) -> anyhow::Result<Vec<report::Sta
         let l = last.get(&s.id);
         rows.push(report::StatusRow {
             id: s.id.clone(),
-            last_check: l.map(|l| l.started_at.clone()),
+            last_check: l.map(|l| crate::model::stamp(&l.started_at)),
             status: l.map(|l| l.status),
             error: l.and_then(|l| l.error.clone()),
             next_due: next[&s.id].to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

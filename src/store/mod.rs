@@ -22,7 +22,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::model::{
     AlertKind, Change, Check, DeliveryStatus, Health, Known, MessageIdFn, Outcome, Outgoing, Previous,
-    Queued, Status, Validators,
+    Queued, Status, Time, Validators,
 };
 
 mod migrations;
@@ -471,7 +471,7 @@ mod tests {
             source_id: id.into(),
             name: id.into(),
             url: "http://127.0.0.1/x".into(),
-            started_at: "2026-11-30T00:00:00Z".into(),
+            started_at: "2026-11-30T00:00:00Z".parse().unwrap(),
             duration_ms: 1,
             outcome,
             alerts: Vec::new(),

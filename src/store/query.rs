@@ -8,7 +8,7 @@ use super::*;
 /// A source's latest check.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LastCheck {
-    pub started_at: String,
+    pub started_at: Time,
     pub status: Status,
     pub error: Option<String>,
 }
@@ -74,6 +74,14 @@ fn health_row(r: &rusqlite::Row) -> rusqlite::Result<Health> {
         last_ok_at: r.get(1)?,
         failures_in_a_row: r.get::<_, i64>(2)? as u32,
     })
+}
+
+/// A stored time, typed at the boundary.
+pub(super) fn time_at(r: &rusqlite::Row, i: usize) -> rusqlite::Result<Time> {
+    let text: String = r.get(i)?;
+    chrono::DateTime::parse_from_rfc3339(&text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
 }
 
 /// A stored check status, typed at the boundary.
@@ -264,7 +272,7 @@ impl Store {
                 Ok((
                     r.get::<_, String>(0)?,
                     LastCheck {
-                        started_at: r.get(1)?,
+                        started_at: time_at(r, 1)?,
                         status: status_at(r, 2)?,
                         error: r.get(3)?,
                     },

@@ -12,6 +12,7 @@ pub(super) fn write_outcome(
     message_id: MessageIdFn,
 ) -> rusqlite::Result<()> {
     let status = rec.outcome.status();
+    let at = crate::model::stamp(&rec.started_at);
     let read = rec.outcome.read();
     let failure = rec.outcome.failure();
     let suspect_hash = match &rec.outcome {
@@ -29,7 +30,7 @@ pub(super) fn write_outcome(
     let hash = read.map(|r| content_hash(&r.text));
     if let (Some(text), Some(hash)) = (read.map(|r| &r.text), &hash) {
         tx.prepare_cached("INSERT OR IGNORE INTO snapshots (hash, text, created_at) VALUES (?1, ?2, ?3)")
-            .and_then(|mut st| st.execute(params![hash, text, rec.started_at]))?;
+            .and_then(|mut st| st.execute(params![hash, text, at]))?;
     }
     let snapshot_hash: Option<String> = match &hash {
         Some(h) => Some(h.clone()),
@@ -40,7 +41,7 @@ pub(super) fn write_outcome(
     tx.prepare_cached("INSERT INTO checks (source_id, started_at, duration_ms, status, reason, error, http_status, charset, snapshot_hash, suspect_hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)").and_then(|mut st| st.execute(params![
             rec.source_id,
-            rec.started_at,
+            at,
             rec.duration_ms as i64,
             status.as_str(),
             failure.map(|f| f.reason.as_str()),
@@ -83,7 +84,7 @@ pub(super) fn write_outcome(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)").and_then(|mut st| st.execute(params![
                 check_id,
                 rec.source_id,
-                rec.started_at,
+                at,
                 before,
                 after,
                 verdict.material,
@@ -105,7 +106,7 @@ pub(super) fn write_outcome(
     match rec.blind {
         Some(true) => tx
             .prepare_cached("UPDATE sources SET blind_since = ?2 WHERE id = ?1")
-            .and_then(|mut st| st.execute(params![rec.source_id, rec.started_at])),
+            .and_then(|mut st| st.execute(params![rec.source_id, at])),
         Some(false) => tx
             .prepare_cached("UPDATE sources SET blind_since = NULL WHERE id = ?1")
             .and_then(|mut st| st.execute([&rec.source_id])),
@@ -117,7 +118,7 @@ pub(super) fn write_outcome(
         } else {
             None
         };
-        queue(tx, Some(&rec.source_id), linked, q, &rec.started_at, message_id)?;
+        queue(tx, Some(&rec.source_id), linked, q, &at, message_id)?;
     }
     Ok(())
 }
