@@ -26,6 +26,34 @@ fn config(http: &MockServer, smtp_port: u16, schedule: &str, sources: &[&str]) -
     c
 }
 
+/// The daemon run in this process, told to stop through its channel (what
+/// the CLI feeds from SIGTERM): no process, no `kill`.
+pub struct InProcess {
+    tx: tokio::sync::mpsc::Sender<visawatch::daemon::Signal>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl InProcess {
+    pub async fn start(env: &Env) -> InProcess {
+        let config = visawatch::config::load(&env.config()).unwrap();
+        let store = visawatch::daemon::open(&env.data()).await.unwrap();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let (path, data) = (env.config(), env.data());
+        let task = tokio::spawn(async move { visawatch::daemon::run(&path, &data, config, store, rx).await });
+        InProcess { tx, task }
+    }
+
+    /// Stops it and waits: it must end cleanly within the grace.
+    pub async fn stop(self) {
+        self.tx.send(visawatch::daemon::Signal::Stop).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .expect("the daemon stops when told")
+            .unwrap()
+            .unwrap();
+    }
+}
+
 pub struct Daemon {
     child: tokio::process::Child,
     log: std::path::PathBuf,
@@ -241,7 +269,7 @@ async fn a_restart_after_a_missed_schedule_checks_at_once() {
     let second = (chrono::Utc::now().timestamp() + 2).rem_euclid(60);
     env.write_config(&config(&http, 9, &format!("{second} * * * * *"), &["xk"]));
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let d = Daemon::start(&env);
+    let d = InProcess::start(&env).await;
     wait_for(5, "the catch-up check", || async {
         checks(&env, "xk").await >= 2
     })
@@ -253,7 +281,7 @@ async fn a_restart_after_a_missed_schedule_checks_at_once() {
         next > chrono::Utc::now() + chrono::Duration::seconds(30),
         "next run is the next minute: {st}"
     );
-    assert_eq!(d.stop().await, 0);
+    d.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -335,7 +363,7 @@ async fn an_alert_that_failed_is_retried_by_the_daemon_without_waiting_for_a_che
         "SMTP is down"
     );
 
-    let d = Daemon::start(&env);
+    let d = InProcess::start(&env).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let smtp = SmtpServer::start(Options {
         port: Some(port),
@@ -344,7 +372,7 @@ async fn an_alert_that_failed_is_retried_by_the_daemon_without_waiting_for_a_che
     let m = smtp.next(20).expect("the daemon retries the outbox on its own");
     assert_eq!(m.subject(), "[visawatch] Kosovo permit: fee 50 EUR → 65 EUR");
     assert_eq!(checks(&env, "xk").await, 2, "no check was needed for it");
-    assert_eq!(d.stop().await, 0);
+    d.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -359,7 +387,7 @@ async fn a_source_with_its_own_schedule_runs_on_it() {
         &format!("url = \"{}/fast\"\nschedule = \"* * * * * *\"\n", http.uri()),
     );
     env.write_config(&cfg);
-    let d = Daemon::start(&env);
+    let d = InProcess::start(&env).await;
     wait_for(15, "several checks of the fast source", || async {
         checks(&env, "fast").await >= 4
     })
@@ -369,30 +397,20 @@ async fn a_source_with_its_own_schedule_runs_on_it() {
         1,
         "the daily source ran once, at start"
     );
-    assert_eq!(d.stop().await, 0);
+    d.stop().await;
 }
 
 /// The daemon driven in-process: its stop comes through the channel the
-/// CLI feeds from SIGTERM, so a test needs no process, no `kill`.
+/// CLI feeds from SIGTERM, and it lets go of the folder when it returns.
 #[tokio::test(flavor = "multi_thread")]
 async fn in_process_a_stop_ends_the_daemon_after_its_checks() {
-    use visawatch::daemon::{self, Signal};
     let http = MockServer::start().await;
     serve(&http, "/xk", xk(50), "text/html; charset=utf-8").await;
     let env = Env::new();
     env.write_config(&config(&http, 9, "* * * * * *", &["xk"]));
-    let config = visawatch::config::load(&env.config()).unwrap();
-    let store = daemon::open(&env.data()).await.unwrap();
-    let (tx, rx) = tokio::sync::mpsc::channel(1);
-    let (path, data) = (env.config(), env.data());
-    let running = tokio::spawn(async move { daemon::run(&path, &data, config, store, rx).await });
+    let d = InProcess::start(&env).await;
     wait_for(15, "two checks", || async { checks(&env, "xk").await >= 2 }).await;
-    tx.send(Signal::Stop).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(15), running)
-        .await
-        .expect("the daemon stops when told")
-        .unwrap()
-        .unwrap();
+    d.stop().await;
     // The folder's lock went with it: a check can run now.
     let (code, r) = env.check().await;
     assert_eq!((code, status(&r, "xk")), (0, "unchanged"), "{r}");
