@@ -8,7 +8,6 @@
 //! here is exactly what the report, the history and the alert show.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
 use similar::{ChangeTag, TextDiff};
 
@@ -406,9 +405,9 @@ fn match_documents(before: &[Document], after: &[Document]) -> (Vec<Change>, Who
 pub fn diffs(before: &str, after: &str) -> (String, String) {
     let td = line_diff(before, after);
     let mut unified = String::from("--- before\n+++ after\n");
-    for hunk in td.unified_diff().context_radius(3).iter_hunks() {
-        unified.push_str(&format!("{}\n", hunk.header()));
-        for op in hunk.ops() {
+    for hunk in td.grouped_ops(3) {
+        unified.push_str(&format!("{}\n", similar::udiff::UnifiedHunkHeader::new(&hunk)));
+        for op in &hunk {
             for line in op_lines(&td, op) {
                 unified.push(line.sign());
                 for (_, value) in &line.parts {
@@ -455,34 +454,84 @@ fn cap(mut diff: String) -> String {
 }
 
 /// The line diff of two canonical texts, decided by the texts alone (no
-/// clock): exact (Myers) when the stretch between the common first and last
-/// lines holds at most `EXACT_DIFF_LINES` lines, since Myers costs up to
-/// the square of that; beyond, the whole texts as one replacement.
-pub fn line_diff<'a>(before: &'a str, after: &'a str) -> TextDiff<'a, 'a, str> {
-    let mut config = TextDiff::configure();
-    if middle_lines(before, after) > EXACT_DIFF_LINES {
-        // A deadline already past makes similar emit one delete and one
-        // insert at once: the same coarse diff on any machine, at any load.
-        config.deadline(std::time::Instant::now() - Duration::from_secs(1));
+/// clock, no deadline): exact (Myers) when the stretch between the common
+/// first and last lines holds at most `EXACT_DIFF_LINES` lines, since Myers
+/// costs up to the square of that; beyond, that stretch as one replacement.
+pub struct LineDiff<'a> {
+    old: Vec<&'a str>,
+    new: Vec<&'a str>,
+    ops: Vec<similar::DiffOp>,
+    /// The exact diff, for word marks; `None` for a coarse one.
+    exact: Option<TextDiff<'a, 'a, str>>,
+}
+
+impl LineDiff<'_> {
+    /// The ops in hunks with `n` lines of context.
+    pub fn grouped_ops(&self, n: usize) -> Vec<Vec<similar::DiffOp>> {
+        similar::group_diff_ops(self.ops.clone(), n)
     }
-    config.diff_lines(before, after)
+}
+
+pub fn line_diff<'a>(before: &'a str, after: &'a str) -> LineDiff<'a> {
+    let old: Vec<&str> = before.split_inclusive('\n').collect();
+    let new: Vec<&str> = after.split_inclusive('\n').collect();
+    let prefix = old.iter().zip(&new).take_while(|(x, y)| x == y).count();
+    let suffix = old[prefix..]
+        .iter()
+        .rev()
+        .zip(new[prefix..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let (gone, came) = (old.len() - prefix - suffix, new.len() - prefix - suffix);
+    if gone + came <= EXACT_DIFF_LINES {
+        let td = TextDiff::configure().diff_lines(before, after);
+        return LineDiff {
+            ops: td.ops().to_vec(),
+            old,
+            new,
+            exact: Some(td),
+        };
+    }
+    use similar::DiffOp;
+    let mut ops = Vec::new();
+    if prefix > 0 {
+        ops.push(DiffOp::Equal {
+            old_index: 0,
+            new_index: 0,
+            len: prefix,
+        });
+    }
+    if gone > 0 {
+        ops.push(DiffOp::Delete {
+            old_index: prefix,
+            old_len: gone,
+            new_index: prefix,
+        });
+    }
+    if came > 0 {
+        ops.push(DiffOp::Insert {
+            old_index: prefix + gone,
+            new_index: prefix,
+            new_len: came,
+        });
+    }
+    if suffix > 0 {
+        ops.push(DiffOp::Equal {
+            old_index: prefix + gone,
+            new_index: prefix + came,
+            len: suffix,
+        });
+    }
+    LineDiff {
+        old,
+        new,
+        ops,
+        exact: None,
+    }
 }
 
 /// Lines of an exact line diff at most (both sides of the differing stretch).
 const EXACT_DIFF_LINES: usize = 20_000;
-
-/// Lines on both sides once the common first and last lines are set aside.
-fn middle_lines(before: &str, after: &str) -> usize {
-    let (b, a): (Vec<&str>, Vec<&str>) = (before.lines().collect(), after.lines().collect());
-    let prefix = b.iter().zip(&a).take_while(|(x, y)| x == y).count();
-    let suffix = b[prefix..]
-        .iter()
-        .rev()
-        .zip(a[prefix..].iter().rev())
-        .take_while(|(x, y)| x == y)
-        .count();
-    b.len() + a.len() - 2 * (prefix + suffix)
-}
 
 /// One line of a rendered diff: its parts, `true` where words changed.
 pub struct DiffLine {
@@ -510,11 +559,15 @@ const WINDOW: usize = 200;
 const SHOWN_MAX: usize = 1_000;
 
 /// The lines of one diff op with their changed words marked.
-pub fn op_lines(td: &TextDiff<'_, '_, str>, op: &similar::DiffOp) -> Vec<DiffLine> {
+pub fn op_lines(diff: &LineDiff<'_>, op: &similar::DiffOp) -> Vec<DiffLine> {
     let line = |s: &str| s.trim_end_matches('\n').to_string();
-    let old: Vec<&str> = op.old_range().filter_map(|i| td.old_slice(i)).collect();
-    let new: Vec<&str> = op.new_range().filter_map(|i| td.new_slice(i)).collect();
-    if old.iter().chain(&new).all(|l| l.len() <= INLINE_MAX) {
+    let old: Vec<&str> = op.old_range().filter_map(|i| diff.old.get(i).copied()).collect();
+    let new: Vec<&str> = op.new_range().filter_map(|i| diff.new.get(i).copied()).collect();
+    if let Some(td) = diff
+        .exact
+        .as_ref()
+        .filter(|_| old.iter().chain(&new).all(|l| l.len() <= INLINE_MAX))
+    {
         // No deadline: lines this short cost little, and the marks must not
         // depend on the machine's load.
         return td

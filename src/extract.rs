@@ -759,13 +759,11 @@ mod tests {
     fn many_attributes_fail_before_parsing() {
         let attrs: String = (0..200_000).map(|i| format!(" a{i}=1")).collect();
         let html = format!("<main><p{attrs}>x</p></main>");
-        let t = std::time::Instant::now();
         let r = extract(&html, &Rules::default());
         assert!(
             matches!(&r, Err(ExtractError::TooComplex(m)) if m.contains("attributes")),
             "{r:?}"
         );
-        assert!(t.elapsed() < std::time::Duration::from_secs(5));
         // Quoted values with '>' inside and scripts full of '<' are read as a parser does.
         let html = format!(
             "<main><p title=\"a>b\" {}>x</p><script>if (a<b) {{ s = \"{}\" }}</script></main>",
