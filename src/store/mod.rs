@@ -370,8 +370,36 @@ fn take_lock(dir: &Path, access: Access) -> Result<File, StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A check of `id` with `status` and `text`, for the store's tests.
+    pub(crate) fn outcome(id: &str, status: Status, text: &str) -> Check {
+        let read = crate::judge::read_of(text);
+        let outcome = match status {
+            Status::Baseline => Outcome::Baseline(read),
+            Status::Changed => Outcome::Changed(
+                read,
+                crate::model::Verdict {
+                    changes: Vec::new(),
+                    material: false,
+                    diff: String::new(),
+                    word_diff: String::new(),
+                },
+            ),
+            _ => Outcome::Unchanged(Some(read)),
+        };
+        Check {
+            source_id: id.into(),
+            name: id.into(),
+            url: "http://127.0.0.1/x".into(),
+            started_at: "2026-11-30T00:00:00Z".parse().unwrap(),
+            duration_ms: 1,
+            outcome,
+            alerts: Vec::new(),
+            blind: None,
+        }
+    }
 
     /// A data folder written by the version before `last_ok_at` moved out
     /// of `sources` keeps its health: the last good check and the failures
@@ -412,149 +440,6 @@ mod tests {
         assert_eq!(known["xk"].as_ref().map(|k| k.text_len), Some(4));
         assert!(known["new-source"].is_none());
         assert_eq!(all["new-source"].failures_in_a_row, 0);
-    }
-
-    /// Issue 10 (14): a kill while the server had the message (the kernel
-    /// flushes the final `.`) left no trace of it. A delivery marked
-    /// `sending` is found by the next round, pending again, with a note that
-    /// a duplicate (same Message-ID) is possible.
-    #[test]
-    fn a_delivery_killed_while_sending_is_recovered_knowingly() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path(), Access::WriteWait).unwrap();
-        let q = Queued {
-            alert: crate::alert::plain_alert(AlertKind::Digest, "s".into(), "t", "body".into()),
-            from: "vw <a@example.org>".into(),
-            recipients: vec!["e@example.org".parse().unwrap()],
-        };
-        let id = store
-            .queue(&q, "2026-11-30T00:00:00Z", crate::notify::message_id)
-            .unwrap();
-        let due = store.due(0, false).unwrap();
-        let message_id = due[0].message_id.clone();
-        let (delivery, _, _) = due[0].pending[0].clone();
-        store.mark_sending(&[delivery]).unwrap();
-        assert!(
-            store.due(i64::MAX, true).unwrap().is_empty(),
-            "not sent twice while in flight"
-        );
-        drop(store); // the process dies here
-
-        let store = Store::open(dir.path(), Access::WriteWait).unwrap();
-        let recovered = store.recover_sending("interrupted").unwrap();
-        assert_eq!(recovered, [("e@example.org".to_string(), message_id.clone())]);
-        let due = store.due(0, false).unwrap();
-        assert_eq!(
-            (due[0].outbox_id, &due[0].message_id),
-            (id, &message_id),
-            "same Message-ID"
-        );
-        assert!(store.recover_sending("interrupted").unwrap().is_empty());
-    }
-
-    fn outcome(id: &str, status: Status, text: &str) -> Check {
-        let read = crate::judge::read_of(text);
-        let outcome = match status {
-            Status::Baseline => Outcome::Baseline(read),
-            Status::Changed => Outcome::Changed(
-                read,
-                crate::model::Verdict {
-                    changes: Vec::new(),
-                    material: false,
-                    diff: String::new(),
-                    word_diff: String::new(),
-                },
-            ),
-            _ => Outcome::Unchanged(Some(read)),
-        };
-        Check {
-            source_id: id.into(),
-            name: id.into(),
-            url: "http://127.0.0.1/x".into(),
-            started_at: "2026-11-30T00:00:00Z".parse().unwrap(),
-            duration_ms: 1,
-            outcome,
-            alerts: Vec::new(),
-            blind: None,
-        }
-    }
-
-    /// Issue 10 (4): a kill between the commit of a new text and the write
-    /// of `<id>.txt` left the file stale until the page's next change. The
-    /// commit marks the file; the next run sees the mark and repairs it.
-    #[test]
-    fn a_text_file_not_written_before_a_kill_is_found_and_repaired() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path(), Access::WriteWait).unwrap();
-        store
-            .record_all(
-                &[outcome("xk", Status::Baseline, "Fee 50 EUR\n")],
-                crate::notify::message_id,
-            )
-            .unwrap();
-        let file = dir.path().join("xk.txt");
-        assert_eq!(std::fs::read_to_string(&file).unwrap(), "Fee 50 EUR\n");
-        let stale = |store: &Store| {
-            let (known, _) = store.prefetch(&["xk"]).unwrap();
-            let stamp = known["xk"].as_ref().unwrap().file_stamp.clone();
-            stale_text_files(dir.path(), vec![("xk".into(), stamp)])
-        };
-        assert!(stale(&store).is_empty(), "just written");
-
-        // The commit of a change, then the process dies before the file.
-        let tx = store.conn.transaction().unwrap();
-        write::write_outcome(
-            &tx,
-            &outcome("xk", Status::Changed, "Fee 65 EUR\n"),
-            crate::notify::message_id,
-        )
-        .unwrap();
-        tx.commit().unwrap();
-        assert_eq!(stale(&store), ["xk"]);
-        assert_eq!(
-            std::fs::read_to_string(&file).unwrap(),
-            "Fee 50 EUR\n",
-            "same length, old text"
-        );
-
-        store.repair_text_file("xk").unwrap();
-        assert_eq!(std::fs::read_to_string(&file).unwrap(), "Fee 65 EUR\n");
-        assert!(stale(&store).is_empty());
-    }
-
-    /// The digest covers what came after the last one's marks: ids, not
-    /// times compared as text.
-    #[test]
-    fn the_digest_reads_what_came_after_its_marks() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path(), Access::WriteWait).unwrap();
-        let failed = |id: &str| {
-            let mut c = outcome(id, Status::Unchanged, "x\n");
-            c.outcome = Outcome::Failed {
-                failure: crate::model::Failure {
-                    reason: crate::model::Reason::Timeout,
-                    message: "timeout".into(),
-                },
-                suspect_hash: None,
-            };
-            c
-        };
-        let mid = crate::notify::message_id;
-        store
-            .record_all(&[outcome("a", Status::Baseline, "x\n"), failed("b")], mid)
-            .unwrap();
-        let marks = store.marks().unwrap();
-        assert_eq!(Marks::decode(&marks.encode()), Some(marks));
-        assert!(store.troubled_after(&marks).unwrap().is_empty());
-        store.record_all(&[failed("a"), failed("a")], mid).unwrap();
-        let troubled = store.troubled_after(&marks).unwrap();
-        assert_eq!(troubled, [("a".to_string(), 2, "timeout".to_string())]);
-        assert!(
-            store
-                .text_changes_after(&store.marks().unwrap())
-                .unwrap()
-                .is_empty()
-        );
     }
 
     /// A WAL left without its database is refused, not replayed into a new one.

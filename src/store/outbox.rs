@@ -319,3 +319,46 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(self.sql())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 10 (14): a kill while the server had the message (the kernel
+    /// flushes the final `.`) left no trace of it. A delivery marked
+    /// `sending` is found by the next round, pending again, with a note that
+    /// a duplicate (same Message-ID) is possible.
+    #[test]
+    fn a_delivery_killed_while_sending_is_recovered_knowingly() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), Access::WriteWait).unwrap();
+        let q = Queued {
+            alert: crate::alert::plain_alert(AlertKind::Digest, "s".into(), "t", "body".into()),
+            from: "vw <a@example.org>".into(),
+            recipients: vec!["e@example.org".parse().unwrap()],
+        };
+        let id = store
+            .queue(&q, "2026-11-30T00:00:00Z", crate::notify::message_id)
+            .unwrap();
+        let due = store.due(0, false).unwrap();
+        let message_id = due[0].message_id.clone();
+        let (delivery, _, _) = due[0].pending[0].clone();
+        store.mark_sending(&[delivery]).unwrap();
+        assert!(
+            store.due(i64::MAX, true).unwrap().is_empty(),
+            "not sent twice while in flight"
+        );
+        drop(store); // the process dies here
+
+        let store = Store::open(dir.path(), Access::WriteWait).unwrap();
+        let recovered = store.recover_sending("interrupted").unwrap();
+        assert_eq!(recovered, [("e@example.org".to_string(), message_id.clone())]);
+        let due = store.due(0, false).unwrap();
+        assert_eq!(
+            (due[0].outbox_id, &due[0].message_id),
+            (id, &message_id),
+            "same Message-ID"
+        );
+        assert!(store.recover_sending("interrupted").unwrap().is_empty());
+    }
+}

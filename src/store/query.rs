@@ -373,3 +373,44 @@ impl Store {
             .map_err(self.sql())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::outcome;
+
+    /// The digest covers what came after the last one's marks: ids, not
+    /// times compared as text.
+    #[test]
+    fn the_digest_reads_what_came_after_its_marks() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), Access::WriteWait).unwrap();
+        let failed = |id: &str| {
+            let mut c = outcome(id, Status::Unchanged, "x\n");
+            c.outcome = Outcome::Failed {
+                failure: crate::model::Failure {
+                    reason: crate::model::Reason::Timeout,
+                    message: "timeout".into(),
+                },
+                suspect_hash: None,
+            };
+            c
+        };
+        let mid = crate::notify::message_id;
+        store
+            .record_all(&[outcome("a", Status::Baseline, "x\n"), failed("b")], mid)
+            .unwrap();
+        let marks = store.marks().unwrap();
+        assert_eq!(Marks::decode(&marks.encode()), Some(marks));
+        assert!(store.troubled_after(&marks).unwrap().is_empty());
+        store.record_all(&[failed("a"), failed("a")], mid).unwrap();
+        let troubled = store.troubled_after(&marks).unwrap();
+        assert_eq!(troubled, [("a".to_string(), 2, "timeout".to_string())]);
+        assert!(
+            store
+                .text_changes_after(&store.marks().unwrap())
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

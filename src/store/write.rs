@@ -216,3 +216,52 @@ impl Store {
         file_stamp(&path).ok_or_else(|| io(std::io::Error::other("written, then not found")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::outcome;
+
+    /// Issue 10 (4): a kill between the commit of a new text and the write
+    /// of `<id>.txt` left the file stale until the page's next change. The
+    /// commit marks the file; the next run sees the mark and repairs it.
+    #[test]
+    fn a_text_file_not_written_before_a_kill_is_found_and_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), Access::WriteWait).unwrap();
+        store
+            .record_all(
+                &[outcome("xk", Status::Baseline, "Fee 50 EUR\n")],
+                crate::notify::message_id,
+            )
+            .unwrap();
+        let file = dir.path().join("xk.txt");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "Fee 50 EUR\n");
+        let stale = |store: &Store| {
+            let (known, _) = store.prefetch(&["xk"]).unwrap();
+            let stamp = known["xk"].as_ref().unwrap().file_stamp.clone();
+            stale_text_files(dir.path(), vec![("xk".into(), stamp)])
+        };
+        assert!(stale(&store).is_empty(), "just written");
+
+        // The commit of a change, then the process dies before the file.
+        let tx = store.conn.transaction().unwrap();
+        write::write_outcome(
+            &tx,
+            &outcome("xk", Status::Changed, "Fee 65 EUR\n"),
+            crate::notify::message_id,
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        assert_eq!(stale(&store), ["xk"]);
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "Fee 50 EUR\n",
+            "same length, old text"
+        );
+
+        store.repair_text_file("xk").unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "Fee 65 EUR\n");
+        assert!(stale(&store).is_empty());
+    }
+}
