@@ -138,17 +138,6 @@ fn health_alerts(config: &Config, health: &Health, source: &Source, check: &mut 
     }
 }
 
-/// A [`Read`] of `text` (for tests and callers that have only a text).
-pub fn read_of(text: &str) -> Read {
-    Read {
-        text: text.to_string(),
-        body_hash: crate::model::content_hash(text),
-        validators: Default::default(),
-        http_status: 200,
-        charset: "UTF-8",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,7 +207,7 @@ mod tests {
         let cases = vec![
             Case {
                 name: "first text: baseline, never an alert",
-                reading: Reading::Text(read_of(BEFORE)),
+                reading: Reading::Text(Read::of_text(BEFORE)),
                 previous: None,
                 health: healthy(),
                 streak: 0,
@@ -229,7 +218,7 @@ mod tests {
             },
             Case {
                 name: "same text: unchanged",
-                reading: Reading::Text(read_of(BEFORE)),
+                reading: Reading::Text(Read::of_text(BEFORE)),
                 previous: Some(BEFORE),
                 health: healthy(),
                 streak: 0,
@@ -251,7 +240,7 @@ mod tests {
             },
             Case {
                 name: "fee changed: material, one change alert",
-                reading: Reading::Text(read_of(FEE_CHANGED)),
+                reading: Reading::Text(Read::of_text(FEE_CHANGED)),
                 previous: Some(BEFORE),
                 health: healthy(),
                 streak: 0,
@@ -262,7 +251,7 @@ mod tests {
             },
             Case {
                 name: "text only: recorded, not alerted",
-                reading: Reading::Text(read_of(TEXT_CHANGED)),
+                reading: Reading::Text(Read::of_text(TEXT_CHANGED)),
                 previous: Some(BEFORE),
                 health: healthy(),
                 streak: 0,
@@ -295,7 +284,7 @@ mod tests {
             },
             Case {
                 name: "suspect shrink, first sight: held back",
-                reading: Reading::Suspect(read_of("# Fees\n"), failure(Reason::Suspect)),
+                reading: Reading::Suspect(Read::of_text("# Fees\n"), failure(Reason::Suspect)),
                 previous: Some(BEFORE),
                 health: healthy(),
                 streak: 0,
@@ -306,7 +295,7 @@ mod tests {
             },
             Case {
                 name: "suspect shrink, third sight: accepted as the page",
-                reading: Reading::Suspect(read_of("# Fees\n- Passport\n"), failure(Reason::Suspect)),
+                reading: Reading::Suspect(Read::of_text("# Fees\n- Passport\n"), failure(Reason::Suspect)),
                 previous: Some(BEFORE),
                 health: healthy(),
                 streak: SUSPECT_CONFIRMATIONS - 1,
@@ -378,7 +367,7 @@ mod tests {
         let check = judge(
             &config,
             &config.sources[0],
-            Reading::Suspect(read_of("# Fees\n"), failure(Reason::Suspect)),
+            Reading::Suspect(Read::of_text("# Fees\n"), failure(Reason::Suspect)),
             ctx,
         );
         match check.outcome {
@@ -401,7 +390,7 @@ mod tests {
         let check = judge(
             &config,
             &config.sources[0],
-            Reading::Text(read_of(FEE_CHANGED)),
+            Reading::Text(Read::of_text(FEE_CHANGED)),
             ctx,
         );
         let v = check.outcome.verdict().unwrap();

@@ -254,6 +254,19 @@ pub struct Read {
     pub charset: &'static str,
 }
 
+impl Read {
+    /// A read of `text` alone (a test, or a caller with only a text).
+    pub fn of_text(text: &str) -> Read {
+        Read {
+            text: text.to_string(),
+            body_hash: content_hash(text),
+            validators: Validators::default(),
+            http_status: 200,
+            charset: "UTF-8",
+        }
+    }
+}
+
 /// Why a source gave no usable text: a stable reason (stored, and what
 /// `--json` consumers can match on) and the message people read.
 #[derive(Debug, Clone, PartialEq, Eq)]

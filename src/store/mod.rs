@@ -375,7 +375,7 @@ pub(crate) mod tests {
 
     /// A check of `id` with `status` and `text`, for the store's tests.
     pub(crate) fn outcome(id: &str, status: Status, text: &str) -> Check {
-        let read = crate::judge::read_of(text);
+        let read = crate::model::Read::of_text(text);
         let outcome = match status {
             Status::Baseline => Outcome::Baseline(read),
             Status::Changed => Outcome::Changed(
