@@ -11,9 +11,7 @@
 use crate::alert;
 use crate::compare;
 use crate::config::Config;
-use crate::model::{
-    Alert, Check, Failure, Health, Outcome, Queued, Read, Reading, Reason, Source, Time, stamp,
-};
+use crate::model::{Alert, Check, Failure, Health, Outcome, Queued, Reading, Reason, Source, Time, stamp};
 
 /// How many checks in a row must show the same shrunken text before it is
 /// accepted as the page's real new content.
@@ -141,7 +139,7 @@ fn health_alerts(config: &Config, health: &Health, source: &Source, check: &mut 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{AlertKind, ChangeKind, Status};
+    use crate::model::{AlertKind, ChangeKind, Read, Status};
 
     fn config(extra: &str) -> Config {
         crate::config::parse(
