@@ -168,7 +168,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             let config = config::load(&cli.config)?;
             // Listen before anything can take long: an unhandled SIGTERM kills.
             let signals = os_signals()?;
-            let store = crate::daemon::open(&cli.data).await?;
+            let store = match crate::daemon::open(&cli.data).await {
+                Ok(store) => store,
+                // A disk that is full or failing now may not be so in a
+                // minute: exit 1, which the service unit restarts (exit 2
+                // is for what a person must fix: config, lock, damage).
+                Err(e) if is_passing_storage_error(&e) => {
+                    eprintln!("visawatch: error: {e:#} (will be retried)");
+                    return Ok(Exit::Partial);
+                }
+                Err(e) => return Err(e),
+            };
             crate::daemon::run(&cli.config, &cli.data, config, store, signals).await?;
             Ok(Exit::Done)
         }
@@ -393,6 +403,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             Ok(Exit::Done)
         }
     }
+}
+
+/// A full disk (or a failing one) while opening the data folder: it may
+/// pass by itself, unlike a missing, locked, damaged or unwritable folder.
+fn is_passing_storage_error(e: &anyhow::Error) -> bool {
+    use crate::store::StoreError;
+    const ENOSPC: i32 = 28;
+    const EDQUOT: i32 = 122;
+    const EIO: i32 = 5;
+    e.chain().any(|c| match c.downcast_ref::<StoreError>() {
+        Some(StoreError::Io { source, .. }) => {
+            matches!(source.raw_os_error(), Some(ENOSPC | EDQUOT | EIO))
+        }
+        Some(StoreError::Sql { source, .. }) => matches!(
+            source.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure)
+        ),
+        _ => false,
+    })
 }
 
 /// SIGTERM and SIGINT as [`daemon::Signal::Stop`], SIGHUP as

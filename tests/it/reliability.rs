@@ -629,3 +629,47 @@ async fn a_redirect_from_a_public_host_into_a_private_network_is_refused() {
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status(&r, "public"), "baseline", "allowed on purpose: {r}");
 }
+
+/// (11) A daemon that starts on a full disk exits 1, which the service
+/// unit restarts, not 2, which it leaves down.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daemon_starting_on_a_full_disk_exits_so_that_it_is_restarted() {
+    let env = Env::new();
+    std::fs::create_dir(env.data()).unwrap();
+    let mount = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(env.data())
+        .status()
+        .expect("mount(8) is needed for this test (run as root)");
+    assert!(
+        mount.success(),
+        "mounting a tmpfs needs root: this test must run as root"
+    );
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(env.data());
+    let _ = std::process::Command::new("dd")
+        .args(["if=/dev/zero", "bs=64k"])
+        .arg(format!("of={}", env.data().join("filler").display()))
+        .stderr(std::process::Stdio::null())
+        .status();
+    env.write_config(&format!(
+        "{FAST}\n{}",
+        source_toml("xk", "http://127.0.0.1:9/xk", "")
+    ));
+    let (code, _, stderr) = tokio::time::timeout(Duration::from_secs(30), env.run(&["daemon"]))
+        .await
+        .expect("the daemon gives up at once");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("No space left") || stderr.contains("full"),
+        "{stderr}"
+    );
+}
