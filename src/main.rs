@@ -1,5 +1,6 @@
 //! Command line → one call → exit code.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -16,8 +17,12 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level))
         // lettre's debug lines carry the SMTP conversation: AUTH and message bodies.
         .add_directive("lettre=info".parse().expect("static directive"));
+    // Colours only for a person at a terminal (journald and pipes get plain
+    // text), and never when NO_COLOR is set (no-color.org).
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_env_filter(filter);
     match cli.log_format {
         visawatch::cli::LogFormat::Json => logs.json().init(),

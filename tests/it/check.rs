@@ -426,3 +426,18 @@ async fn the_demo_runs_offline_and_shows_the_alerts() {
         assert!(out.contains(subject), "{subject} missing from\n{out}");
     }
 }
+
+/// Issue 12: logs carried ANSI colours into pipes and journald. Plain text
+/// unless stderr is a terminal.
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_are_plain_text_when_stderr_is_not_a_terminal() {
+    let env = Env::new();
+    env.write_config(&format!(
+        "{FAST}\n{}",
+        source_toml("down", "http://127.0.0.1:9/x", "")
+    ));
+    let (code, _, stderr) = env.run(&["check"]).await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("check failed"), "a warning was logged: {stderr}");
+    assert!(!stderr.contains('\u{1b}'), "no escape codes: {stderr:?}");
+}
