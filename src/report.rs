@@ -184,6 +184,7 @@ pub fn outbox(rows: &[OutboxRow]) -> String {
     let mut out = String::new();
     for r in rows {
         let when = match r.status {
+            DeliveryStatus::Pending if r.attempts == 0 => "not tried yet: goes out at the next run".into(),
             DeliveryStatus::Pending => format!("next try {}", r.next_attempt_at),
             DeliveryStatus::Sending => "handed to the server; its answer was not recorded".into(),
             DeliveryStatus::Sent => "sent".into(),
@@ -283,4 +284,33 @@ pub fn facts(f: &Facts) -> String {
         let _ = writeln!(out, "  - {}", d.text);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(status: DeliveryStatus, attempts: u32, next: &str) -> OutboxRow {
+        OutboxRow {
+            outbox_id: 1,
+            source_id: Some("xk".into()),
+            kind: "change".into(),
+            subject: "[visawatch] Kosovo: fee 50 EUR → 65 EUR".into(),
+            created_at: "2026-11-30T06:00:00Z".into(),
+            recipient: "ed@example.org".into(),
+            status,
+            attempts,
+            next_attempt_at: next.into(),
+            last_error: None,
+        }
+    }
+
+    /// Issue 12: a delivery never tried said "next try 1970-01-01T00:00:00Z".
+    #[test]
+    fn an_untried_delivery_is_not_dated_1970() {
+        let out = outbox(&[row(DeliveryStatus::Pending, 0, "1970-01-01T00:00:00Z")]);
+        assert!(out.contains("not tried yet") && !out.contains("1970"), "{out}");
+        let out = outbox(&[row(DeliveryStatus::Pending, 2, "2026-11-30T07:00:00Z")]);
+        assert!(out.contains("next try 2026-11-30T07:00:00Z"), "{out}");
+    }
 }

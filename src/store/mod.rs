@@ -59,6 +59,10 @@ pub enum StoreError {
     Corrupt { path: PathBuf, detail: String },
     #[error("{path} failed its integrity check ({detail}); {RECOVERY}")]
     Damaged { path: PathBuf, detail: String },
+    #[error(
+        "{dir} was written by a newer visawatch (schema {version}; this one knows {known}): upgrade visawatch; the data folder is fine"
+    )]
+    Newer { dir: PathBuf, version: i64, known: i64 },
     #[error("no database at {path}: run `visawatch check` first, or pass the right --data folder")]
     Missing { path: PathBuf },
     #[error(
@@ -159,9 +163,10 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)?;
         let known = MIGRATIONS.len() as i64;
         if version > known {
-            return Err(StoreError::Corrupt {
-                path: db_path,
-                detail: format!("schema version {version} is newer than this visawatch ({known})"),
+            return Err(StoreError::Newer {
+                dir: dir.to_path_buf(),
+                version,
+                known,
             });
         }
         if access != Access::Read {
@@ -440,6 +445,28 @@ pub(crate) mod tests {
         assert_eq!(known["xk"].as_ref().map(|k| k.text_len), Some(4));
         assert!(known["new-source"].is_none());
         assert_eq!(all["new-source"].failures_in_a_row, 0);
+    }
+
+    /// Issue 12: a folder from a newer visawatch was called unusable, with
+    /// advice to move it away; it is fine, visawatch is old.
+    #[test]
+    fn a_folder_from_a_newer_visawatch_asks_for_an_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path(), Access::WriteWait).unwrap());
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        for access in [Access::Read, Access::WriteWait] {
+            let e = Store::open(dir.path(), access)
+                .err()
+                .expect("refused")
+                .to_string();
+            assert!(
+                e.contains("newer visawatch (schema 99") && e.contains("upgrade"),
+                "{e}"
+            );
+            assert!(!e.contains("move it away"), "{e}");
+        }
     }
 
     /// A WAL left without its database is refused, not replayed into a new one.
