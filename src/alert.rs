@@ -55,6 +55,9 @@ const SUBJECT_MAX: usize = 180;
 /// Diff lines shown in an alert; the rest is in `visawatch diff`.
 const DIFF_LINES_MAX: usize = 200;
 
+/// What an editor does with a change alert.
+const WHAT_TO_DO: &str = "What to do: check the official page, then update the article built from it.";
+
 /// The alert for a material change: what changed as before → after, the
 /// official URL, when it was fetched, and the diff of the requirement text.
 pub fn change(source: &Source, verdict: &Verdict, before: &str, after: &str, fetched_at: &str) -> Alert {
@@ -85,6 +88,7 @@ pub fn change(source: &Source, verdict: &Verdict, before: &str, after: &str, fet
     for c in &verdict.changes {
         let _ = writeln!(text, "  - {}", c.describe());
     }
+    let _ = writeln!(text, "\n{WHAT_TO_DO}");
     let (plain_diff, html_diff) = diff(before, after);
     let _ = writeln!(text, "\nThe requirement text, before → after:\n\n{plain_diff}");
     let _ = writeln!(
@@ -111,9 +115,10 @@ pub fn change(source: &Source, verdict: &Verdict, before: &str, after: &str, fet
             escape(c.context.as_deref().unwrap_or("")),
         );
     }
+    let _ = write!(html, "</table>\n<p><b>{WHAT_TO_DO}</b></p>");
     let _ = write!(
         html,
-        "</table>\n<h3>The requirement text</h3>\n<pre style=\"white-space:pre-wrap\">{html_diff}</pre>\n\
+        "\n<h3>The requirement text</h3>\n<pre style=\"white-space:pre-wrap\">{html_diff}</pre>\n\
          <p style=\"color:#666\">visawatch · source <code>{}</code></p>\n</body></html>\n",
         escape(&source.id)
     );

@@ -251,6 +251,25 @@ fn thread_root(store: &Store, o: &Outgoing) -> Result<Option<String>, StoreError
         .filter(|root| root != &o.message_id))
 }
 
+/// `Auto-Submitted: auto-generated` (RFC 3834): vacation and other
+/// automatic replies must not answer an alert.
+#[derive(Debug, Clone)]
+struct AutoSubmitted;
+
+impl lettre::message::header::Header for AutoSubmitted {
+    fn name() -> lettre::message::header::HeaderName {
+        lettre::message::header::HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoSubmitted)
+    }
+
+    fn display(&self) -> lettre::message::header::HeaderValue {
+        lettre::message::header::HeaderValue::new(Self::name(), "auto-generated".into())
+    }
+}
+
 /// Builds the MIME message of an outbox row: `multipart/alternative`, the
 /// stable Message-ID, and threading headers pointing at the source's first alert.
 pub fn build(o: &Outgoing) -> Result<Message, NotifyError> {
@@ -265,7 +284,8 @@ pub fn build(o: &Outgoing) -> Result<Message, NotifyError> {
     let mut b = Message::builder()
         .message_id(Some(o.message_id.clone()))
         .from(from)
-        .subject(crate::alert::one_line(&o.subject));
+        .subject(crate::alert::one_line(&o.subject))
+        .header(AutoSubmitted);
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&o.created_at) {
         b = b.date(t.into());
     }

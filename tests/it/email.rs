@@ -99,11 +99,18 @@ async fn material_change_mails_maintainers_and_editors_threaded() {
         first.subject(),
         "[visawatch] Kosovo temporary residence permit: fee 50 EUR → 65 EUR"
     );
+    // Issue 12: vacation replies must not answer an alert (RFC 3834).
+    assert!(
+        first.raw().contains("Auto-Submitted: auto-generated\r\n"),
+        "{}",
+        first.raw()
+    );
     let msg = first.parsed();
     let text = msg.body_text(0).unwrap().to_string();
     let html = msg.body_html(0).unwrap().to_string();
     for part in [&text, &html] {
         assert!(part.contains("50 EUR") && part.contains("65 EUR"), "{part}");
+        assert!(part.contains("What to do: check the official page"), "{part}");
         assert!(part.contains(&format!("{}/xk", http.uri())), "{part}");
         assert!(
             part.contains("Leje-qëndrimi i përkohshëm"),
