@@ -418,7 +418,11 @@ pub fn diffs(before: &str, after: &str) -> (String, String) {
         }
     }
     let mut words = String::new();
-    for group in td.grouped_ops(3) {
+    for (n, group) in td.grouped_ops(3).into_iter().enumerate() {
+        // `~` separates hunks; none after the last (issue 12).
+        if n > 0 {
+            words.push_str("~\n");
+        }
         for op in &group {
             for line in op_lines(&td, op) {
                 words.push(line.sign());
@@ -432,7 +436,6 @@ pub fn diffs(before: &str, after: &str) -> (String, String) {
                 words.push('\n');
             }
         }
-        words.push_str("~\n");
     }
     (cap(unified), cap(words))
 }
@@ -878,6 +881,17 @@ mod tests {
             "{unified}"
         );
         assert!(unified.len() < 1_000, "{unified}");
+    }
+
+    #[test]
+    fn word_diff_hunks_are_separated_not_terminated() {
+        let before: String = (0..40).map(|i| format!("line {i}\n")).collect();
+        let after = before
+            .replace("line 3\n", "line three\n")
+            .replace("line 30\n", "line thirty\n");
+        let (_, words) = diffs(&before, &after);
+        assert_eq!(words.matches("~\n").count(), 1, "{words}");
+        assert!(!words.ends_with("~\n"), "{words}");
     }
 
     #[test]

@@ -87,7 +87,7 @@ impl From<Suspicion> for crate::model::Failure {
         match s {
             Suspicion::ErrorPage(_) => Failure {
                 reason: Reason::Transient,
-                message: format!("transient page, kept the last good snapshot: {s}"),
+                message: format!("transient page, not stored (any earlier snapshot is kept): {s}"),
             },
             Suspicion::Shrank { .. } => Failure {
                 reason: Reason::Suspect,
