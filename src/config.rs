@@ -260,8 +260,11 @@ pub fn parse_schedule(expr: &str) -> Result<cron::Schedule, String> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error(
+        "cannot read {path}: {cause} (pass --config FILE; relative paths start at {})",
+        cwd()
+    )]
+    Io { path: PathBuf, cause: std::io::Error },
     /// toml's message already names the line and column and quotes the line.
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
@@ -357,9 +360,9 @@ struct RawSource {
 /// Reads and validates a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     use std::io::Read;
-    let io = |source| ConfigError::Io {
+    let io = |cause| ConfigError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     // A FIFO or a device would block or never end: only a regular file, capped.
     let meta = std::fs::metadata(path).map_err(io)?;
@@ -651,6 +654,11 @@ fn parse_email(raw: Spanned<RawEmail>, text: &str, path: &Path) -> Result<Email,
         email.retry_backoff_secs = b as u64;
     }
     Ok(email)
+}
+
+/// The working directory, for messages about relative paths.
+fn cwd() -> String {
+    std::env::current_dir().map_or_else(|_| "the working directory".into(), |d| d.display().to_string())
 }
 
 /// 1-based line and column (in characters) of a byte offset.

@@ -413,8 +413,8 @@ fn is_passing_storage_error(e: &anyhow::Error) -> bool {
     const EDQUOT: i32 = 122;
     const EIO: i32 = 5;
     e.chain().any(|c| match c.downcast_ref::<StoreError>() {
-        Some(StoreError::Io { source, .. }) => {
-            matches!(source.raw_os_error(), Some(ENOSPC | EDQUOT | EIO))
+        Some(StoreError::Io { cause, .. }) => {
+            matches!(cause.raw_os_error(), Some(ENOSPC | EDQUOT | EIO))
         }
         Some(StoreError::Sql { source, .. }) => matches!(
             source.sqlite_error_code(),

@@ -53,8 +53,10 @@ const LOCK_FILE: &str = ".lock";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {cause}")]
+    // `cause`, not `source`: the message holds it, and an error chain
+    // would print the OS error a second time.
+    Io { path: PathBuf, cause: std::io::Error },
     #[error("{path} is not a usable visawatch database ({detail}); move it away to start a new history")]
     Corrupt { path: PathBuf, detail: String },
     #[error("{path} failed its integrity check ({detail}); {RECOVERY}")]
@@ -106,9 +108,9 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed, for writers) the data folder.
     pub fn open(dir: &Path, access: Access) -> Result<Store, StoreError> {
-        let io = |source| StoreError::Io {
+        let io = |cause| StoreError::Io {
             path: dir.to_path_buf(),
-            source,
+            cause,
         };
         let db_path = dir.join(DB_FILE);
         if access == Access::Read && !db_path.exists() {
@@ -335,7 +337,7 @@ fn take_lock(dir: &Path, access: Access) -> Result<File, StoreError> {
     let path = dir.join(LOCK_FILE);
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| StoreError::Io { path, source }
+        move |cause| StoreError::Io { path, cause }
     };
     let mut file = File::options()
         .create(true)
@@ -366,7 +368,7 @@ fn take_lock(dir: &Path, access: Access) -> Result<File, StoreError> {
             );
             file.lock().map_err(io(&path))?;
         }
-        Err(std::fs::TryLockError::Error(source)) => return Err(StoreError::Io { path, source }),
+        Err(std::fs::TryLockError::Error(cause)) => return Err(StoreError::Io { path, cause }),
     }
     file.set_len(0).map_err(io(&path))?;
     file.rewind().map_err(io(&path))?;

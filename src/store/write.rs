@@ -204,9 +204,9 @@ impl Store {
     /// never sees half. Returns the file's stamp.
     fn write_text_file(&self, id: &str, text: &str) -> Result<String, StoreError> {
         let path = self.dir.join(format!("{id}.txt"));
-        let io = |source| StoreError::Io {
+        let io = |cause| StoreError::Io {
             path: path.clone(),
-            source,
+            cause,
         };
         if !std::fs::read_to_string(&path).is_ok_and(|t| t == text) {
             let tmp = self.dir.join(format!(".{id}.txt.tmp"));

@@ -441,3 +441,17 @@ async fn logs_are_plain_text_when_stderr_is_not_a_terminal() {
     assert!(stderr.contains("check failed"), "a warning was logged: {stderr}");
     assert!(!stderr.contains('\u{1b}'), "no escape codes: {stderr:?}");
 }
+
+/// Issue 12: a missing sources.toml printed the OS error twice and said
+/// nothing of `--config` or where relative paths start.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_config_names_the_option_and_the_os_error_once() {
+    let env = Env::new();
+    let (code, _, stderr) = env.run(&["check"]).await;
+    assert_eq!(code, 2);
+    assert_eq!(stderr.matches("(os error 2)").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("--config") && stderr.contains("sources.toml"),
+        "{stderr}"
+    );
+}
