@@ -247,6 +247,16 @@ pub fn parse_schedule(expr: &str) -> Result<cron::Schedule, String> {
     if !(6..=7).contains(&fields) {
         return Err(format!("schedule `{expr}` has {fields} fields; {order}"));
     }
+    // `1-5` means Sunday–Thursday in this crate, not Monday–Friday as in
+    // crontab: numbers are refused so that nobody gets the wrong days.
+    if let Some(dow) = expr.split_whitespace().nth(5)
+        && dow.bytes().any(|b| b.is_ascii_digit())
+    {
+        return Err(format!(
+            "schedule `{expr}`: day-of-week `{dow}` is a number, and numbers count 1 = Sunday here \
+             (crontab's 1-5 would be Sunday–Thursday); write day names such as Mon-Fri"
+        ));
+    }
     expr.parse::<cron::Schedule>().map_err(|e| {
         let e = e.to_string();
         let why = if e.trim().is_empty() {
@@ -816,6 +826,19 @@ mod tests {
         assert!(e.contains("not a regular file"), "{e}");
         let e = load(Path::new("/dev/zero")).unwrap_err().to_string();
         assert!(e.contains("not a regular file"), "{e}");
+    }
+
+    /// Issue 12: `1-5` was accepted and meant Sunday–Thursday.
+    #[test]
+    fn numeric_days_of_week_are_refused() {
+        let base = "[[source]]\nid = \"a\"\nurl = \"https://e.org/\"\n";
+        let e = err(&format!("[settings]\nschedule = \"0 0 6 * * 1-5\"\n{base}"));
+        assert!(
+            e.contains("day-of-week `1-5` is a number") && e.contains("Mon-Fri"),
+            "{e}"
+        );
+        assert!(parse_schedule("0 0 6 * * Mon-Fri").is_ok());
+        assert!(parse_schedule("*/10 * * * * *").is_ok());
     }
 
     #[test]
