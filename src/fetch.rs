@@ -51,6 +51,9 @@ pub enum FetchError {
     Unsupported { url: String, content_type: String },
     #[error("fetching {url} failed: {detail}")]
     Other { url: String, detail: String },
+    /// Not started: the run was asked to stop while this waited its turn.
+    #[error("not started: stopping")]
+    Stopped,
 }
 
 impl From<FetchError> for crate::model::Failure {
@@ -97,6 +100,7 @@ impl FetchError {
             FetchError::Unsupported { .. } => Reason::UnsupportedContentType,
             FetchError::Private { .. } => Reason::PrivateNetwork,
             FetchError::Other { .. } => Reason::Other,
+            FetchError::Stopped => Reason::Stopped,
         }
     }
 }
@@ -218,6 +222,8 @@ pub struct Fetcher {
     open: std::sync::OnceLock<Result<reqwest::Client, FetchError>>,
     settings: Settings,
     global: Arc<Semaphore>,
+    /// A run's stop request: fetches waiting for their turn do not start.
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
@@ -236,6 +242,7 @@ impl Fetcher {
             settings: settings.clone(),
             global: Arc::new(Semaphore::new(settings.concurrency)),
             hosts: Mutex::new(HashMap::new()),
+            stop: None,
         };
         let (mut private, mut public) = (false, false);
         for (url, allow_private) in sources {
@@ -250,6 +257,12 @@ impl Fetcher {
             f.client_for(true)?;
         }
         Ok(f)
+    }
+
+    /// Fetches that have not started when `stop` turns true never start.
+    pub fn with_stop(mut self, stop: Option<tokio::sync::watch::Receiver<bool>>) -> Self {
+        self.stop = stop;
+        self
     }
 
     /// The client for a source that may (or may not) enter private networks.
@@ -290,6 +303,10 @@ impl Fetcher {
                 let _global = self.global.acquire().await.expect("semaphore closed");
                 let host = self.host_limit(url);
                 let _host = host.acquire().await.expect("semaphore closed");
+                // Asked to stop while this waited its turn: it does not start.
+                if self.stop.as_ref().is_some_and(|s| *s.borrow()) {
+                    return Err(FetchError::Stopped);
+                }
                 self.fetch_once(client, url, validators).await
             };
             match result {

@@ -298,6 +298,8 @@ pub enum Reason {
     Suspect,
     /// A bug met on this page (a crash while reading or comparing it).
     Internal,
+    /// Never started: the run was stopping. Not recorded.
+    Stopped,
     Other,
 }
 
@@ -321,6 +323,7 @@ impl Reason {
             Reason::Transient => "transient",
             Reason::Suspect => "suspect",
             Reason::Internal => "internal",
+            Reason::Stopped => "stopped",
             Reason::Other => "other",
         }
     }

@@ -94,10 +94,15 @@ pub async fn run(
         .collect();
     let dir = store.dir().to_path_buf();
     let stale_files = tokio::task::spawn_blocking(move || crate::store::stale_text_files(&dir, expected));
-    let fetcher = Arc::new(fetcher.await.map_err(|e| FetchError::Other {
-        url: String::new(),
-        detail: format!("building the HTTP client crashed: {e}"),
-    })??);
+    let fetcher = Arc::new(
+        fetcher
+            .await
+            .map_err(|e| FetchError::Other {
+                url: String::new(),
+                detail: format!("building the HTTP client crashed: {e}"),
+            })??
+            .with_stop(opts.stop.clone()),
+    );
 
     let bar = progress_bar(opts.progress, sources.len());
     // A source holds a slot from its fetch to the end of its extraction, so
@@ -186,6 +191,10 @@ pub async fn run(
         }
         for joined in ready {
             let (index, (started_at, clock), result) = match joined {
+                // Never started because the run is stopping: left for the next run.
+                Ok((_, (_, _, Some(Reading::Failed(f))))) if f.reason == crate::model::Reason::Stopped => {
+                    continue;
+                }
                 Ok((_, (index, started, Some(result)))) => (index, started, result),
                 Ok((_, (_, _, None))) => continue,
                 Err(crash) if crash.is_panic() => match task_source.get(&crash.id()) {

@@ -415,3 +415,41 @@ async fn in_process_a_stop_ends_the_daemon_after_its_checks() {
     let (code, r) = env.check().await;
     assert_eq!((code, status(&r, "xk")), (0, "unchanged"), "{r}");
 }
+
+/// Issue 12: after "stopping: finishing in-flight checks", checks that
+/// were waiting for their host's turn still started. Now only the one in
+/// flight finishes; the queued ones are left for the next run.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_starts_no_queued_check() {
+    let http = MockServer::start().await;
+    for id in ["a", "b", "c"] {
+        Mock::given(method("GET"))
+            .and(path(format!("/{id}")))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_raw(xk(50), "text/html; charset=utf-8")
+                    .set_delay(Duration::from_millis(1500)),
+            )
+            .mount(&http)
+            .await;
+    }
+    let env = Env::new();
+    // One request at a time to the one host: b and c wait behind a.
+    env.write_config(
+        &config(&http, 9, "0 0 6 * * *", &["a", "b", "c"])
+            .replace("grace_secs = 10\n", "grace_secs = 10\nper_host = 1\n"),
+    );
+    let d = Daemon::start(&env);
+    wait_for(10, "the first request", || async {
+        !http.received_requests().await.unwrap_or_default().is_empty()
+    })
+    .await;
+    assert_eq!(d.stop().await, 0);
+    let asked = http.received_requests().await.unwrap().len();
+    assert_eq!(asked, 1, "nothing started after the stop");
+    let recorded = checks(&env, "a").await + checks(&env, "b").await + checks(&env, "c").await;
+    assert_eq!(
+        recorded, 1,
+        "the in-flight check was recorded, the queued ones left"
+    );
+}
