@@ -5,7 +5,7 @@
 # Usage: ours.sh CONFIG DATA
 bin="$(dirname "$0")/../target/release/visawatch"
 out="$2.report.json"
-"$bin" --config "$1" --data "$2" check --json > "$out"
+"$bin" --config "$1" --data "$2" --init check --json > "$out"
 code=$?
 echo "changed=$(grep -cF -e '"status": "baseline"' -e '"status": "changed"' "$out")"
 exit $code

@@ -35,7 +35,7 @@ sleep 2
   done
 } > sources.toml
 
-"$root/target/release/visawatch" --config sources.toml --data data daemon 2> daemon.log &
+"$root/target/release/visawatch" --config sources.toml --data data --init daemon 2> daemon.log &
 daemon=$!
 echo "t_s,rss_kb,fds" > samples.csv
 start=$(date +%s)

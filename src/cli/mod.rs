@@ -28,8 +28,12 @@ pub struct Cli {
     #[arg(long, global = true, default_value = "sources.toml")]
     pub config: PathBuf,
     /// The data folder (database and latest texts).
-    #[arg(long, global = true, default_value = "snapshots")]
+    #[arg(long, global = true, default_value = DEFAULT_DATA)]
     pub data: PathBuf,
+    /// Create the data folder if it does not exist (the default `snapshots`
+    /// is always created): a mistyped --data must not start a new history.
+    #[arg(long, global = true)]
+    pub init: bool,
     /// Log lines on stderr as text or as JSON objects (for machines).
     #[arg(long, global = true, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -157,8 +161,31 @@ impl From<Exit> for std::process::ExitCode {
     }
 }
 
+/// The data folder when `--data` is not given; created when missing.
+const DEFAULT_DATA: &str = "snapshots";
+
+/// A writing command may create its data folder only when it is the default
+/// one or `--init` asks: a mistyped `--data` must not silently start a new,
+/// empty history (every source a new baseline).
+fn ensure_data_folder(cli: &Cli) -> anyhow::Result<()> {
+    if cli.data.exists() || cli.init || cli.data == std::path::Path::new(DEFAULT_DATA) {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "data folder {} does not exist; pass --init to create it (a new, empty history), or check the --data path",
+        cli.data.display()
+    )
+}
+
 /// Runs one command.
 pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
+    if matches!(
+        cli.command,
+        Command::Check { .. } | Command::Daemon | Command::Verify | Command::TestEmail { .. }
+    ) || matches!(cli.command, Command::Outbox { retry: true, .. })
+    {
+        ensure_data_folder(&cli)?;
+    }
     match cli.command {
         Command::Demo => {
             crate::demo::run().await?;

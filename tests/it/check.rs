@@ -455,3 +455,38 @@ async fn a_missing_config_names_the_option_and_the_os_error_once() {
         "{stderr}"
     );
 }
+
+/// Issue 12: `check --data snapshotz` created the folder and stored every
+/// source as a new baseline. Only the default folder, or `--init`, is created.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mistyped_data_folder_does_not_start_a_new_history() {
+    let server = MockServer::start().await;
+    serve_fixture(&server, "/us", &format!("{US}/v1.html")).await;
+    let env = Env::new();
+    env.write_config(&us_config(&server));
+    let typo = env.dir.path().join("snapshotz");
+    let run = |init: bool| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_visawatch"));
+        cmd.arg("--config").arg(env.config()).arg("--data").arg(&typo);
+        if init {
+            cmd.arg("--init");
+        }
+        cmd.args(["check", "--json"]).output()
+    };
+    let out = run(false).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("does not exist") && stderr.contains("--init"),
+        "{stderr}"
+    );
+    assert!(!typo.exists(), "nothing was created");
+    let out = run(true).await.unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(typo.join("visawatch.db").exists());
+}

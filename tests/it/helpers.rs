@@ -46,10 +46,12 @@ impl Env {
 
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_visawatch"));
+        // Each test's data folder is new: created on purpose (`--init`).
         cmd.arg("--config")
             .arg(self.config())
             .arg("--data")
             .arg(self.data())
+            .arg("--init")
             .args(args)
             .kill_on_drop(true);
         cmd
