@@ -594,11 +594,11 @@ async fn a_redirect_from_a_public_host_into_a_private_network_is_refused() {
             "{FAST}\n{}",
             source_toml(
                 "public",
-                "http://visa.example.test/visa",
+                "http://example.org/visa",
                 &format!("allow_private = {allow}")
             )
         ));
-        // `visa.example.test` is in the reserved .test domain and never
+        // `example.org` is a reserved example domain, never
         // resolved: every request goes to the proxy on 127.0.0.1.
         env.command(&["check", "--json"])
             .env("http_proxy", proxy.uri())
