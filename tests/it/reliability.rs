@@ -500,6 +500,45 @@ async fn a_damaged_database_is_refused_with_the_recovery_steps() {
     assert_eq!(code, 2, "{stderr}");
 }
 
+/// A small tmpfs mounted on a test's data folder (root only: CI runs as
+/// root, and a test that cannot mount fails rather than skips), unmounted
+/// when dropped.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(dir).unwrap();
+        let mount = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("mount(8) is needed for this test (run as root)");
+        assert!(
+            mount.success(),
+            "mounting a tmpfs needs root: this test must run as root"
+        );
+        SmallDisk(dir.to_path_buf())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Writes `file` until the disk is full.
+fn fill(file: &std::path::Path) {
+    let _ = std::process::Command::new("dd")
+        .args(["if=/dev/zero", "bs=64k"])
+        .arg(format!("of={}", file.display()))
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
 /// (11) A full disk made the daemon exit 2, and the unit does not restart
 /// after exit 2. The daemon logs, stays up, and records again once there
 /// is room.
@@ -508,26 +547,7 @@ async fn a_full_disk_does_not_stop_the_daemon() {
     let http = MockServer::start().await;
     serve(&http, "/xk", xk(50), "text/html; charset=utf-8").await;
     let env = Env::new();
-    std::fs::create_dir(env.data()).unwrap();
-    let mount = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
-        .arg(env.data())
-        .status()
-        .expect("mount(8) is needed for this test (run as root)");
-    assert!(
-        mount.success(),
-        "mounting a 4 MiB tmpfs needs root: this test must run as root"
-    );
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .status();
-        }
-    }
-    let _unmount = Unmount(env.data());
+    let _disk = SmallDisk::mount(&env.data(), "4m");
     env.write_config(&format!(
         "{FAST}schedule = \"* * * * * *\"\njitter_secs = 0\n\n{}",
         source_toml("xk", &format!("{}/xk", http.uri()), "select = \".content\"")
@@ -537,11 +557,7 @@ async fn a_full_disk_does_not_stop_the_daemon() {
 
     // Fill the disk, and give the daemon pages that need room to record.
     let filler = env.data().join("filler");
-    let _ = std::process::Command::new("dd")
-        .args(["if=/dev/zero", "bs=64k"])
-        .arg(format!("of={}", filler.display()))
-        .stderr(std::process::Stdio::null())
-        .status();
+    fill(&filler);
     let deadline = Instant::now() + Duration::from_secs(40);
     let mut fee = 51;
     while !d.log().contains("daemon step failed") {
@@ -635,31 +651,8 @@ async fn a_redirect_from_a_public_host_into_a_private_network_is_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_daemon_starting_on_a_full_disk_exits_so_that_it_is_restarted() {
     let env = Env::new();
-    std::fs::create_dir(env.data()).unwrap();
-    let mount = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-        .arg(env.data())
-        .status()
-        .expect("mount(8) is needed for this test (run as root)");
-    assert!(
-        mount.success(),
-        "mounting a tmpfs needs root: this test must run as root"
-    );
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .status();
-        }
-    }
-    let _unmount = Unmount(env.data());
-    let _ = std::process::Command::new("dd")
-        .args(["if=/dev/zero", "bs=64k"])
-        .arg(format!("of={}", env.data().join("filler").display()))
-        .stderr(std::process::Stdio::null())
-        .status();
+    let _disk = SmallDisk::mount(&env.data(), "1m");
+    fill(&env.data().join("filler"));
     env.write_config(&format!(
         "{FAST}\n{}",
         source_toml("xk", "http://127.0.0.1:9/xk", "")
