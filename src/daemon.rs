@@ -38,7 +38,10 @@ pub async fn open(data: &Path) -> anyhow::Result<Store> {
     let dir = data.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let store = Store::open(&dir, Access::WriteNoWait)?;
-        store.verify()?;
+        // Opening checks a changed file already; once is enough.
+        if !store.verified() {
+            store.verify()?;
+        }
         Ok::<_, crate::store::StoreError>(store)
     })
     .await?

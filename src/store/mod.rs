@@ -101,6 +101,8 @@ pub struct Store {
     /// A writer whose database was verified (or unchanged since it was):
     /// it records the file's stamp when it closes.
     known_good: std::cell::Cell<bool>,
+    /// `verify` passed on this handle (opening may already have run it).
+    verified: std::cell::Cell<bool>,
     /// Held for the store's life; the OS releases it if the process dies.
     _lock: Option<File>,
 }
@@ -193,6 +195,7 @@ impl Store {
             dir: dir.to_path_buf(),
             db_path,
             known_good: std::cell::Cell::new(false),
+            verified: std::cell::Cell::new(false),
             _lock: lock,
         };
         if access != Access::Read {
@@ -222,11 +225,17 @@ impl Store {
             .and_then(|rows| rows.collect())
             .map_err(|e| damaged(e.to_string()))?;
         if problems.len() == 1 && problems[0] == "ok" {
+            self.verified.set(true);
             Ok(())
         } else {
             self.known_good.set(false);
             Err(damaged(problems.join("; ")))
         }
+    }
+
+    /// Whether this handle's database passed `verify` since it was opened.
+    pub fn verified(&self) -> bool {
+        self.verified.get()
     }
 
     /// Size and modification time of the database file.
