@@ -57,14 +57,29 @@ pub enum StoreError {
     // `cause`, not `source`: the message holds it, and an error chain
     // would print the OS error a second time.
     Io { path: PathBuf, cause: std::io::Error },
+    /// Only for a file SQLite cannot read as a database: the one case where
+    /// moving it away is the right advice.
     #[error("{path} is not a usable visawatch database ({detail}); move it away to start a new history")]
     Corrupt { path: PathBuf, detail: String },
+    /// The folder or its files belong to someone else (or sit on a
+    /// read-only mount): the history is fine, the user or mount is wrong.
+    #[error("cannot {verb} {path}: {detail}; run as the service user{owner} or fix the ownership")]
+    Permission {
+        verb: &'static str,
+        path: PathBuf,
+        detail: String,
+        owner: String,
+    },
     #[error("{path} failed its integrity check ({detail}); {RECOVERY}")]
     Damaged { path: PathBuf, detail: String },
     #[error(
         "{dir} was written by a newer visawatch (schema {version}; this one knows {known}): upgrade visawatch; the data folder is fine"
     )]
     Newer { dir: PathBuf, version: i64, known: i64 },
+    #[error(
+        "{path} was written by an older visawatch (schema {version}): run `visawatch check` once to bring it up to date; the data is fine"
+    )]
+    Older { path: PathBuf, version: i64 },
     #[error("no database at {path}: run `visawatch check` first, or pass the right --data folder")]
     Missing { path: PathBuf },
     #[error(
@@ -105,6 +120,8 @@ pub struct Store {
     verified: std::cell::Cell<bool>,
     /// Held for the store's life; the OS releases it if the process dies.
     _lock: Option<File>,
+    /// A reader's private copy of a folder it may not write (see `open_reader`).
+    _copy: Option<tempfile::TempDir>,
 }
 
 impl Store {
@@ -115,13 +132,19 @@ impl Store {
             cause,
         };
         let db_path = dir.join(DB_FILE);
-        if access == Access::Read && !db_path.exists() {
-            return Err(StoreError::Missing { path: db_path });
+        if access == Access::Read {
+            match std::fs::metadata(&db_path) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(StoreError::Missing { path: db_path });
+                }
+                Err(e) => return Err(permission_or_io("read", dir, e)),
+            }
         }
         let lock = if access == Access::Read {
             None
         } else {
-            std::fs::create_dir_all(dir).map_err(io)?;
+            std::fs::create_dir_all(dir).map_err(|e| permission_or_io("write to", dir, e))?;
             Some(take_lock(dir, access)?)
         };
         if access != Access::Read && !db_path.exists() {
@@ -144,11 +167,12 @@ impl Store {
             path: db_path.clone(),
             source,
         };
-        let conn = Connection::open(&db_path).map_err(sql)?;
-        let corrupt = |e: rusqlite::Error| StoreError::Corrupt {
-            path: db_path.clone(),
-            detail: e.to_string(),
+        let (conn, copy) = if access == Access::Read {
+            open_reader(dir, &db_path)?
+        } else {
+            (Connection::open(&db_path).map_err(sql)?, None)
         };
+        let corrupt = |e: rusqlite::Error| open_error(dir, &db_path, access, e);
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(sql)?;
         let version: i64 = conn
@@ -182,9 +206,9 @@ impl Store {
                 tx.commit().map_err(sql)?;
             }
         } else if version < known {
-            return Err(StoreError::Corrupt {
+            return Err(StoreError::Older {
                 path: db_path,
-                detail: format!("schema version {version}; run `visawatch check` once to migrate"),
+                version,
             });
         }
         // A garbage file can pass the pragma; a real query settles it.
@@ -197,6 +221,7 @@ impl Store {
             known_good: std::cell::Cell::new(false),
             verified: std::cell::Cell::new(false),
             _lock: lock,
+            _copy: copy,
         };
         if access != Access::Read {
             // Changed behind our back (or never verified): check it first.
@@ -285,6 +310,121 @@ impl Drop for Store {
     }
 }
 
+/// Opens the database read-only. SQLite reads a WAL database only through
+/// its `-shm` index, which it must create when it is missing; in a folder
+/// this user may not write (another user's service folder, a read-only
+/// mount) that fails. Then the database and its WAL are read from a private
+/// copy: slower, but the history is read whole, and nothing is written.
+fn open_reader(dir: &Path, db_path: &Path) -> Result<(Connection, Option<tempfile::TempDir>), StoreError> {
+    use rusqlite::OpenFlags;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let sql = |source| StoreError::Sql {
+        path: db_path.to_path_buf(),
+        source,
+    };
+    let conn = Connection::open_with_flags(db_path, flags).map_err(sql)?;
+    // Opening is lazy: the first read is where a missing -shm shows.
+    let cannot_open = matches!(
+        conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+            .map_err(|e| e.sqlite_error_code()),
+        Err(Some(
+            rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly
+        ))
+    );
+    let shm = dir.join(format!("{DB_FILE}-shm"));
+    if !cannot_open || shm.exists() {
+        return Ok((conn, None));
+    }
+    drop(conn);
+    tracing::debug!(dir = %dir.display(), "folder not writable and no -shm file: reading a private copy");
+    let copy = tempfile::Builder::new()
+        .prefix("visawatch-read-")
+        .tempdir()
+        .map_err(|cause| StoreError::Io {
+            path: std::env::temp_dir(),
+            cause,
+        })?;
+    for name in [DB_FILE.to_string(), format!("{DB_FILE}-wal")] {
+        let from = dir.join(&name);
+        match std::fs::copy(&from, copy.path().join(&name)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && name != DB_FILE => {}
+            Err(e) => return Err(permission_or_io("read", &from, e)),
+        }
+    }
+    let conn = Connection::open(copy.path().join(DB_FILE)).map_err(sql)?;
+    Ok((conn, Some(copy)))
+}
+
+/// An error while opening: damage, permissions and the rest told apart, so
+/// only a file that really is not a database is called one.
+fn open_error(dir: &Path, db_path: &Path, access: Access, e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode::{CannotOpen, PermissionDenied, ReadOnly};
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+            StoreError::Corrupt {
+                path: db_path.to_path_buf(),
+                detail: e.to_string(),
+            }
+        }
+        Some(CannotOpen | PermissionDenied | ReadOnly) => StoreError::Permission {
+            verb: if access == Access::Read {
+                "read"
+            } else {
+                "write to"
+            },
+            path: dir.to_path_buf(),
+            detail: format!("{e} (permission denied or a read-only file system)"),
+            owner: owner_of(dir),
+        },
+        _ => StoreError::Sql {
+            path: db_path.to_path_buf(),
+            source: e,
+        },
+    }
+}
+
+/// An I/O error on the data folder, a permission problem named as one.
+fn permission_or_io(verb: &'static str, path: &Path, cause: std::io::Error) -> StoreError {
+    use std::io::ErrorKind::{PermissionDenied, ReadOnlyFilesystem};
+    match cause.kind() {
+        PermissionDenied | ReadOnlyFilesystem => StoreError::Permission {
+            verb,
+            detail: if cause.kind() == PermissionDenied {
+                "permission denied".into()
+            } else {
+                "read-only file system".into()
+            },
+            owner: owner_of(path),
+            path: path.to_path_buf(),
+        },
+        _ => StoreError::Io {
+            path: path.to_path_buf(),
+            cause,
+        },
+    }
+}
+
+/// " (owner: NAME)" of a path, for permission messages; empty when unknown.
+fn owner_of(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Some(uid) = path
+        .ancestors()
+        .find_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.uid())
+    else {
+        return String::new();
+    };
+    let name = std::fs::read_to_string("/etc/passwd").ok().and_then(|passwd| {
+        passwd.lines().find_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            (fields.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
+        })
+    });
+    format!(" (owner: {})", name.unwrap_or_else(|| format!("uid {uid}")))
+}
+
 /// A SQLite error as the store reports it: damage named as such.
 fn sql_error(path: &Path, source: rusqlite::Error) -> StoreError {
     if is_damage(&source) {
@@ -354,7 +494,7 @@ fn take_lock(dir: &Path, access: Access) -> Result<File, StoreError> {
         .read(true)
         .write(true)
         .open(&path)
-        .map_err(io(&path))?;
+        .map_err(|e| permission_or_io("write to", dir, e))?;
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {

@@ -490,3 +490,86 @@ async fn a_mistyped_data_folder_does_not_start_a_new_history() {
     );
     assert!(typo.join("visawatch.db").exists());
 }
+
+/// Issue 12: on a data folder the user may not write, the read-only
+/// commands said the database was unusable and advised moving it away.
+/// They must read it; a writer must name the permission problem.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_data_folder_the_user_cannot_write_is_read_not_declared_damaged() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let server = MockServer::start().await;
+    serve_fixture(&server, "/us", &format!("{US}/v1.html")).await;
+    let env = Env::new();
+    env.write_config(&us_config(&server));
+    assert_eq!(env.check().await.0, 0);
+
+    // Another user: as root, the binary runs as `nobody` (root ignores
+    // permissions); otherwise the folder is made read-only for us.
+    let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+    let bin = tempfile::tempdir().unwrap();
+    let exe = bin.path().join("visawatch");
+    std::fs::copy(env!("CARGO_BIN_EXE_visawatch"), &exe).unwrap();
+    for dir in [bin.path(), env.dir.path()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    if !root {
+        std::fs::set_permissions(env.data(), std::fs::Permissions::from_mode(0o555)).unwrap();
+    }
+    let run = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(&exe);
+        cmd.arg("--config")
+            .arg(env.config())
+            .arg("--data")
+            .arg(env.data())
+            .args(args);
+        if root {
+            cmd.uid(65534).gid(65534);
+        }
+        async move {
+            let out = cmd.output().await.unwrap();
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            (out.status.code().unwrap(), text(&out.stdout), text(&out.stderr))
+        }
+    };
+    // With and without the WAL index (-shm) that a reader would have to create.
+    for without_shm in [false, true] {
+        if without_shm {
+            let shm = env.data().join("visawatch.db-shm");
+            if shm.exists() {
+                if !root {
+                    std::fs::set_permissions(env.data(), std::fs::Permissions::from_mode(0o755)).unwrap();
+                }
+                std::fs::remove_file(&shm).unwrap();
+                if !root {
+                    std::fs::set_permissions(env.data(), std::fs::Permissions::from_mode(0o555)).unwrap();
+                }
+            }
+        }
+        for args in [
+            &["status"][..],
+            &["history", "us-kosovo"],
+            &["show", "us-kosovo"],
+            &["outbox"],
+        ] {
+            let (code, stdout, stderr) = run(args).await;
+            assert_eq!(code, 0, "{args:?} (without -shm: {without_shm}): {stderr}");
+            assert!(!stderr.contains("move it away"), "{stderr}");
+            if args[0] != "outbox" {
+                assert!(
+                    stdout.contains("baseline") || stdout.contains("Kosovo"),
+                    "{args:?}: {stdout}"
+                );
+            }
+        }
+    }
+    let (code, _, stderr) = run(&["check"]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("permission denied") && stderr.contains("run as the service user"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("move it away"), "{stderr}");
+    if !root {
+        std::fs::set_permissions(env.data(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
