@@ -20,8 +20,12 @@ use crate::model::{BodyKind, CharsetSource, Fetched, Page, Reason, Validators};
 /// Why a fetch failed. The message is what the report and `history` show.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum FetchError {
-    #[error("DNS lookup failed for {host}")]
-    Dns { host: String },
+    #[error("DNS lookup failed for {host}{}", redirected_from.as_ref().map(|u| format!(" (redirected from {u})")).unwrap_or_default())]
+    Dns {
+        host: String,
+        /// The source's URL, when a redirect led to the unknown host.
+        redirected_from: Option<String>,
+    },
     #[error("cannot connect to {url}: {detail}")]
     Connect { url: String, detail: String },
     #[error("timeout after {secs}s fetching {url}")]
@@ -127,9 +131,7 @@ fn client(settings: &Settings, guarded: bool) -> Result<reqwest::Client, FetchEr
         .timeout(Duration::from_secs(settings.timeout_secs))
         .connect_timeout(Duration::from_secs(settings.timeout_secs.min(10)))
         .redirect(policy);
-    if guarded {
-        builder = builder.dns_resolver(Arc::new(PublicOnly));
-    }
+    builder = builder.dns_resolver(Arc::new(Resolver { public_only: guarded }));
     builder.build().map_err(|e| FetchError::Other {
         url: String::new(),
         detail: format!("cannot build HTTP client: {e}"),
@@ -179,20 +181,55 @@ fn host_is_private(url: &Url) -> bool {
     }
 }
 
-/// The resolver of the guarded client: the system's answers without the
-/// private addresses; a name that resolves only to those is refused.
-struct PublicOnly;
+/// The system's resolver, with failures that name the host (after a
+/// redirect, reqwest's own error still names the first URL). The guarded
+/// client's drops private addresses; a name that resolves only to those is
+/// refused.
+struct Resolver {
+    public_only: bool,
+}
 
-impl reqwest::dns::Resolve for PublicOnly {
+/// A name that did not resolve, found again in reqwest's error chain.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to lookup {host}: {cause}")]
+struct LookupFailed {
+    host: String,
+    cause: std::io::Error,
+}
+
+impl reqwest::dns::Resolve for Resolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let public_only = self.public_only;
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let all: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let public = public_addresses(&host, all)?;
-            let addrs: reqwest::dns::Addrs = Box::new(public.into_iter());
+            let found = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map(|all| all.collect::<Vec<std::net::SocketAddr>>());
+            let all = match found {
+                Ok(all) => all,
+                Err(cause) => return Err(Box::new(LookupFailed { host, cause }) as _),
+            };
+            let addrs = if public_only {
+                public_addresses(&host, all)?
+            } else {
+                all
+            };
+            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
             Ok(addrs)
         })
     }
+}
+
+/// The host whose lookup failed, if that is what `e` is about.
+fn failed_lookup(e: &reqwest::Error) -> Option<String> {
+    let mut cur = std::error::Error::source(e);
+    while let Some(s) = cur {
+        if let Some(l) = s.downcast_ref::<LookupFailed>() {
+            return Some(l.host.clone());
+        }
+        cur = s.source();
+    }
+    None
 }
 
 /// The public ones of a name's addresses, or an error naming the name.
@@ -422,21 +459,41 @@ impl Fetcher {
             };
         }
         if e.is_connect() {
-            let chain = error_chain(&e);
-            if e.is_dns() || chain.contains("dns error") || chain.contains("failed to lookup") {
+            if let Some(host) = failed_lookup(&e) {
                 return FetchError::Dns {
-                    host: url.host_str().unwrap_or_default().to_string(),
+                    redirected_from: (Some(host.as_str()) != url.host_str()).then_some(url_s),
+                    host,
                 };
             }
             return FetchError::Connect {
                 url: url_s,
-                detail: chain,
+                detail: cause_chain(&e),
             };
         }
         FetchError::Other {
             url: url_s,
             detail: error_chain(&e),
         }
+    }
+}
+
+/// What went wrong under reqwest's own message, which repeats the URL the
+/// report already names ("error sending request for url (…)").
+fn cause_chain(e: &reqwest::Error) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut cur = std::error::Error::source(e);
+    while let Some(s) = cur {
+        let msg = s.to_string();
+        // hyper's wrapper adds nothing a reader can use.
+        if !msg.starts_with("client error (") && !out.iter().any(|m| m.contains(&msg)) {
+            out.push(msg);
+        }
+        cur = s.source();
+    }
+    if out.is_empty() {
+        e.to_string()
+    } else {
+        out.join(": ")
     }
 }
 

@@ -21,7 +21,7 @@ fn main() -> ExitCode {
     // text), and never when NO_COLOR is set (no-color.org).
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let logs = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| visawatch::report::LogWriter)
         .with_ansi(colour)
         .with_env_filter(filter);
     match cli.log_format {

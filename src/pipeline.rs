@@ -44,6 +44,9 @@ pub struct RunOptions {
     pub only: Vec<String>,
     /// Draw a progress bar on stderr (only when it is a terminal).
     pub progress: bool,
+    /// The caller prints the report, which names every failure: log them
+    /// at `info`, not as warnings too (`check`). The daemon has no report.
+    pub reported: bool,
     /// Test hook: abort the process after recording, before delivering
     /// (`check --test-abort-before-delivery`), to prove the outbox survives.
     pub crash_before_delivery: bool,
@@ -208,6 +211,13 @@ pub async fn run(
                 Err(_) => continue,
             };
             let source = sources[index];
+            if let Reading::Failed(f) = &result {
+                if opts.reported {
+                    tracing::info!(source = %source.id, error = %f.message, "check failed");
+                } else {
+                    tracing::warn!(source = %source.id, error = %f.message, "check failed");
+                }
+            }
             let rec = outcome(
                 config,
                 store,
@@ -350,9 +360,6 @@ fn outcome(
         Reading::Suspect(read, _) => store.suspect_streak(&source.id, &content_hash(&read.text))?,
         _ => 0,
     };
-    if let Reading::Failed(f) = &reading {
-        tracing::warn!(source = %source.id, error = %f.message, "check failed");
-    }
     let ctx = Context {
         previous: previous.as_deref(),
         health,

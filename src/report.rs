@@ -52,7 +52,8 @@ impl RunReport {
 }
 
 /// A progress bar on stderr while a run checks its sources (hidden
-/// unless wanted and stderr is a terminal).
+/// unless wanted and stderr is a terminal). Log lines written meanwhile
+/// through [`LogWriter`] clear it and draw it again below them.
 pub fn progress_bar(wanted: bool, len: usize) -> indicatif::ProgressBar {
     if !wanted || !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
@@ -64,7 +65,39 @@ pub fn progress_bar(wanted: bool, len: usize) -> indicatif::ProgressBar {
         )
         .expect("valid template"),
     );
+    *SHOWN_BAR.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.downgrade());
     bar
+}
+
+/// The progress bar on screen, if any: log lines must go around it.
+static SHOWN_BAR: std::sync::Mutex<Option<indicatif::WeakProgressBar>> = std::sync::Mutex::new(None);
+
+/// Stderr for log lines. A line written straight to the terminal under a
+/// progress bar leaves the bar's old frame behind; this one hides the bar,
+/// writes, and lets the bar redraw itself below.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let bar = SHOWN_BAR
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|weak| weak.upgrade())
+            .filter(|bar| !bar.is_finished());
+        match bar {
+            // The formatter hands over a whole line at once.
+            Some(bar) => bar
+                .suspend(|| std::io::stderr().write_all(buf))
+                .map(|()| buf.len()),
+            None => std::io::stderr().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 /// One line per source and a summary line.

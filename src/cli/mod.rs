@@ -234,6 +234,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             let opts = RunOptions {
                 only: sources,
                 progress: !json,
+                reported: true,
                 crash_before_delivery: test_abort_before_delivery,
                 ..RunOptions::default()
             };

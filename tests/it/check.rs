@@ -436,9 +436,18 @@ async fn logs_are_plain_text_when_stderr_is_not_a_terminal() {
         "{FAST}\n{}",
         source_toml("down", "http://127.0.0.1:9/x", "")
     ));
-    let (code, _, stderr) = env.run(&["check"]).await;
-    assert_eq!(code, 1);
-    assert!(stderr.contains("check failed"), "a warning was logged: {stderr}");
+    let out = env
+        .command(&["check"])
+        .env("VISAWATCH_LOG", "info")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("check failed"),
+        "the failure was logged: {stderr}"
+    );
     assert!(!stderr.contains('\u{1b}'), "no escape codes: {stderr:?}");
 }
 
@@ -571,5 +580,90 @@ async fn a_data_folder_the_user_cannot_write_is_read_not_declared_damaged() {
     assert!(!stderr.contains("move it away"), "{stderr}");
     if !root {
         std::fs::set_permissions(env.data(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+/// Issue 12: a connect error repeated the URL ("cannot connect to U: error
+/// sending request for url (U): …"), and a redirect to a host that does not
+/// resolve was blamed on the source's own host.
+#[tokio::test(flavor = "multi_thread")]
+async fn fetch_errors_name_the_url_once_and_the_host_that_failed() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/moved"))
+        .respond_with(
+            ResponseTemplate::new(302).insert_header("location", "http://visawatch-test.invalid/page"),
+        )
+        .mount(&server)
+        .await;
+    let env = Env::new();
+    env.write_config(&format!(
+        "{FAST}{}{}",
+        source_toml("down", "http://127.0.0.1:9/x", "allow_private = true"),
+        source_toml(
+            "moved",
+            &format!("{}/moved", server.uri()),
+            "allow_private = true"
+        )
+    ));
+    let (code, report) = env.check().await;
+    assert_eq!(code, 1);
+    let down = source(&report, "down")["error"].as_str().unwrap();
+    assert_eq!(down.matches("127.0.0.1:9").count(), 1, "{down}");
+    assert!(down.contains("Connection refused"), "{down}");
+    let moved = source(&report, "moved")["error"].as_str().unwrap();
+    assert!(
+        moved.contains("DNS lookup failed for visawatch-test.invalid") && moved.contains("redirected from"),
+        "{moved}"
+    );
+}
+
+/// Issue 12: on a terminal, log lines were written into the progress bar's
+/// line (stale frames), and every failure was printed twice: as a warning
+/// while running and in the report. Run under a real pseudo-terminal
+/// (`script` from util-linux).
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_terminal_failures_print_once_and_logs_never_share_the_bar_line() {
+    let server = MockServer::start().await;
+    serve_fixture(&server, "/us", &format!("{US}/v1.html")).await;
+    let env = Env::new();
+    env.write_config(&format!(
+        "{}{}",
+        us_config(&server),
+        source_toml("down", "http://127.0.0.1:9/x", "allow_private = true")
+    ));
+    let in_terminal = |log: &str| {
+        let cmd = format!(
+            "{} --config {} --data {} --init check",
+            env!("CARGO_BIN_EXE_visawatch"),
+            env.config().display(),
+            env.data().display()
+        );
+        let mut script = tokio::process::Command::new("script");
+        script.args(["-qec", &cmd, "/dev/null"]).env("VISAWATCH_LOG", log);
+        async move {
+            let out = script.output().await.expect("`script` (util-linux) runs");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    let screen = in_terminal("warn").await;
+    assert!(
+        screen.contains("checking sources"),
+        "a progress bar was drawn: {screen:?}"
+    );
+    assert_eq!(screen.matches("Connection refused").count(), 1, "{screen:?}");
+
+    // Every log line starts on a line of its own, not after a bar frame.
+    let screen = in_terminal("info").await;
+    let logs: Vec<&str> = screen
+        .split(['\r', '\n'])
+        .filter(|l| l.contains("INFO"))
+        .collect();
+    assert!(!logs.is_empty(), "{screen:?}");
+    for line in logs {
+        assert!(
+            !line.contains("checking sources"),
+            "a log line shares the bar's line: {line:?}"
+        );
     }
 }
