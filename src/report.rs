@@ -266,10 +266,19 @@ pub fn history(rows: &[HistoryRow]) -> String {
     out
 }
 
-pub fn sources(config: &Config) -> String {
+/// Each source with what it watches and when the daemon checks it next
+/// after `now` (by its schedule, before the daemon's jitter).
+pub fn sources(config: &Config, now: crate::model::Time) -> String {
     let mut out = String::new();
     for s in &config.sources {
         let _ = writeln!(out, "{}  {}\n    {}", s.id, s.name, s.url);
+        let schedule = config.schedule_of(s);
+        let next = schedule
+            .after(&now)
+            .next()
+            .map_or_else(|| "never".to_string(), |t| crate::model::stamp(&t));
+        let own = if s.schedule.is_some() { "" } else { " (default)" };
+        let _ = writeln!(out, "    schedule: \"{schedule}\"{own} UTC, next run {next}");
         if !s.select.is_empty() {
             let _ = writeln!(out, "    select: {}", s.select.join(", "));
         }
@@ -279,8 +288,8 @@ pub fn sources(config: &Config) -> String {
     }
     let _ = writeln!(
         out,
-        "{} sources OK in {}",
-        config.sources.len(),
+        "{} OK in {}",
+        crate::model::count(config.sources.len(), "source"),
         config.path.display()
     );
     out

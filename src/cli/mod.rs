@@ -248,7 +248,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         }
         Command::Sources => {
             let config = config::load(&cli.config)?;
-            print!("{}", report::sources(&config));
+            print!("{}", report::sources(&config, crate::clock::now()));
             Ok(Exit::Done)
         }
         Command::Show { id, facts, json } => {

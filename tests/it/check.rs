@@ -667,3 +667,37 @@ async fn on_a_terminal_failures_print_once_and_logs_never_share_the_bar_line() {
         );
     }
 }
+
+/// Issue 12: `sources` showed neither a source's schedule nor when it runs
+/// next, so a schedule that meant other days than intended went unseen.
+#[tokio::test(flavor = "multi_thread")]
+async fn sources_shows_each_schedule_and_its_next_run() {
+    use chrono::Datelike;
+    let env = Env::new();
+    env.write_config(&format!(
+        "[settings]\nschedule = \"0 0 6 * * *\"\n{}{}",
+        source_toml("daily", "https://example.org/a", ""),
+        source_toml(
+            "saturdays",
+            "https://example.org/b",
+            "schedule = \"0 30 7 * * Sat\""
+        )
+    ));
+    let (code, out, stderr) = env.run(&["sources"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        out.contains("schedule: \"0 0 6 * * *\" (default) UTC, next run "),
+        "{out}"
+    );
+    let saturday = out
+        .split("schedule: \"0 30 7 * * Sat\" UTC, next run ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no next run for `saturdays` in {out}"));
+    let next = chrono::DateTime::parse_from_rfc3339(saturday).unwrap();
+    assert_eq!(next.weekday(), chrono::Weekday::Sat, "{out}");
+    assert_eq!((next.format("%H:%M").to_string()), "07:30");
+    let days_ahead = (next.to_utc() - chrono::Utc::now()).num_days();
+    assert!((0..7).contains(&days_ahead), "{out}");
+    assert!(out.contains("2 sources OK in"), "{out}");
+}
