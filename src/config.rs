@@ -359,7 +359,7 @@ struct RawSource {
     exclude: Option<Spanned<OneOrMany>>,
     section: Option<String>,
     #[serde(default)]
-    maintainers: Vec<String>,
+    maintainers: Vec<Spanned<String>>,
     language: Option<Spanned<String>>,
     ignore: Option<Spanned<OneOrMany>>,
     schedule: Option<Spanned<String>>,
@@ -466,12 +466,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             let span = v.span();
             let list = v.into_inner().into_vec();
             for sel in &list {
-                if let Err(e) = scraper::Selector::parse(sel) {
-                    return Err(invalid(
-                        span.clone(),
-                        &id,
-                        format!("{field}: CSS selector `{sel}` does not parse: {e}"),
-                    ));
+                if let Err(e) = crate::extract::parse_selector(sel) {
+                    return Err(invalid(span.clone(), &id, format!("{field}: {e}")));
                 }
             }
             Ok(list)
@@ -519,13 +515,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         }
         let mut maintainers = Vec::with_capacity(r.maintainers.len());
         for m in &r.maintainers {
-            match m.parse::<lettre::Address>() {
+            match m.get_ref().parse::<lettre::Address>() {
                 Ok(a) => maintainers.push(a),
-                Err(_) => {
+                Err(e) => {
                     return Err(invalid(
-                        entry_span.clone(),
+                        m.span(),
                         &id,
-                        format!("maintainer `{m}` is not an email address"),
+                        format!("maintainer `{}` is not an email address: {e}", m.get_ref()),
                     ));
                 }
             }
@@ -714,6 +710,45 @@ mod tests {
             e.starts_with("sources.toml:4:10: source `a`: select: CSS selector `div[`"),
             "{e}"
         );
+    }
+
+    /// Issue 12: a bad maintainer and an `[email]` without `from` were
+    /// reported at the source's entry or at 1:1, not where the mistake is.
+    #[test]
+    fn address_mistakes_point_at_their_own_line() {
+        let e = err(
+            "[[source]]\nid = \"a\"\nurl = \"https://e.org/\"\nmaintainers = [\"ok@e.org\",\n  \"not an address\"]\n",
+        );
+        assert!(
+            e.starts_with(
+                "sources.toml:5:3: source `a`: maintainer `not an address` is not an email address"
+            ),
+            "{e}"
+        );
+        let e = err(
+            "[settings]\nretries = 1\n\n[email]\nto = [\"a@e.org\"]\n\n[[source]]\nid = \"a\"\nurl = \"https://e.org/\"\n",
+        );
+        assert!(
+            e.starts_with("sources.toml:4:1: [email]: from is required"),
+            "{e}"
+        );
+    }
+
+    /// Issue 12: the selectors crate answered "Unexpected error occurred.
+    /// Please report this to the developer / DanglingCombinator".
+    #[test]
+    fn a_selector_mistake_is_told_in_plain_words_at_its_line() {
+        let e = err("[[source]]\nid = \"a\"\nurl = \"https://e.org/\"\nexclude = \"nav >\"\n");
+        assert_eq!(
+            e,
+            "sources.toml:4:11: source `a`: exclude: CSS selector `nav >` is not valid: it ends with a combinator (`>`, `+` or `~`) with nothing after it"
+        );
+        let e = err("[[source]]\nid = \"a\"\nurl = \"https://e.org/\"\n\nselect = \"main,\"\n");
+        assert!(
+            e.starts_with("sources.toml:5:10: ") && e.contains("a selector is empty (a stray comma"),
+            "{e}"
+        );
+        assert!(!e.contains("developer"), "{e}");
     }
 
     #[test]

@@ -125,6 +125,52 @@ const BLOCK_TAGS: &[&str] = &[
     "tfoot",
 ];
 
+/// Parses a CSS selector; what is wrong with it in plain words otherwise
+/// (the selectors crate's own message for some mistakes asks the reader to
+/// report a bug to its developers).
+pub fn parse_selector(selector: &str) -> Result<Selector, String> {
+    use scraper::error::SelectorErrorKind as K;
+    let e = match Selector::parse(selector) {
+        Ok(s) => return Ok(s),
+        Err(e) => e,
+    };
+    let words = match &e {
+        K::UnexpectedToken => "a character is not valid where it stands",
+        K::EndOfLine => "it stops too early (an unclosed `[`, `(` or quote, or nothing after `:` or `.`)",
+        K::ExpectedColonOnPseudoElement | K::ExpectedIdentityOnPseudoElement => {
+            "a `:` or `::` is not followed by a name"
+        }
+        K::InvalidAtRule | K::InvalidAtRuleBody | K::QualRuleInvalid | K::TooManyNestedBlocks => {
+            "it is not a CSS selector"
+        }
+        // The selectors crate's kinds, by name: scraper does not re-export them.
+        K::UnexpectedSelectorParseError(kind) => match format!("{kind:?}").as_str() {
+            "DanglingCombinator" => "it ends with a combinator (`>`, `+` or `~`) with nothing after it",
+            "EmptySelector" => "a selector is empty (a stray comma, or nothing at all)",
+            "ClassNeedsIdent" => "a `.` is not followed by a class name",
+            "NoIdentForPseudo" | "PseudoElementExpectedIdent" | "PseudoElementExpectedColon" => {
+                "a `:` or `::` is not followed by a name"
+            }
+            "UnsupportedPseudoClassOrElement" => {
+                "it uses a pseudo-class or pseudo-element that is not supported"
+            }
+            "UnexpectedIdent" => "a name stands where it cannot (a tag name goes first, as in `div.note`)",
+            "ExpectedNamespace" | "ExplicitNamespaceUnexpectedToken" => {
+                "namespaces (`ns|tag`) are not supported"
+            }
+            "NoQualifiedNameInAttributeSelector"
+            | "UnexpectedTokenInAttributeSelector"
+            | "ExpectedBarInAttr"
+            | "BadValueInAttr"
+            | "InvalidQualNameInAttr" => {
+                "an attribute test is malformed: write `[name]` or `[name=\"value\"]`"
+            }
+            _ => "it is not a valid CSS selector",
+        },
+    };
+    Err(format!("CSS selector `{selector}` is not valid: {words}"))
+}
+
 /// Extracts the canonical text of the requirement sections of `html`.
 pub fn extract(html: &str, rules: &Rules) -> Result<String, ExtractError> {
     let attributes = most_attributes(html);
@@ -135,7 +181,7 @@ pub fn extract(html: &str, rules: &Rules) -> Result<String, ExtractError> {
     }
     let doc = Html::parse_document(html);
     check_shape(&doc)?;
-    let parse = |s: &str| Selector::parse(s).map_err(|_| ExtractError::BadSelector(s.to_string()));
+    let parse = |s: &str| parse_selector(s).map_err(|_| ExtractError::BadSelector(s.to_string()));
 
     let mut skip = HashSet::new();
     for s in rules.exclude {

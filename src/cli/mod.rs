@@ -277,8 +277,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             json,
         } => {
             for s in select.iter().chain(&exclude) {
-                scraper::Selector::parse(s)
-                    .map_err(|e| anyhow::anyhow!("CSS selector `{s}` does not parse: {e}"))?;
+                crate::extract::parse_selector(s).map_err(|e| anyhow::anyhow!("--select/--exclude: {e}"))?;
             }
             // The config file's settings when there is one (user agent, limits).
             let settings = config::load(&cli.config).map(|c| c.settings).unwrap_or_default();
