@@ -4,11 +4,15 @@
 //! duration and a document list, checks again, and shows the report and the
 //! alerts written to the outbox.
 //!
+//! Its data goes to a temporary folder removed at the end, or to the folder
+//! `--data` names (new or empty), kept for `history`, `diff` and `status`.
+//!
 //! Not for production use and not a test fixture server: it serves exactly
 //! the pages below and nothing else.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
@@ -29,8 +33,34 @@ const RS: &str = include_str!("../tests/fixtures/pages/rs-mup-cyrillic/v1.html")
 
 type Pages = Arc<RwLock<HashMap<String, String>>>;
 
-pub async fn run() -> anyhow::Result<()> {
-    let dir = tempfile::Builder::new().prefix("visawatch-demo-").tempdir()?;
+/// Where the demo writes: a folder of the user's to keep, or a temporary one.
+pub enum DemoData {
+    Keep(PathBuf),
+    Temporary,
+}
+
+pub async fn run(target: DemoData) -> anyhow::Result<()> {
+    // The temporary folder lives until the end of this function.
+    let temporary;
+    let data = match &target {
+        DemoData::Keep(dir) => {
+            let used = std::fs::read_dir(dir)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(false);
+            if used {
+                anyhow::bail!(
+                    "{} is not empty: the demo writes a new history; name a new or empty folder with --data",
+                    dir.display()
+                );
+            }
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            dir.clone()
+        }
+        DemoData::Temporary => {
+            temporary = tempfile::Builder::new().prefix("visawatch-demo-").tempdir()?;
+            temporary.path().join("data")
+        }
+    };
     let pages: Pages = Arc::new(RwLock::new(HashMap::from([
         ("/us-kosovo".to_string(), US.to_string()),
         ("/xk-residence".to_string(), XK.to_string()),
@@ -38,7 +68,9 @@ pub async fn run() -> anyhow::Result<()> {
     ])));
     let addr = serve(pages.clone()).await?;
 
-    let config_path = dir.path().join("sources.toml");
+    // The config lives in the data folder: the demo's folder is all it leaves.
+    let config_path = data.join("demo-sources.toml");
+    std::fs::create_dir_all(&data)?;
     std::fs::write(
         &config_path,
         format!(
@@ -64,7 +96,6 @@ maintainers = ["serbia@example.org"]
 "#
         ),
     )?;
-    let data = dir.path().join("data");
     let config = config::load(&config_path)?;
     let mut store = Store::open(&data, Access::WriteWait)?;
     let mailer = Mailer::new(&config.email, &data, std::time::Duration::from_secs(10))?;
@@ -114,13 +145,17 @@ maintainers = ["serbia@example.org"]
     for (subject, text) in store.alerts(10)? {
         println!("Subject: {subject}\n\n{}\n{}\n", text.trim_end(), "-".repeat(72));
     }
-    let kept = dir.keep();
-    println!(
-        "The .eml files are in {}; inspect the data with `visawatch --config {} --data {} history xk-temporary-residence`.",
-        data.display(),
-        kept.join("sources.toml").display(),
-        data.display()
-    );
+    match target {
+        DemoData::Keep(_) => println!(
+            "The alerts are in {} (one .eml file per message); look around with\n  visawatch --config {} --data {} history xk-temporary-residence",
+            data.join("outbox").display(),
+            config_path.display(),
+            data.display()
+        ),
+        DemoData::Temporary => println!(
+            "The demo's data was temporary and is now removed. To keep it (the .eml files, the history), run\n  visawatch demo --data visawatch-demo"
+        ),
+    }
     Ok(())
 }
 

@@ -50,6 +50,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Try visawatch offline: example pages on a loopback server, a change, the alert.
+    /// Its data is temporary unless --data names a new or empty folder to keep it in.
     Demo,
     /// Run as a service: check sources on their cron schedules until SIGTERM.
     Daemon,
@@ -188,7 +189,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     }
     match cli.command {
         Command::Demo => {
-            crate::demo::run().await?;
+            // The default data folder may hold a real history: never the demo's.
+            let target = if cli.data == std::path::Path::new(DEFAULT_DATA) {
+                crate::demo::DemoData::Temporary
+            } else {
+                crate::demo::DemoData::Keep(cli.data.clone())
+            };
+            crate::demo::run(target).await?;
             Ok(Exit::Done)
         }
         Command::Daemon => {

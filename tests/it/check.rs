@@ -425,6 +425,52 @@ async fn the_demo_runs_offline_and_shows_the_alerts() {
     ] {
         assert!(out.contains(subject), "{subject} missing from\n{out}");
     }
+    // Issue 12: it said the .eml files were in the data folder (they are in
+    // its outbox/), and it ignored --data.
+    let outbox = env.data().join("outbox");
+    assert!(
+        out.contains(&format!("The alerts are in {}", outbox.display())),
+        "{out}"
+    );
+    let emls = std::fs::read_dir(&outbox).unwrap().count();
+    assert!(emls >= 3, "{emls} .eml files");
+    let (code, _, err) = env.run(&["demo"]).await;
+    assert_eq!(code, 2, "a used folder is not overwritten");
+    assert!(err.contains("not empty"), "{err}");
+}
+
+/// Issue 12: every demo left a /tmp/visawatch-demo-* folder behind. Without
+/// --data its data is temporary, and the default `snapshots` is not touched.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_without_a_data_folder_leaves_nothing_behind() {
+    let cwd = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_visawatch"))
+        .arg("demo")
+        .current_dir(cwd.path())
+        .env("TMPDIR", tmp.path())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("fee 50 EUR → 65 EUR"), "{stdout}");
+    assert!(
+        stdout.contains("visawatch demo --data"),
+        "says how to keep it: {stdout}"
+    );
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(!cwd.path().join("snapshots").exists());
 }
 
 /// Issue 12: logs carried ANSI colours into pipes and journald. Plain text
