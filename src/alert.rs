@@ -252,8 +252,11 @@ fn kind_label(kind: ChangeKind) -> &'static str {
     }
 }
 
-/// The changed stretches of the requirement text with two lines of context:
-/// plain (`-`/`+` lines) and HTML (changed words in `<del>`/`<ins>`).
+/// The changed stretches of the requirement text with two lines of context,
+/// each line labelled `before`, `after` or nothing (unchanged) in a column
+/// of its own: the text's own list items start with `- `, so `-`/`+` signs
+/// made an unchanged document read like a removed one. HTML also marks the
+/// changed words (`<del>`/`<ins>`).
 fn diff(before: &str, after: &str) -> (String, String) {
     let td = crate::compare::line_diff(before, after);
     let (mut plain, mut html, mut lines) = (String::new(), String::new(), 0);
@@ -266,14 +269,13 @@ fn diff(before: &str, after: &str) -> (String, String) {
                     break 'groups;
                 }
                 lines += 1;
-                let (sign, style) = match change.tag {
-                    ChangeTag::Delete => ('-', "background:#fdd"),
-                    ChangeTag::Insert => ('+', "background:#dfd"),
-                    ChangeTag::Equal => (' ', ""),
+                let (label, style) = match change.tag {
+                    ChangeTag::Delete => ("before", "background:#fdd"),
+                    ChangeTag::Insert => ("after", "background:#dfd"),
+                    ChangeTag::Equal => ("", "color:#555"),
                 };
-                plain.push(sign);
-                plain.push(' ');
-                let _ = write!(html, "<span style=\"{style}\">{sign} ");
+                let _ = write!(plain, "{label:>6} │ ");
+                let _ = write!(html, "<span style=\"{style}\">{label:>6} │ ");
                 for (emph, value) in &change.parts {
                     plain.push_str(value);
                     match (emph, change.tag) {
@@ -290,8 +292,8 @@ fn diff(before: &str, after: &str) -> (String, String) {
                 html.push_str("</span>\n");
             }
         }
-        plain.push_str("  …\n");
-        html.push_str("  …\n");
+        plain.push_str("       …\n");
+        html.push_str("       …\n");
     }
     (plain, html)
 }
@@ -335,6 +337,22 @@ mod tests {
         assert!(a.text.contains("fee 30 EUR → 40 EUR"), "{}", a.text);
         assert!(a.text.contains("https://mpb.rks-gov.net/f/45"));
         assert!(a.html.contains("<del>50 EUR</del>") && a.html.contains("<ins>65 EUR</ins>"));
+    }
+
+    /// Issue 12: unchanged list items came out as `  - item`, removed lines
+    /// as `- line`: an unchanged document read like a removal.
+    #[test]
+    fn context_removals_and_additions_cannot_be_confused() {
+        let before = "Documents:\n- Passport\n- Photo\nFee: 50 €\n";
+        let after = "Documents:\n- Passport\n- Photo\nFee: 65 €\n- Insurance\n";
+        let (plain, _) = diff(before, after);
+        assert!(plain.contains("       │ - Passport\n"), "{plain}");
+        assert!(plain.contains("before │ Fee: 50 €\n"), "{plain}");
+        assert!(plain.contains(" after │ Fee: 65 €\n"), "{plain}");
+        assert!(plain.contains(" after │ - Insurance\n"), "{plain}");
+        for line in plain.lines().filter(|l| l.contains("Passport") || l.contains("Photo")) {
+            assert!(line.starts_with("       │"), "unchanged, labelled as such: {line:?}");
+        }
     }
 
     #[test]

@@ -118,8 +118,8 @@ async fn material_change_mails_maintainers_and_editors_threaded() {
         );
     }
     assert!(
-        text.contains("-Leje-qëndrimi i përkohshëm | 50 €")
-            || text.contains("- Leje-qëndrimi i përkohshëm | 50 €"),
+        text.contains("before │ Leje-qëndrimi i përkohshëm | 50 €")
+            && text.contains(" after │ Leje-qëndrimi i përkohshëm | 65 €"),
         "{text}"
     );
     assert!(
