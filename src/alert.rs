@@ -350,8 +350,14 @@ mod tests {
         assert!(plain.contains("before │ Fee: 50 €\n"), "{plain}");
         assert!(plain.contains(" after │ Fee: 65 €\n"), "{plain}");
         assert!(plain.contains(" after │ - Insurance\n"), "{plain}");
-        for line in plain.lines().filter(|l| l.contains("Passport") || l.contains("Photo")) {
-            assert!(line.starts_with("       │"), "unchanged, labelled as such: {line:?}");
+        for line in plain
+            .lines()
+            .filter(|l| l.contains("Passport") || l.contains("Photo"))
+        {
+            assert!(
+                line.starts_with("       │"),
+                "unchanged, labelled as such: {line:?}"
+            );
         }
     }
 

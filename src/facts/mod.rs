@@ -162,6 +162,8 @@ pub fn parse(text: &str) -> Facts {
     let mut original_lines = text.lines();
     for (line_no, line) in latin.lines().enumerate() {
         let original = original_lines.next().unwrap_or(line);
+        // What editors read (contexts, labels, lead-ins) in the page's script.
+        let shown = |part: &str| in_page_script(line, original, part);
         let heading = line.starts_with('#');
         let body = line.trim_start_matches('#').trim();
         let items = documents::items(line);
@@ -220,7 +222,7 @@ pub fn parse(text: &str) -> Facts {
                         amount: f.amount,
                         currency: f.currency,
                     },
-                    context: u.context.to_string(),
+                    context: shown(u.context),
                     key: key.clone(),
                     line: line_no,
                 });
@@ -231,7 +233,7 @@ pub fn parse(text: &str) -> Facts {
                         count: d.n,
                         unit: d.unit,
                     },
-                    context: u.context.to_string(),
+                    context: shown(u.context),
                     key: key.clone(),
                     line: line_no,
                 });
@@ -263,7 +265,7 @@ pub fn parse(text: &str) -> Facts {
                 });
             }
         } else if heading || !body.contains(" | ") {
-            lead_in = body.to_string();
+            lead_in = shown(body);
         }
     }
     // "Free of charge" takes the currency the page's other fees use.
@@ -428,6 +430,81 @@ pub fn fold(text: &str) -> String {
     }
 }
 
+/// The part of `original` that `part` (a slice of `latin`, the
+/// transliteration of `original`) was made from: a Cyrillic page's
+/// contexts are shown in Cyrillic, though matched in Latin.
+fn in_page_script(latin: &str, original: &str, part: &str) -> String {
+    if latin.len() == original.len() && latin == original {
+        return part.to_string();
+    }
+    let start = part.as_ptr() as usize - latin.as_ptr() as usize;
+    let end = start + part.len();
+    let (mut from, mut to) = (None, None);
+    let mut at = 0;
+    for (i, c) in original.char_indices() {
+        if at == start {
+            from.get_or_insert(i);
+        }
+        if at == end {
+            to = Some(i);
+            break;
+        }
+        at += latin_of(c).map_or(c.len_utf8(), str::len);
+    }
+    if at == end && to.is_none() {
+        to = Some(original.len());
+    }
+    match (from.or((start == end).then_some(original.len())), to) {
+        (Some(from), Some(to)) if from <= to => original[from..to].to_string(),
+        // Not on a letter boundary (cannot happen for slices of `latin`).
+        _ => part.to_string(),
+    }
+}
+
+/// The Latin letters of a Serbian Cyrillic letter (lower case), if it is one.
+fn latin_of(c: char) -> Option<&'static str> {
+    // Serbian Cyrillic capitals sit at a fixed distance from their
+    // small letters (А–Я +0x20, Ѐ–Џ +0x50): no Unicode tables needed.
+    let lower = match c {
+        '\u{410}'..='\u{42f}' => char::from_u32(c as u32 + 0x20).unwrap_or(c),
+        '\u{400}'..='\u{40f}' => char::from_u32(c as u32 + 0x50).unwrap_or(c),
+        _ => c,
+    };
+    Some(match lower {
+        'а' => "a",
+        'б' => "b",
+        'в' => "v",
+        'г' => "g",
+        'д' => "d",
+        'ђ' => "đ",
+        'е' => "e",
+        'ж' => "ž",
+        'з' => "z",
+        'и' => "i",
+        'ј' => "j",
+        'к' => "k",
+        'л' => "l",
+        'љ' => "lj",
+        'м' => "m",
+        'н' => "n",
+        'њ' => "nj",
+        'о' => "o",
+        'п' => "p",
+        'р' => "r",
+        'с' => "s",
+        'т' => "t",
+        'ћ' => "ć",
+        'у' => "u",
+        'ф' => "f",
+        'х' => "h",
+        'ц' => "c",
+        'ч' => "č",
+        'џ' => "dž",
+        'ш' => "š",
+        _ => return None,
+    })
+}
+
 /// Serbian Cyrillic → Latin (Gaj's alphabet); other text passes unchanged.
 pub fn transliterate(text: &str) -> std::borrow::Cow<'_, str> {
     if text.is_ascii() || !text.chars().any(|c| ('\u{400}'..='\u{4ff}').contains(&c)) {
@@ -441,50 +518,11 @@ pub fn transliterate(text: &str) -> std::borrow::Cow<'_, str> {
         out.push_str(&rest[..at]);
         let c = rest[at..].chars().next().expect("found a char");
         rest = &rest[at + c.len_utf8()..];
-        // Serbian Cyrillic capitals sit at a fixed distance from their
-        // small letters (А–Я +0x20, Ѐ–Џ +0x50): no Unicode tables needed.
-        let lower = match c {
-            '\u{410}'..='\u{42f}' => char::from_u32(c as u32 + 0x20).unwrap_or(c),
-            '\u{400}'..='\u{40f}' => char::from_u32(c as u32 + 0x50).unwrap_or(c),
-            _ => c,
+        let Some(latin) = latin_of(c) else {
+            out.push(c);
+            continue;
         };
-        let latin = match lower {
-            'а' => "a",
-            'б' => "b",
-            'в' => "v",
-            'г' => "g",
-            'д' => "d",
-            'ђ' => "đ",
-            'е' => "e",
-            'ж' => "ž",
-            'з' => "z",
-            'и' => "i",
-            'ј' => "j",
-            'к' => "k",
-            'л' => "l",
-            'љ' => "lj",
-            'м' => "m",
-            'н' => "n",
-            'њ' => "nj",
-            'о' => "o",
-            'п' => "p",
-            'р' => "r",
-            'с' => "s",
-            'т' => "t",
-            'ћ' => "ć",
-            'у' => "u",
-            'ф' => "f",
-            'х' => "h",
-            'ц' => "c",
-            'ч' => "č",
-            'џ' => "dž",
-            'ш' => "š",
-            _ => {
-                out.push(c);
-                continue;
-            }
-        };
-        if lower != c {
+        if !c.is_lowercase() {
             // Upper case: capitalise the first letter only ("Љ" → "Lj").
             let mut it = latin.chars();
             if let Some(first) = it.next() {
@@ -577,6 +615,26 @@ mod tests {
                 ("Sigurimin shëndetësor", "Ju duhet të sillni:")
             ]
         );
+    }
+
+    /// Issue 12: a Cyrillic page's contexts came out in Latin ("Where:
+    /// Potrebna dokumenta" while the page says "Потребна документа").
+    #[test]
+    fn contexts_are_shown_in_the_page_s_own_script() {
+        let f = parse(
+            "## Потребна документа\n- Доказ о обезбеђеном смештају\nТакса | 1.200 динара\nЉубазно: боравак до 90 дана.\n",
+        );
+        assert_eq!(f.documents[0].context, "Потребна документа");
+        assert_eq!(f.documents[0].text, "Доказ о обезбеђеном смештају");
+        assert_eq!(f.fees[0].context, "Такса");
+        assert_eq!(f.durations[0].context, "Љубазно: боравак до 90 дана.");
+        // Matched in Latin all the same.
+        assert_eq!(f.fees[0].key, "taksa");
+        let v = crate::compare::compare(
+            "## Потребна документа\n- Пасош\nТакса | 1.200 динара\n",
+            "## Potrebna dokumenta\n- Pasoš\nTaksa | 1.200 dinara\n",
+        );
+        assert!(v.is_none_or(|v| !v.material), "a script switch is no change");
     }
 
     #[test]

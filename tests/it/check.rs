@@ -372,7 +372,9 @@ async fn config_errors_exit_2_with_position() {
     let (code, _, err) = env.run(&["check"]).await;
     assert_eq!(code, 2);
     assert!(
-        err.contains("sources.toml:4:10: source `a`: select: CSS selector `div[` does not parse"),
+        err.contains(
+            "sources.toml:4:10: source `a`: select: CSS selector `div[` is not valid: it stops too early"
+        ),
         "{err}"
     );
     let (code, _, err) = env.run(&["check", "--source", "nope"]).await;
