@@ -8,6 +8,14 @@ use visawatch::cli::Exit;
 
 fn main() -> ExitCode {
     let cli = visawatch::cli::Cli::parse();
+    // `visawatch history ID | head`: the reader leaving early is not a
+    // crash. print! panics on a closed stdout; end quietly instead.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !closed_stdout(info.payload()) {
+            default_hook(info);
+        }
+    }));
     // The service logs every check and alert; one-shot commands only problems.
     let default_level = match cli.command {
         visawatch::cli::Command::Daemon => "info",
@@ -49,7 +57,13 @@ fn main() -> ExitCode {
     let command = runtime.block_on(async { tokio::spawn(visawatch::cli::run(cli)).await });
     let result = match command {
         Ok(result) => result,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) if e.is_panic() => {
+            let payload = e.into_panic();
+            if closed_stdout(&*payload) {
+                return ExitCode::SUCCESS;
+            }
+            std::panic::resume_unwind(payload)
+        }
         Err(e) => Err(anyhow::anyhow!("the command was cancelled: {e}")),
     };
     match result {
@@ -59,4 +73,14 @@ fn main() -> ExitCode {
             Exit::Usage.into()
         }
     }
+}
+
+/// Whether a panic is print!'s on a stdout whose reader went away.
+fn closed_stdout(payload: &(dyn std::any::Any + Send)) -> bool {
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or_default();
+    message.starts_with("failed printing to stdout") && message.contains("Broken pipe")
 }

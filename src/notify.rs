@@ -214,6 +214,9 @@ pub struct Delivered {
     pub failed: usize,
     /// Of `failed`: messages nobody is configured to receive yet.
     pub unaddressed: usize,
+    /// Of `failed`: messages the server refused for good (a 5xx for each
+    /// recipient it owes), or that cannot be built: never retried.
+    pub rejected: usize,
 }
 
 /// The Message-ID of a queued alert: `<kind.source.nonce@sender's domain>`,
@@ -390,6 +393,7 @@ pub async fn deliver(
                 }
                 tracing::error!(message_id = %o.message_id, error = %e, "alert cannot be built");
                 counts.failed += 1;
+                counts.rejected += 1;
                 continue;
             }
         };
@@ -399,9 +403,12 @@ pub async fn deliver(
             vec![o.pending.iter().collect()]
         };
         let mut all_sent = true;
+        // Whether some recipient's delivery is left for a later try.
+        let mut retried = false;
         for batch in batches {
             if stop.requested() {
                 all_sent = false;
+                retried = true;
                 break;
             }
             let rcpts: Vec<Address> = batch.iter().map(|(_, r, _)| r.clone()).collect();
@@ -421,6 +428,7 @@ pub async fn deliver(
                 store.recover_sending(INTERRUPTED)?;
                 tracing::warn!(message_id = %o.message_id, "stopping: delivery abandoned; it stays pending");
                 all_sent = false;
+                retried = true;
                 break;
             };
             match sent {
@@ -433,6 +441,7 @@ pub async fn deliver(
                 }
                 Err(e) => {
                     all_sent = false;
+                    retried |= !e.permanent;
                     for (id, rcpt, attempts) in &batch {
                         let next = if e.permanent { None } else { next_at(*attempts) };
                         store.mark_failed(*id, &e.detail, next)?;
@@ -443,6 +452,8 @@ pub async fn deliver(
                     }
                     if e.connection {
                         server_down = Some(e.detail.clone());
+                        // The batches not tried keep their schedule.
+                        retried = true;
                         break;
                     }
                 }
@@ -452,6 +463,7 @@ pub async fn deliver(
             counts.sent += 1;
         } else {
             counts.failed += 1;
+            counts.rejected += usize::from(!retried);
         }
     }
     Ok(counts)

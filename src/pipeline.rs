@@ -266,6 +266,7 @@ pub async fn run(
         alerts.sent = d.sent;
         alerts.failed = d.failed;
         alerts.unaddressed = d.unaddressed;
+        alerts.rejected = d.rejected;
     }
     Ok(RunReport {
         started_at,

@@ -43,6 +43,9 @@ pub struct AlertCounts {
     /// Of `failed`: alerts nobody is configured to receive (human output only).
     #[serde(skip)]
     pub unaddressed: usize,
+    /// Of `failed`: alerts the mail server refused for good (not retried).
+    #[serde(skip)]
+    pub rejected: usize,
 }
 
 impl RunReport {
@@ -153,8 +156,19 @@ pub fn human(report: &RunReport) -> String {
                 a.unaddressed
             );
         }
-        if a.failed > a.unaddressed {
-            out.push_str("  they wait in the outbox and are retried: see `visawatch outbox`\n");
+        if a.rejected > 0 {
+            let _ = writeln!(
+                out,
+                "  {} refused for good by the mail server (not retried): `visawatch outbox` shows its answer",
+                a.rejected
+            );
+        }
+        if a.failed > a.unaddressed + a.rejected {
+            let _ = writeln!(
+                out,
+                "  {} wait in the outbox and are retried: see `visawatch outbox`",
+                a.failed - a.unaddressed - a.rejected
+            );
         }
     }
     out

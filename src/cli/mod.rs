@@ -25,17 +25,28 @@ use crate::store::{Access, Store};
 )]
 pub struct Cli {
     /// The sources file.
-    #[arg(long, global = true, default_value = "sources.toml")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        default_value = "sources.toml"
+    )]
     pub config: PathBuf,
     /// The data folder (database and latest texts).
-    #[arg(long, global = true, default_value = DEFAULT_DATA)]
+    #[arg(long, global = true, help_heading = "Global options", default_value = DEFAULT_DATA)]
     pub data: PathBuf,
     /// Create the data folder if it does not exist (the default `snapshots`
     /// is always created): a mistyped --data must not start a new history.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub init: bool,
     /// Log lines on stderr as text or as JSON objects (for machines).
-    #[arg(long, global = true, value_enum, default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_enum,
+        default_value = "text"
+    )]
     pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
@@ -56,6 +67,7 @@ pub enum Command {
     Daemon,
     /// Per source: last check, status, next due time, failures in a row, pending alerts.
     Status {
+        /// Print a JSON array on stdout instead of the table.
         #[arg(long)]
         json: bool,
     },
@@ -76,16 +88,18 @@ pub enum Command {
     Sources,
     /// Print a source's latest canonical text (or its facts).
     Show {
+        /// The source's id in sources.toml (`visawatch sources` lists them).
         id: String,
         /// Print the fees, durations and documents instead of the text.
         #[arg(long)]
         facts: bool,
+        /// Print the text and the facts as one JSON object.
         #[arg(long)]
         json: bool,
     },
     /// Fetch a URL or read a file and print its canonical text and facts; stores nothing.
     Probe {
-        /// An http(s) URL or a path to an HTML file.
+        /// An http(s) URL or a path to an HTML or text file.
         target: String,
         /// CSS selector of the requirement sections (repeatable).
         #[arg(long)]
@@ -96,14 +110,18 @@ pub enum Command {
         /// Heading text where the section starts.
         #[arg(long)]
         section: Option<String>,
+        /// Print the text and the facts as one JSON object.
         #[arg(long)]
         json: bool,
     },
     /// A source's checks and changes, newest first.
     History {
+        /// The source's id in sources.toml (`visawatch sources` lists them).
         id: String,
+        /// Show at most this many checks.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Print a JSON array on stdout instead of lines.
         #[arg(long)]
         json: bool,
     },
@@ -112,6 +130,7 @@ pub enum Command {
         /// Send every pending alert now, ignoring the backoff schedule.
         #[arg(long)]
         retry: bool,
+        /// Print a JSON array on stdout instead of lines.
         #[arg(long)]
         json: bool,
     },
@@ -126,6 +145,7 @@ pub enum Command {
     Verify,
     /// The latest change's diff.
     Diff {
+        /// The source's id in sources.toml (`visawatch sources` lists them).
         id: String,
         /// Word-level diff (`[-old-]{+new+}`) instead of the unified diff.
         #[arg(long)]
@@ -337,20 +357,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
                 let mut store = Store::open(&cli.data, Access::WriteWait)?;
                 let mailer = mailer(&config, &cli.data)?;
                 let d = notify::deliver(&mut store, &mailer, &config, true, &notify::Stop::default()).await?;
-                eprintln!(
-                    "{} sent, {} not delivered ({}){}",
-                    d.sent,
-                    d.failed,
-                    mailer.describe(),
+                // Nothing was owed: the listing below says so, once.
+                if d.sent + d.failed > 0 {
+                    let mut line = format!(
+                        "{} sent, {} not delivered ({})",
+                        d.sent,
+                        d.failed,
+                        mailer.describe()
+                    );
                     if d.unaddressed > 0 {
-                        format!(
+                        line += &format!(
                             "; {} wait for recipients: add maintainers or [email].to",
                             d.unaddressed
-                        )
-                    } else {
-                        String::new()
+                        );
                     }
-                );
+                    if d.rejected > 0 {
+                        line += &format!(
+                            "; {} refused for good by the mail server, not retried",
+                            d.rejected
+                        );
+                    }
+                    eprintln!("{line}");
+                }
                 if d.failed > 0 {
                     code = Exit::Partial;
                 }
@@ -514,4 +542,49 @@ fn status_rows(config: &Config, store: &Store) -> anyhow::Result<Vec<report::Sta
         });
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Issue 12: `--json`, `<ID>` and `--limit` had no description, and the
+    /// global options were mixed into each command's own.
+    #[test]
+    fn every_option_and_argument_is_described_and_globals_stand_apart() {
+        let mut cli = super::Cli::command();
+        // Building propagates the global options into every command.
+        cli.build();
+        let mut globals_seen = 0;
+        for cmd in cli.get_subcommands().filter(|c| c.get_name() != "help") {
+            assert!(
+                cmd.get_about().is_some(),
+                "`{}` has no description",
+                cmd.get_name()
+            );
+            for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+                let id = arg.get_id().as_str();
+                if id == "help" {
+                    continue;
+                }
+                assert!(
+                    arg.get_help().is_some_and(|h| !h.to_string().trim().is_empty()),
+                    "`{} {id}` has no description",
+                    cmd.get_name()
+                );
+                let global = ["config", "data", "init", "log_format"].contains(&id);
+                globals_seen += usize::from(global);
+                assert_eq!(
+                    arg.get_help_heading() == Some("Global options"),
+                    global,
+                    "`{} {id}`: global options, and only they, under \"Global options\"",
+                    cmd.get_name()
+                );
+            }
+        }
+        assert!(
+            globals_seen > 4,
+            "the global options were checked in the commands"
+        );
+    }
 }

@@ -298,6 +298,32 @@ async fn a_rejected_recipient_does_not_block_the_others() {
     let (code, _, _) = env.run(&["outbox", "--retry"]).await;
     assert_eq!(code, 0);
     assert!(smtp.drain().is_empty());
+
+    // Issue 12: the report said of a 550 that it waits and "is retried".
+    serve_xk(&http, 70, None).await;
+    let (code, out, _) = env.run(&["check"]).await;
+    assert_eq!(
+        code, 0,
+        "every source was read (delivery has its own exit in `outbox --retry`): {out}"
+    );
+    assert!(
+        out.contains("1 refused for good by the mail server (not retried)"),
+        "{out}"
+    );
+    assert!(!out.contains("are retried"), "{out}");
+}
+
+/// Issue 12: `outbox --retry` on an empty outbox said so twice ("0 sent, 0
+/// not delivered" and "outbox empty").
+#[tokio::test(flavor = "multi_thread")]
+async fn retrying_an_empty_outbox_says_so_once() {
+    let http = MockServer::start().await;
+    let smtp = SmtpServer::start(Options::default());
+    let env = with_baseline(&http, smtp.port, "Kosovo permit").await;
+    let (code, out, err) = env.run(&["outbox", "--retry"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "outbox empty: every alert was delivered\n");
+    assert!(!err.contains("0 sent"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
