@@ -159,6 +159,44 @@ pub fn recovered(source: &Source, failures: u32) -> Alert {
     plain_alert(AlertKind::Recovered, subject, &source.name, body)
 }
 
+/// This machine cannot reach the network: one alert instead of one per
+/// source. `failing` and `hosts` count this run's hosts; `examples` are a
+/// few (source, error) pairs.
+pub fn network_down(failing: usize, hosts: usize, examples: &[(String, String)]) -> Alert {
+    let subject = subject(&format!(
+        "visawatch cannot reach the network ({failing} of {hosts} hosts)"
+    ));
+    let mut body = format!(
+        "visawatch could not reach {failing} of the {hosts} hosts it checked (DNS or connection failures). \
+         That is this machine's network, not the sources: until it is back, changes go unnoticed.\n\n\
+         What to do: check the server's network, DNS and firewall. No per-source \"can no longer read\" \
+         alerts are sent while the network is down; one message says when it is back.\n\nFor example:\n"
+    );
+    for (id, error) in examples {
+        let _ = writeln!(body, "  - {id}: {}", one_line(error));
+    }
+    plain_alert(
+        AlertKind::Network,
+        subject,
+        "visawatch cannot reach the network",
+        body,
+    )
+}
+
+/// The all-clear after [`network_down`].
+pub fn network_back(since: &str) -> Alert {
+    let body = format!(
+        "visawatch reaches the sources again (the network was down since {since}). Monitoring is back; \
+         changes made meanwhile are reported by the checks that follow.\n"
+    );
+    plain_alert(
+        AlertKind::NetworkBack,
+        subject("visawatch reaches the network again"),
+        "visawatch reaches the network again",
+        body,
+    )
+}
+
 /// `visawatch test-email`.
 pub fn test(to: &str, at: &str) -> Alert {
     let body = format!(

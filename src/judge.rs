@@ -136,6 +136,84 @@ fn health_alerts(config: &Config, health: &Health, source: &Source, check: &mut 
     }
 }
 
+/// Fewest hosts that must be unreachable at once before visawatch blames
+/// its own network rather than each source.
+pub const NETWORK_MIN_HOSTS: usize = 3;
+
+/// What one run saw of one host.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HostSeen {
+    /// Some source of the host was read (or answered at all).
+    pub answered: bool,
+    /// Some source of the host failed for the network (DNS, connect).
+    pub unreachable: bool,
+}
+
+/// Whether this machine's network is down, judged from one run: at least
+/// [`NETWORK_MIN_HOSTS`] hosts that never answered, and they are most of
+/// the hosts checked. Then `Some((unreachable, checked))`. One host down,
+/// or a few among many, is the sources' problem and alerted per source.
+pub fn network_down<'a>(hosts: impl IntoIterator<Item = &'a HostSeen>) -> Option<(usize, usize)> {
+    let (mut unreachable, mut checked) = (0, 0);
+    for h in hosts {
+        checked += 1;
+        unreachable += usize::from(h.unreachable && !h.answered);
+    }
+    (unreachable >= NETWORK_MIN_HOSTS && unreachable * 2 > checked).then_some((unreachable, checked))
+}
+
+/// While the network is down, a source that cannot be reached sends no
+/// "can no longer read" of its own (one network alert says it for all) and
+/// is not marked blind: if it still fails once the network is back, its
+/// own alert goes out then.
+pub fn quiet_for_outage(check: &mut Check) {
+    if check.outcome.failure().is_some_and(|f| f.reason.is_network()) && check.blind == Some(true) {
+        check
+            .alerts
+            .retain(|q| q.alert.kind != crate::model::AlertKind::Blind);
+        check.blind = None;
+    }
+}
+
+/// The network alert a run owes, if any: "cannot reach the network" when
+/// it went down (`down`) and had not been said (`down_since` unset), "again"
+/// when a run that read something finds it up after an outage. Addressed
+/// to everyone who would have had a per-source alert (`affected`).
+pub fn network_news(
+    config: &Config,
+    down: Option<(usize, usize)>,
+    down_since: Option<&str>,
+    answered: bool,
+    affected: &[(String, String)],
+) -> Option<Queued> {
+    let alert = match (down, down_since) {
+        (Some((unreachable, checked)), None) => {
+            let examples: Vec<(String, String)> = affected.iter().take(5).cloned().collect();
+            alert::network_down(unreachable, checked, &examples)
+        }
+        (None, Some(since)) if answered => alert::network_back(since),
+        _ => return None,
+    };
+    let mut recipients: Vec<lettre::Address> = Vec::new();
+    let ids: Vec<Option<&str>> = if affected.is_empty() {
+        vec![None]
+    } else {
+        affected.iter().map(|(id, _)| Some(id.as_str())).collect()
+    };
+    for id in ids {
+        for r in config.recipients(id) {
+            if !recipients.contains(&r) {
+                recipients.push(r);
+            }
+        }
+    }
+    Some(Queued {
+        alert,
+        from: config.email.from.to_string(),
+        recipients,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,5 +480,40 @@ mod tests {
             "ed@example.org",
             "no maintainers: [email].to only"
         );
+    }
+
+    /// Issue 12: the machine offline is one network alert; a few hosts
+    /// down among many is each source's own business.
+    #[test]
+    fn the_network_is_down_only_when_most_hosts_are_unreachable() {
+        let seen = |answered, unreachable| HostSeen {
+            answered,
+            unreachable,
+        };
+        let down = [seen(false, true); 3];
+        assert_eq!(network_down(&down), Some((3, 3)));
+        let two = [seen(false, true), seen(false, true)];
+        assert_eq!(
+            network_down(&two),
+            None,
+            "fewer than {NETWORK_MIN_HOSTS} hosts prove nothing"
+        );
+        let mut half = vec![seen(false, true); 3];
+        half.extend([seen(true, false); 3]);
+        assert_eq!(
+            network_down(&half),
+            None,
+            "half the hosts answer: not the network"
+        );
+        half.push(seen(true, true));
+        half.push(seen(false, true));
+        assert_eq!(
+            network_down(&half),
+            None,
+            "a host that answered once is reachable"
+        );
+        let mut most = vec![seen(false, true); 5];
+        most.push(seen(true, false));
+        assert_eq!(network_down(&most), Some((5, 6)));
     }
 }

@@ -304,6 +304,12 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// The network between visawatch and the host failed (no answer at
+    /// all), as opposed to the host answering wrongly.
+    pub fn is_network(self) -> bool {
+        matches!(self, Reason::Dns | Reason::Connect)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Dns => "dns",
@@ -488,6 +494,10 @@ pub enum AlertKind {
     Blind,
     /// A blind source reads again.
     Recovered,
+    /// Most hosts unreachable at once: this machine's network, not the sources.
+    Network,
+    /// The network reaches the sources again after [`AlertKind::Network`].
+    NetworkBack,
     /// The weekly digest.
     Digest,
     /// `visawatch test-email`.
@@ -500,6 +510,8 @@ impl AlertKind {
             AlertKind::Change => "change",
             AlertKind::Blind => "blind",
             AlertKind::Recovered => "recovered",
+            AlertKind::Network => "network",
+            AlertKind::NetworkBack => "network_back",
             AlertKind::Digest => "digest",
             AlertKind::Test => "test",
         }

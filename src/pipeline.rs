@@ -19,7 +19,7 @@ use crate::facts::noise;
 use crate::fetch::{FetchError, Fetcher};
 use crate::judge::{self, Context};
 use crate::model::stamp;
-use crate::model::{Check, Reading, Source};
+use crate::model::{Check, Reading, Reason, Source};
 use crate::notify::{self, Mailer, NotifyError};
 use crate::read::{internal_failure, read_source};
 use crate::report::{AlertCounts, RunReport, SourceReport, progress_bar};
@@ -150,6 +150,10 @@ pub async fn run(
     // would cost more than an unchanged source's whole check.
     let mut pending: Vec<(usize, Check)> = Vec::new();
     let mut flush_at: Option<tokio::time::Instant> = None;
+    // Sources that could not be reached wait for the end of the run: if most
+    // hosts could not be, the network is down, and one alert says so.
+    let mut unreachable: Vec<(usize, Check)> = Vec::new();
+    let mut hosts: HashMap<&str, judge::HostSeen> = HashMap::new();
     loop {
         let event = tokio::select! {
             joined = tasks.join_next_with_id() => Event::Joined(joined),
@@ -227,8 +231,23 @@ pub async fn run(
                 clock,
                 result,
             )?;
-            queued += rec.alerts.len();
-            pending.push((index, rec));
+            let seen = hosts
+                .entry(source.url.host_str().unwrap_or_default())
+                .or_default();
+            match rec.outcome.failure() {
+                Some(f) if f.reason.is_network() => {
+                    seen.unreachable = true;
+                    unreachable.push((index, rec));
+                }
+                failure => {
+                    // A timeout or a crash says nothing of the network either way.
+                    seen.answered |= failure.is_none_or(|f| {
+                        !matches!(f.reason, Reason::Timeout | Reason::Internal | Reason::Other)
+                    });
+                    queued += rec.alerts.len();
+                    pending.push((index, rec));
+                }
+            }
         }
         // A stopping daemon records at once: the process may be gone soon.
         let stopping = deadline.is_some();
@@ -239,8 +258,40 @@ pub async fn run(
             flush_at = Some(tokio::time::Instant::now() + FLUSH_EVERY);
         }
     }
+    let down = judge::network_down(hosts.values());
+    let affected: Vec<(String, String)> = unreachable
+        .iter()
+        .map(|(_, c)| {
+            (
+                c.source_id.clone(),
+                c.outcome.failure().map(|f| f.message.clone()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    for (index, mut rec) in unreachable {
+        if down.is_some() {
+            judge::quiet_for_outage(&mut rec);
+        }
+        queued += rec.alerts.len();
+        pending.push((index, rec));
+    }
     flush(store, &mut pending, &mut reports, &bar)?;
     bar.finish_and_clear();
+    let down_since = store.network_down_since()?;
+    let answered = hosts.values().any(|h| h.answered);
+    let everyone: Vec<(String, String)> = config
+        .sources
+        .iter()
+        .map(|s| (s.id.clone(), String::new()))
+        .collect();
+    let told = if down.is_some() { &affected } else { &everyone };
+    if let Some(q) = judge::network_news(config, down, down_since.as_deref(), answered, told) {
+        let at = stamp(&now());
+        let since = down.map(|_| at.as_str());
+        tracing::warn!(down = down.is_some(), "{}", q.alert.subject);
+        store.record_network(&q, since, &at, notify::message_id)?;
+        queued += 1;
+    }
     // A convenience copy: failing to repair one is worth a warning, not the run.
     for id in stale_files.await.unwrap_or_default() {
         tracing::info!(source = %id, "repairing a stale text file from the latest snapshot");

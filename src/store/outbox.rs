@@ -63,6 +63,9 @@ pub(super) fn queue(
     Ok(outbox_id)
 }
 
+/// Meta key: when the network alert said the network went down.
+const NETWORK_DOWN_SINCE: &str = "network_down_since";
+
 impl Store {
     /// Queues an alert that belongs to no check (a digest).
     pub fn queue(
@@ -75,6 +78,37 @@ impl Store {
         let sql = |source| sql_error(&path, source);
         let tx = self.conn.transaction().map_err(sql)?;
         let id = queue(&tx, None, None, q, created_at, message_id).map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(id)
+    }
+
+    /// Since when this machine's network has been down, as the last network
+    /// alert said (`None`: up, or never said).
+    pub fn network_down_since(&self) -> Result<Option<String>, StoreError> {
+        self.meta(NETWORK_DOWN_SINCE)
+    }
+
+    /// Queues a network alert and records what it said, in one transaction:
+    /// down since `down_since`, or up again (`None`).
+    pub fn record_network(
+        &mut self,
+        q: &Queued,
+        down_since: Option<&str>,
+        created_at: &str,
+        message_id: MessageIdFn,
+    ) -> Result<i64, StoreError> {
+        let path = self.db_path.clone();
+        let sql = |source| sql_error(&path, source);
+        let tx = self.conn.transaction().map_err(sql)?;
+        let id = queue(&tx, None, None, q, created_at, message_id).map_err(sql)?;
+        match down_since {
+            Some(at) => tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![NETWORK_DOWN_SINCE, at],
+            ),
+            None => tx.execute("DELETE FROM meta WHERE key = ?1", [NETWORK_DOWN_SINCE]),
+        }
+        .map_err(sql)?;
         tx.commit().map_err(sql)?;
         Ok(id)
     }

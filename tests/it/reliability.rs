@@ -667,3 +667,89 @@ async fn a_daemon_starting_on_a_full_disk_exits_so_that_it_is_restarted() {
         "said once: {stderr}"
     );
 }
+
+/// Issue 12: with the machine offline, every source sent its own "can no
+/// longer read" email. Most hosts unreachable at once is one "cannot reach
+/// the network" alert; the per-source ones only when the rest answers.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_offline_machine_sends_one_network_alert_not_one_per_source() {
+    let http = MockServer::start().await;
+    serve_xk(&http, 50).await;
+    let env = Env::new();
+    // Four hosts that refuse connections (closed port 9 on loopback addresses).
+    let offline = |id: &str, n: u8| {
+        source_toml(
+            id,
+            &format!("http://127.0.0.{n}:9/{id}"),
+            "allow_private = true\nmaintainers = [\"ed@example.org\"]",
+        )
+    };
+    let settings = format!("{FAST}failure_alert_after = 1\n");
+    env.write_config(&format!(
+        "{settings}{}{}{}{}",
+        offline("a", 2),
+        offline("b", 3),
+        offline("c", 4),
+        offline("d", 5)
+    ));
+    let subjects = |env: &Env| -> Vec<String> {
+        let mut s: Vec<String> = eml_files(env)
+            .iter()
+            .filter_map(|m| m.lines().find(|l| l.starts_with("Subject: ")).map(str::to_string))
+            .collect();
+        s.sort();
+        s
+    };
+    let (code, r) = env.check().await;
+    assert_eq!(code, 1, "{r}");
+    let sent = subjects(&env);
+    assert_eq!(sent.len(), 1, "one alert, not one per source: {sent:?}");
+    assert!(
+        sent[0].contains("cannot reach the network (4 of 4 hosts)"),
+        "{sent:?}"
+    );
+
+    // Still offline: nothing more.
+    env.check().await;
+    assert_eq!(subjects(&env).len(), 1, "{:?}", subjects(&env));
+
+    // Back online: the sources answer; one all-clear.
+    let online = |id: &str| {
+        source_toml(
+            id,
+            &format!("{}/xk", http.uri()),
+            "allow_private = true\nmaintainers = [\"ed@example.org\"]",
+        )
+    };
+    env.write_config(&format!(
+        "{settings}{}{}{}{}",
+        online("a"),
+        online("b"),
+        online("c"),
+        online("d")
+    ));
+    let (code, r) = env.check().await;
+    assert_eq!(code, 0, "{r}");
+    let sent = subjects(&env);
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(
+        sent.iter().any(|s| s.contains("reaches the network again")),
+        "{sent:?}"
+    );
+
+    // One source unreachable while the rest answers: its own alert.
+    env.write_config(&format!(
+        "{settings}{}{}{}{}",
+        online("a"),
+        online("b"),
+        online("c"),
+        offline("d", 5)
+    ));
+    env.check().await;
+    let sent = subjects(&env);
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert!(
+        sent.iter().any(|s| s.contains("can no longer read d")),
+        "{sent:?}"
+    );
+}
