@@ -769,5 +769,8 @@ fn the_systemd_unit_is_hardened_and_verifies_clean() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("verify: clean") && text.contains("exposure"), "{text}");
+    assert!(
+        text.contains("verify: clean") && text.contains("exposure"),
+        "{text}"
+    );
 }
