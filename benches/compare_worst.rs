@@ -65,7 +65,7 @@ fn main() {
         let t1 = Instant::now();
         let verdict = compare::compare(&ta, &tb).expect("a change");
         let t2 = Instant::now();
-        let alert = visawatch::alert::change(&source, &verdict, &ta, &tb, "2026-11-30T00:00:00Z");
+        let alert = visawatch::alert::change(&source, &verdict, &ta, &tb, "2026-11-30T00:00:00Z", None);
         let t3 = Instant::now();
         std::hint::black_box(&alert);
         println!(

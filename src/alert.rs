@@ -60,7 +60,16 @@ const WHAT_TO_DO: &str = "What to do: check the official page, then update the a
 
 /// The alert for a material change: what changed as before → after, the
 /// official URL, when it was fetched, and the diff of the requirement text.
-pub fn change(source: &Source, verdict: &Verdict, before: &str, after: &str, fetched_at: &str) -> Alert {
+/// `review_link`: the change's page on the editors' desk, when it has a
+/// public address.
+pub fn change(
+    source: &Source,
+    verdict: &Verdict,
+    before: &str,
+    after: &str,
+    fetched_at: &str,
+    review_link: Option<&str>,
+) -> Alert {
     let material: Vec<&Change> = verdict.changes.iter().filter(|c| c.kind.is_material()).collect();
     let shown = if material.is_empty() {
         verdict.changes.iter().collect()
@@ -89,6 +98,9 @@ pub fn change(source: &Source, verdict: &Verdict, before: &str, after: &str, fet
         let _ = writeln!(text, "  - {}", c.describe());
     }
     let _ = writeln!(text, "\n{WHAT_TO_DO}");
+    if let Some(link) = review_link {
+        let _ = writeln!(text, "Review it on the desk: {link}");
+    }
     let (plain_diff, html_diff) = diff(before, after);
     let _ = writeln!(text, "\nThe requirement text, before → after:\n\n{plain_diff}");
     let _ = writeln!(
@@ -116,6 +128,13 @@ pub fn change(source: &Source, verdict: &Verdict, before: &str, after: &str, fet
         );
     }
     let _ = write!(html, "</table>\n<p><b>{WHAT_TO_DO}</b></p>");
+    if let Some(link) = review_link {
+        let _ = write!(
+            html,
+            "\n<p><a href=\"{0}\">Review it on the desk</a></p>",
+            escape(link)
+        );
+    }
     let _ = write!(
         html,
         "\n<h3>The requirement text</h3>\n<pre style=\"white-space:pre-wrap\">{html_diff}</pre>\n\
@@ -367,6 +386,15 @@ mod tests {
             before,
             after,
             "2026-11-22T10:00:00Z",
+            Some("https://desk.example.org/sources/xk/changes/2026-11-22T10:00:00Z"),
+        );
+        assert!(
+            a.text
+                .contains("Review it on the desk: https://desk.example.org/sources/xk/changes/")
+        );
+        assert!(
+            a.html
+                .contains("href=\"https://desk.example.org/sources/xk/changes/2026-11-22T10:00:00Z\"")
         );
         assert_eq!(
             a.subject,
@@ -404,7 +432,14 @@ mod tests {
         let before = "- Passport\n";
         let after = "- Passport\n- <script>alert(1)</script><img src=x onerror=alert(2)>\r\nBcc: x@evil\n";
         let v = crate::compare::compare(before, after).unwrap();
-        let a = change(&source("Evil\r\nBcc: victim@example.org"), &v, before, after, "t");
+        let a = change(
+            &source("Evil\r\nBcc: victim@example.org"),
+            &v,
+            before,
+            after,
+            "t",
+            None,
+        );
         assert!(
             !a.subject.contains('\r') && !a.subject.contains('\n'),
             "{:?}",

@@ -208,10 +208,37 @@ pub struct Config {
     /// `settings.digest_schedule`, parsed.
     pub digest_schedule: cron::Schedule,
     pub email: Email,
+    /// `[web]`: the editors' desk (served by `daemon` when present, and by `serve`).
+    pub web: Option<Web>,
     pub sources: Vec<Source>,
 }
 
+/// The editors' desk's settings.
+#[derive(Debug, Clone)]
+pub struct Web {
+    /// Where the desk listens; loopback unless the operator says otherwise.
+    pub listen: std::net::SocketAddr,
+    /// The desk's public address, for links in emails and feeds (no
+    /// trailing slash). Cookies are `Secure` when it is https.
+    pub base_url: Option<String>,
+}
+
+impl Default for Web {
+    fn default() -> Self {
+        Web {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+            base_url: None,
+        }
+    }
+}
+
 impl Config {
+    /// The desk's address for `path` (`/changes/7`), when `base_url` is set.
+    pub fn desk_link(&self, path: &str) -> Option<String> {
+        let base = self.web.as_ref()?.base_url.as_ref()?;
+        Some(format!("{base}{path}"))
+    }
+
     /// Who receives an alert about `source_id` now: its maintainers (while
     /// the source is still configured) and `[email].to`, each once. Decided
     /// at delivery, so an alert queued while nobody was configured goes out
@@ -293,6 +320,13 @@ pub enum ConfigError {
         column: usize,
         message: String,
     },
+    #[error("{path}:{line}:{column}: [web]: {message}")]
+    Web {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("{path}:{line}:{column}: [email]: {message}")]
     Email {
         path: PathBuf,
@@ -327,8 +361,16 @@ struct RawFile {
     #[serde(default)]
     settings: RawSettings,
     email: Option<Spanned<RawEmail>>,
+    web: Option<Spanned<RawWeb>>,
     #[serde(default)]
     source: Vec<Spanned<RawSource>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWeb {
+    listen: Option<Spanned<String>>,
+    base_url: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -421,6 +463,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         None => Email::default(),
         Some(e) => parse_email(e, text, path)?,
     };
+    let web = raw.web.map(|w| parse_web(w, text, path)).transpose()?;
 
     let mut seen = HashSet::new();
     let mut sources = Vec::with_capacity(raw.source.len());
@@ -558,8 +601,50 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         schedule,
         digest_schedule,
         email,
+        web,
         sources,
     })
+}
+
+fn parse_web(raw: Spanned<RawWeb>, text: &str, path: &Path) -> Result<Web, ConfigError> {
+    let invalid = |span: Range<usize>, message: String| {
+        let (line, column) = line_col(text, span.start);
+        ConfigError::Web {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message,
+        }
+    };
+    let r = raw.into_inner();
+    let mut web = Web::default();
+    if let Some(listen) = r.listen {
+        web.listen = listen.get_ref().parse().map_err(|_| {
+            invalid(
+                listen.span(),
+                format!(
+                    "listen `{}` is not an address and port, e.g. \"127.0.0.1:8080\"",
+                    listen.get_ref()
+                ),
+            )
+        })?;
+    }
+    if let Some(base) = r.base_url {
+        let url = reqwest::Url::parse(base.get_ref()).ok().filter(|u| {
+            matches!(u.scheme(), "http" | "https") && u.host_str().is_some() && u.query().is_none()
+        });
+        let Some(url) = url else {
+            return Err(invalid(
+                base.span(),
+                format!(
+                    "base_url `{}` must be an http:// or https:// address, e.g. \"https://visawatch.example.org\"",
+                    base.get_ref()
+                ),
+            ));
+        };
+        web.base_url = Some(url.as_str().trim_end_matches('/').to_string());
+    }
+    Ok(web)
 }
 
 fn parse_email(raw: Spanned<RawEmail>, text: &str, path: &Path) -> Result<Email, ConfigError> {

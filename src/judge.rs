@@ -46,7 +46,10 @@ pub fn judge(config: &Config, source: &Source, reading: Reading, ctx: Context) -
     if let (Outcome::Changed(read, verdict), Some(prev)) = (&check.outcome, ctx.previous)
         && verdict.material
     {
-        let a = alert::change(source, verdict, prev, &read.text, &stamp(&ctx.started_at));
+        let at = stamp(&ctx.started_at);
+        // The change's number is known only once stored: link by its check.
+        let link = config.desk_link(&format!("/sources/{}/changes/{at}", source.id));
+        let a = alert::change(source, verdict, prev, &read.text, &at, link.as_deref());
         check.alerts.push(queued_for(config, source, a));
     }
     health_alerts(config, ctx.health, source, &mut check);

@@ -25,8 +25,11 @@
 //! - [`pipeline`]: one run: the stages in order, concurrently, in batches.
 //! - [`daemon`]: when to run the pipeline (cron schedules, digest), told to
 //!   stop or reload through a channel.
-//! - [`report`], [`cli`] (with `probe`): what the user sees; [`demo`]: the
-//!   product offline in one command.
+//! - [`web`]: the editors' desk (axum, maud): the sources' facts, the review
+//!   queue, accounts, JSON, feeds, metrics. Reads the store's query side,
+//!   writes only reviews and sessions.
+//! - [`report`], [`cli`] (with `probe`, `accounts`): what the user sees;
+//!   [`demo`]: the product offline in one command.
 //!
 //! Who may import whom: a stage imports only `model`, `config` and the stages
 //! it builds on; nothing below `pipeline` imports `pipeline`, `daemon`, `report`,
@@ -49,3 +52,4 @@ pub mod pipeline;
 pub mod read;
 pub mod report;
 pub mod store;
+pub mod web;

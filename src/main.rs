@@ -18,7 +18,7 @@ fn main() -> ExitCode {
     }));
     // The service logs every check and alert; one-shot commands only problems.
     let default_level = match cli.command {
-        visawatch::cli::Command::Daemon => "info",
+        visawatch::cli::Command::Daemon | visawatch::cli::Command::Serve => "info",
         _ => "warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("VISAWATCH_LOG")

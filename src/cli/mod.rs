@@ -3,12 +3,15 @@
 //! `report`; the stages never print.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::compare;
 
+mod accounts;
 mod probe;
 use crate::config::{self, Config};
 use crate::model::Source;
@@ -63,8 +66,22 @@ pub enum Command {
     /// Try visawatch offline: example pages on a loopback server, a change, the alert.
     /// Its data is temporary unless --data names a new or empty folder to keep it in.
     Demo,
-    /// Run as a service: check sources on their cron schedules until SIGTERM.
+    /// Run as a service: check sources on their cron schedules until SIGTERM
+    /// (and serve the editors' desk when sources.toml has a [web] section).
     Daemon,
+    /// Serve the editors' desk over the data folder until SIGTERM (for teams
+    /// that run `check` from cron); listens on [web] listen, default 127.0.0.1:8080.
+    Serve,
+    /// The desk's editor accounts: add, list, remove, passwd.
+    User {
+        #[command(subcommand)]
+        action: accounts::UserAction,
+    },
+    /// Read-only API tokens for JSON, feeds and metrics: add, list, remove.
+    Token {
+        #[command(subcommand)]
+        action: accounts::TokenAction,
+    },
     /// Per source: last check, status, next due time, failures in a row, pending alerts.
     Status {
         /// Print a JSON array on stdout instead of the table.
@@ -233,7 +250,68 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
                 }
                 Err(e) => return Err(e),
             };
-            crate::daemon::run(&cli.config, &cli.data, config, store, signals).await?;
+            // The desk runs beside the scheduler and stops after it.
+            let desk = match config.web.clone() {
+                None => None,
+                Some(web) => {
+                    let alive = Arc::new(AtomicBool::new(true));
+                    let desk = Arc::new(crate::web::Desk::new(
+                        cli.data.clone(),
+                        Arc::new(config.clone()),
+                        Some(alive.clone()),
+                    ));
+                    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+                    let server = tokio::spawn(async move {
+                        crate::web::serve(&web, desk, async {
+                            let _ = done_rx.await;
+                        })
+                        .await
+                    });
+                    Some((alive, done_tx, server))
+                }
+            };
+            let ran = crate::daemon::run(&cli.config, &cli.data, config, store, signals).await;
+            if let Some((alive, done_tx, server)) = desk {
+                alive.store(false, Ordering::Relaxed);
+                let _ = done_tx.send(());
+                match server.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "the editors' desk stopped with an error"),
+                    Err(e) => tracing::error!(error = %e, "the editors' desk crashed"),
+                }
+            }
+            ran?;
+            Ok(Exit::Done)
+        }
+        Command::Serve => {
+            let config = config::load(&cli.config)?;
+            let web = config.web.clone().unwrap_or_default();
+            // Fail now, not at the first request, on a folder that cannot serve.
+            let data = cli.data.clone();
+            tokio::task::spawn_blocking(move || Store::open(&data, Access::Desk).map(drop))
+                .await?
+                .with_context(|| format!("opening data folder {}", cli.data.display()))?;
+            let desk = Arc::new(crate::web::Desk::new(cli.data.clone(), Arc::new(config), None));
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+            crate::web::serve(&web, desk, async move {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                tracing::info!("stopping: finishing the requests in flight");
+            })
+            .await?;
+            Ok(Exit::Done)
+        }
+        Command::User { action } => {
+            let data = cli.data.clone();
+            tokio::task::spawn_blocking(move || accounts::user(&data, action)).await??;
+            Ok(Exit::Done)
+        }
+        Command::Token { action } => {
+            let data = cli.data.clone();
+            tokio::task::spawn_blocking(move || accounts::token(&data, action)).await??;
             Ok(Exit::Done)
         }
         Command::Status { json } => {

@@ -92,4 +92,39 @@ ALTER TABLE sources ADD COLUMN blind_since TEXT;
     // modification time), NULL from the commit of a new text until its file
     // is written: a run finds a stale file with one stat, not by reading it.
     "CREATE TABLE text_files (source_id TEXT PRIMARY KEY REFERENCES sources(id), stamp TEXT);",
+    // The editors' desk: accounts, sessions, API tokens (only hashes of
+    // secrets), and reviews. A change's current review state is kept on the
+    // change (NULL: awaiting review) so the queue is one indexed query; the
+    // `reviews` rows are its history.
+    r#"
+CREATE TABLE users (
+    name          TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    admin         INTEGER NOT NULL DEFAULT 0,
+    created_at    TEXT NOT NULL
+);
+CREATE TABLE sessions (
+    token_hash TEXT PRIMARY KEY,
+    user_name  TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+CREATE TABLE api_tokens (
+    name       TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+ALTER TABLE changes ADD COLUMN review_state TEXT;
+CREATE INDEX changes_awaiting ON changes(material, review_state, id);
+CREATE TABLE reviews (
+    id         INTEGER PRIMARY KEY,
+    change_id  INTEGER NOT NULL REFERENCES changes(id),
+    action     TEXT NOT NULL,
+    reason     TEXT,
+    note       TEXT,
+    user_name  TEXT NOT NULL,
+    at         TEXT NOT NULL
+);
+CREATE INDEX reviews_by_change ON reviews(change_id, id);
+"#,
 ];

@@ -25,11 +25,15 @@ use crate::model::{
     Queued, Status, Time, Validators,
 };
 
+mod desk;
 mod migrations;
 mod outbox;
 mod query;
 mod write;
 
+pub use desk::{
+    ChangeDetail, Counts, DURATION_BUCKETS_MS, ReviewAction, ReviewRow, SnapshotRow, SourceRow, UserRow,
+};
 pub use outbox::OutboxRow;
 pub use query::{ChangeRow, HistoryRow, LastCheck, Marks};
 pub use write::stale_text_files;
@@ -107,6 +111,18 @@ pub enum Access {
     WriteNoWait,
     /// A reader: no lock; WAL lets it read while a writer works.
     Read,
+    /// The editors' desk and account commands: no folder lock (they run
+    /// beside a `check` or the daemon), short transactions on their own
+    /// tables (reviews, users, sessions, tokens) that SQLite serialises with
+    /// the checks' writes. Never migrates: the schema must be current.
+    Desk,
+}
+
+impl Access {
+    /// Whether this access holds the folder's lock (the runs' writers).
+    fn locks(self) -> bool {
+        matches!(self, Access::WriteWait | Access::WriteNoWait)
+    }
 }
 
 pub struct Store {
@@ -132,7 +148,7 @@ impl Store {
             cause,
         };
         let db_path = dir.join(DB_FILE);
-        if access == Access::Read {
+        if !access.locks() {
             match std::fs::metadata(&db_path) {
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -141,13 +157,13 @@ impl Store {
                 Err(e) => return Err(permission_or_io("read", dir, e)),
             }
         }
-        let lock = if access == Access::Read {
+        let lock = if !access.locks() {
             None
         } else {
             std::fs::create_dir_all(dir).map_err(|e| permission_or_io("write to", dir, e))?;
             Some(take_lock(dir, access)?)
         };
-        if access != Access::Read && !db_path.exists() {
+        if access.locks() && !db_path.exists() {
             // Snapshot files without their database: refuse rather than
             // silently start a new baseline over a lost history.
             if let Some(example) = std::fs::read_dir(dir).map_err(io)?.flatten().find_map(|e| {
@@ -173,12 +189,14 @@ impl Store {
             (Connection::open(&db_path).map_err(sql)?, None)
         };
         let corrupt = |e: rusqlite::Error| open_error(dir, &db_path, access, e);
-        conn.busy_timeout(std::time::Duration::from_secs(30))
+        // A check's batch commit is short; the desk's requests wait less.
+        let patience = if access == Access::Desk { 5 } else { 30 };
+        conn.busy_timeout(std::time::Duration::from_secs(patience))
             .map_err(sql)?;
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(corrupt)?;
-        if access != Access::Read {
+        if access.locks() {
             conn.pragma_update(None, "journal_mode", "WAL").map_err(corrupt)?;
             conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
             // SQLite folds the WAL into the database every 1,000 pages; doing
@@ -197,7 +215,7 @@ impl Store {
                 known,
             });
         }
-        if access != Access::Read {
+        if access.locks() {
             for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
                 let tx = conn.unchecked_transaction().map_err(sql)?;
                 tx.execute_batch(m).map_err(corrupt)?;
@@ -223,7 +241,7 @@ impl Store {
             _lock: lock,
             _copy: copy,
         };
-        if access != Access::Read {
+        if access.locks() {
             // Changed behind our back (or never verified): check it first.
             if store.meta(DB_STAMP)? != store.db_stamp() {
                 tracing::info!(path = %store.db_path.display(), "database file changed since visawatch last left it; checking its integrity");

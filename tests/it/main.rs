@@ -4,6 +4,7 @@
 
 mod check;
 mod daemon;
+mod desk;
 mod email;
 mod golden;
 mod helpers;
