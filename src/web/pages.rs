@@ -306,16 +306,16 @@ pub async fn overview(
                 tbody {
                     @for r in &rows {
                         tr {
-                            td {
+                            td data-label="Source" {
                                 a href={ "/sources/" (r.id) } { (r.name) }
                                 br;
                                 a.official href=(r.url) rel="noreferrer" { "official page" }
                             }
-                            td {
+                            td data-label="Last check" {
                                 (r.last_check_at.as_deref().unwrap_or("—")) br;
                                 span class={ "status " (status_word(r.last_status)) } { (status_word(r.last_status)) }
                             }
-                            td {
+                            td data-label="Health" {
                                 @if let Some(since) = &r.blind_since {
                                     span.bad { "cannot be read since " (since) }
                                 } @else if r.last_status == Some(Status::Failed) {
@@ -325,10 +325,10 @@ pub async fn overview(
                                     "ok"
                                 }
                             }
-                            td.num {
+                            td.num data-label="Awaiting review" {
                                 @if r.awaiting_review > 0 { a href={ "/review#" (r.id) } { (r.awaiting_review) } } @else { "0" }
                             }
-                            td { (r.last_material_at.as_deref().unwrap_or("—")) }
+                            td data-label="Last material change" { (r.last_material_at.as_deref().unwrap_or("—")) }
                         }
                     }
                 }
@@ -385,10 +385,10 @@ fn changes_table(changes: &[Change]) -> Markup {
                 tbody {
                     @for c in changes {
                         tr {
-                            td { (kind_label(c.kind)) }
-                            td { @if let Some(b) = &c.before { del { (human(b)) } } }
-                            td { @if let Some(a) = &c.after { ins { (human(a)) } } }
-                            td { (c.context.as_deref().unwrap_or("")) }
+                            td data-label="What" { (kind_label(c.kind)) }
+                            td data-label="Before" { @if let Some(b) = &c.before { del { (human(b)) } } }
+                            td data-label="After" { @if let Some(a) = &c.after { ins { (human(a)) } } }
+                            td data-label="Where" { (c.context.as_deref().unwrap_or("")) }
                         }
                     }
                 }
@@ -650,11 +650,11 @@ pub async fn source(
                     tbody {
                         @for e in &ledger {
                             tr {
-                                td { (e.kind) }
-                                td { (e.value) }
-                                td { (e.context) }
-                                td { (e.first_seen) }
-                                td { code { (short(&e.snapshot)) } }
+                                td data-label="Kind" { (e.kind) }
+                                td data-label="Value" { (e.value) }
+                                td data-label="Where" { (e.context) }
+                                td data-label="First seen" { (e.first_seen) }
+                                td data-label="Snapshot" { code { (short(&e.snapshot)) } }
                             }
                         }
                     }

@@ -2,6 +2,7 @@
 //! (wiremock's HTTP server), with a temporary data folder each.
 //! One test binary with modules keeps link time down.
 
+mod browser;
 mod check;
 mod daemon;
 mod desk;
