@@ -453,3 +453,31 @@ async fn sigterm_starts_no_queued_check() {
         "the in-flight check was recorded, the queued ones left"
     );
 }
+
+/// Issue 13: with `[web]`, the daemon serves the desk in the same process,
+/// reports its scheduler alive on /healthz, and stops with it on SIGTERM.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_serves_the_desk_and_stops_with_it() {
+    let http = MockServer::start().await;
+    serve(&http, "/xk", xk(50), "text/html; charset=utf-8").await;
+    let env = Env::new();
+    let port = crate::smtp::free_port();
+    env.write_config(&format!(
+        "{FAST}schedule = \"*/1 * * * * *\"\n[web]\nlisten = \"127.0.0.1:{port}\"\n\n{}",
+        source_toml("xk", &format!("{}/xk", http.uri()), "allow_private = true")
+    ));
+    let daemon = Daemon::start(&env);
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    wait_for(20, "the desk's /healthz", || {
+        let req = client.get(&url).send();
+        async move { req.await.is_ok_and(|r| r.status() == 200) }
+    })
+    .await;
+    wait_for(20, "a check by the daemon", || async { checks(&env, "xk").await > 0 }).await;
+    let resp = client.get(format!("http://127.0.0.1:{port}/")).send().await.unwrap();
+    assert!(resp.url().path().ends_with("/login"), "the desk answers: {}", resp.url());
+    let log = daemon.log();
+    assert_eq!(daemon.stop().await, 0, "{log}");
+    assert!(client.get(&url).send().await.is_err(), "the desk stopped with the daemon");
+}
