@@ -474,10 +474,24 @@ async fn the_daemon_serves_the_desk_and_stops_with_it() {
         async move { req.await.is_ok_and(|r| r.status() == 200) }
     })
     .await;
-    wait_for(20, "a check by the daemon", || async { checks(&env, "xk").await > 0 }).await;
-    let resp = client.get(format!("http://127.0.0.1:{port}/")).send().await.unwrap();
-    assert!(resp.url().path().ends_with("/login"), "the desk answers: {}", resp.url());
+    wait_for(20, "a check by the daemon", || async {
+        checks(&env, "xk").await > 0
+    })
+    .await;
+    let resp = client
+        .get(format!("http://127.0.0.1:{port}/"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.url().path().ends_with("/login"),
+        "the desk answers: {}",
+        resp.url()
+    );
     let log = daemon.log();
     assert_eq!(daemon.stop().await, 0, "{log}");
-    assert!(client.get(&url).send().await.is_err(), "the desk stopped with the daemon");
+    assert!(
+        client.get(&url).send().await.is_err(),
+        "the desk stopped with the daemon"
+    );
 }
