@@ -57,7 +57,7 @@ fn build(dir: &std::path::Path) {
     let mut change_no = 0i64;
     for day in 0..DAYS {
         let at = visawatch::model::stamp(&(start + chrono::Duration::days(day as i64)));
-        for s in 0..SOURCES {
+        for (s, version_of_s) in version.iter_mut().enumerate() {
             let id = format!("src-{s:04}");
             let changes_today = day > 0 && (s + day) % CHANGE_EVERY == 0;
             let status = if day == 0 {
@@ -68,13 +68,14 @@ fn build(dir: &std::path::Path) {
                 "unchanged"
             };
             if changes_today {
-                version[s] += 1;
+                *version_of_s += 1;
             }
-            let h = hash(s, version[s]);
+            let v = *version_of_s;
+            let h = hash(s, v);
             if day == 0 || changes_today {
                 tx.execute(
                     "INSERT OR IGNORE INTO snapshots (hash, text, created_at) VALUES (?1, ?2, ?3)",
-                    params![h, text(s, version[s]), at],
+                    params![h, text(s, v), at],
                 )
                 .unwrap();
             }
@@ -89,13 +90,13 @@ fn build(dir: &std::path::Path) {
                 let check_id = tx.last_insert_rowid();
                 let changes = format!(
                     r#"[{{"kind":"fee","before":"{} EUR","after":"{} EUR","context":"Permit"}}]"#,
-                    50 + version[s] - 1,
-                    50 + version[s]
+                    50 + v - 1,
+                    50 + v
                 );
                 tx.execute(
                     "INSERT INTO changes (check_id, source_id, created_at, before_hash, after_hash, material, changes, diff, word_diff)
                      VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, '', '')",
-                    params![check_id, id, at, hash(s, version[s] - 1), h, changes],
+                    params![check_id, id, at, hash(s, v - 1), h, changes],
                 )
                 .unwrap();
             }
