@@ -258,8 +258,7 @@ fn main() {
         .find(|l| l.starts_with("VmHWM"))
         .unwrap_or("VmHWM: ?");
     println!(
-        "\nserve peak RSS ({}): {}",
-        "VmHWM",
+        "\nserve peak RSS (VmHWM): {}",
         hwm.trim_start_matches("VmHWM:").trim()
     );
     let _ = server.kill();
