@@ -104,19 +104,30 @@ async fn sign_in(b: &WebDriver, desk: &Desk) {
         .send_keys(PASSWORD)
         .await
         .unwrap();
-    b.query(By::Css("form.login button"))
-        .first()
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, By::Css("form.login button")).await;
     if b.query(By::Css("table.sources")).first().await.is_err() {
         panic!(
             "no overview after signing in:\n{}",
             b.source().await.unwrap_or_default()
         );
     }
+}
+
+/// The first element `by` finds, waiting for the page to show it.
+async fn element(b: &WebDriver, by: By) -> WebElement {
+    let what = format!("{by:?}");
+    b.query(by)
+        .first()
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+async fn click(b: &WebDriver, by: By) {
+    element(b, by).await.click().await.unwrap();
+}
+
+async fn text_of(b: &WebDriver, by: By) -> String {
+    element(b, by).await.text().await.unwrap()
 }
 
 /// Wider than the window: the page scrolls sideways.
@@ -144,68 +155,25 @@ async fn an_editor_works_the_queue_down_in_a_browser() {
     sign_in(&b, &desk).await;
     b.screenshot(&artifact("overview-1280.png")).await.unwrap();
 
-    b.query(By::LinkText("Review queue"))
-        .first()
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let first = b
-        .query(By::Css("ol.queue a.change"))
-        .first()
-        .await
-        .expect("a change in the queue");
-    first.click().await.unwrap();
-    b.query(By::Css("section.review"))
-        .first()
-        .await
-        .expect("the change page");
-    let table = b
-        .query(By::Css("table.changes"))
-        .first()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    click(&b, By::LinkText("Review queue")).await;
+    click(&b, By::Css("ol.queue a.change")).await;
+    element(&b, By::Css("section.review")).await;
+    let table = text_of(&b, By::Css("table.changes")).await;
     assert!(table.contains("50 EUR") && table.contains("65 EUR"), "{table}");
     // The page's script is text on the screen, and nothing ran.
-    let body = b
-        .query(By::Tag("main"))
-        .first()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = text_of(&b, By::Tag("main")).await;
     assert!(body.contains("<script>alert(1)</script>"), "{body}");
     assert!(b.get_alert_text().await.is_err(), "no alert dialog opened");
     b.screenshot(&artifact("change-1280.png")).await.unwrap();
 
-    b.query(By::Id("applied"))
-        .first()
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, By::Id("applied")).await;
     b.query(By::Id("review-state"))
         .with_text("applied")
         .first()
         .await
         .expect("the change shows as applied");
-    b.query(By::LinkText("Review queue"))
-        .first()
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    b.query(By::Id("queue-empty"))
-        .first()
-        .await
-        .expect("the queue is empty");
+    click(&b, By::LinkText("Review queue")).await;
+    element(&b, By::Id("queue-empty")).await;
     b.quit().await.unwrap();
 
     // A phone: readable without sideways scrolling, on every page.
