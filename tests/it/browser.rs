@@ -104,7 +104,7 @@ async fn sign_in(b: &WebDriver, desk: &Desk) {
         .send_keys(PASSWORD)
         .await
         .unwrap();
-    click(&b, By::Css("form.login button")).await;
+    click(b, By::Css("form.login button")).await;
     if b.query(By::Css("table.sources")).first().await.is_err() {
         panic!(
             "no overview after signing in:\n{}",
