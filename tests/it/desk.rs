@@ -515,3 +515,50 @@ async fn serve_exits_0_on_sigterm() {
         .unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+/// Reviews written while a `check` writes: both land whole (SQLite
+/// serialises the short transactions; the desk takes no folder lock).
+#[tokio::test(flavor = "multi_thread")]
+async fn reviews_and_a_running_check_both_land() {
+    let desk = Desk::start().await;
+    // Forty more sources for the next check to record.
+    let mut config = std::fs::read_to_string(desk.env.config()).unwrap();
+    let xk_url = config
+        .split("url = \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string();
+    for i in 0..40 {
+        config.push_str(&source_toml(
+            &format!("more-{i}"),
+            &xk_url,
+            "allow_private = true",
+        ));
+    }
+    desk.env.write_config(&config);
+    let session = desk.sign_in().await;
+    let (_, page) = desk.get("/changes/1", &session).await;
+    let csrf = csrf_of(&page);
+    let check = desk.env.check();
+    let reviews = async {
+        for i in 0..20 {
+            let action = if i % 2 == 0 { "applied" } else { "reopen" };
+            let resp = plain_client()
+                .post(desk.url("/changes/1/review"))
+                .header("cookie", &session)
+                .form(&[("action", action), ("csrf", &csrf)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 303, "review {i}");
+        }
+    };
+    let ((code, report), ()) = tokio::join!(check, reviews);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["sources"].as_array().unwrap().len(), 41);
+    let (_, c) = desk.api("/api/v1/changes/1").await;
+    assert_eq!(c["reviews"].as_array().unwrap().len(), 20, "{c}");
+    let (_, sources) = desk.api("/api/v1/sources").await;
+    assert_eq!(sources.as_array().unwrap().len(), 41);
+}
