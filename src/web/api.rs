@@ -181,6 +181,18 @@ pub async fn change(
     }
 }
 
+/// The API described for generators and humans (OpenAPI 3.0).
+pub async fn openapi(State(desk): State<Arc<Desk>>, headers: HeaderMap, Query(q): Params) -> Response {
+    match who(&desk, &headers, &q).await {
+        Ok(_) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            include_str!("openapi.json"),
+        )
+            .into_response(),
+        Err(e) => json_error(e),
+    }
+}
+
 // Atom.
 
 fn xml(s: &str) -> String {

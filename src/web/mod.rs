@@ -204,6 +204,7 @@ pub fn router(desk: Arc<Desk>) -> Router {
         .route("/api/v1/sources/{id}", get(api::source))
         .route("/api/v1/changes", get(api::changes))
         .route("/api/v1/changes/{n}", get(api::change))
+        .route("/api/v1/openapi.json", get(api::openapi))
         .route("/metrics", get(api::metrics))
         .route("/healthz", get(healthz))
         .route("/static/desk.css", get(stylesheet))

@@ -373,6 +373,20 @@ async fn the_api_feeds_and_metrics_speak_to_machines_with_a_token() {
     assert_eq!(change["changes"][0]["before"], "50 EUR");
     assert_eq!(change["review_state"], "awaiting_review");
     assert_eq!(change["link"], desk.url("/changes/1"));
+    // The OpenAPI document names every endpoint the desk serves.
+    let (code, doc) = desk.api("/api/v1/openapi.json").await;
+    assert_eq!(code, 200);
+    assert_eq!(doc["openapi"], "3.0.3");
+    for path in [
+        "/api/v1/sources",
+        "/api/v1/sources/{id}",
+        "/api/v1/changes",
+        "/api/v1/changes/{n}",
+        "/feed.atom",
+        "/metrics",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path}");
+    }
     let (_, none) = desk.api("/api/v1/changes?since=2999-01-01T00:00:00Z").await;
     assert_eq!(none["changes"].as_array().unwrap().len(), 0);
 
