@@ -18,6 +18,14 @@ use crate::store::{ChangeDetail, ReviewAction, ReviewRow, SourceRow};
 
 type Params = Query<HashMap<String, String>>;
 
+/// A posted form, or a 400 page when the body is not one.
+type Posted = Result<Form<HashMap<String, String>>, axum::extract::rejection::FormRejection>;
+
+fn fields(form: Posted) -> Result<HashMap<String, String>, WebError> {
+    form.map(|Form(f)| f)
+        .map_err(|e| WebError::BadRequest(format!("the form could not be read: {e}")))
+}
+
 /// Reasons an editor may give for "not relevant".
 const REASONS: [(&str, &str); 3] = [
     ("noise", "Noise (no real change)"),
@@ -150,8 +158,9 @@ pub async fn login(
     State(desk): State<Arc<Desk>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
+    form: Posted,
 ) -> Result<Response, WebError> {
+    let form = fields(form)?;
     check_form(&headers, auth::cookie(&headers, auth::LOGIN_COOKIE), &form)?;
     let name = form.get("name").map(|n| n.trim().to_string()).unwrap_or_default();
     let password = form.get("password").cloned().unwrap_or_default();
@@ -204,8 +213,9 @@ pub async fn login(
 pub async fn logout(
     State(desk): State<Arc<Desk>>,
     headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
+    form: Posted,
 ) -> Result<Response, WebError> {
+    let form = fields(form)?;
     let secret = auth::cookie(&headers, auth::SESSION_COOKIE).map(str::to_string);
     check_form(&headers, secret.as_deref(), &form)?;
     if let Some(secret) = secret {
@@ -539,8 +549,9 @@ pub async fn review(
     State(desk): State<Arc<Desk>>,
     headers: HeaderMap,
     Path(n): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
+    form: Posted,
 ) -> Result<Response, WebError> {
+    let form = fields(form)?;
     let Some(Who::Editor { name, secret }) = editor(&desk, &headers).await? else {
         return Err(WebError::Forbidden("sign in to review changes".into()));
     };

@@ -350,6 +350,17 @@ async fn unknown_ids_are_404_pages_and_bad_input_400() {
     }
     let (code, _) = desk.api("/api/v1/changes/999").await;
     assert_eq!(code, 404);
+    // A body that is not a form: a 400 page, not the framework's plain text.
+    let resp = plain_client()
+        .post(desk.url("/changes/1/review"))
+        .header("cookie", &session)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().await.unwrap().contains("<html"));
     let (code, v) = desk.api("/api/v1/changes?since=yesterday").await;
     assert_eq!(code, 400, "{v}");
     assert!(v["error"].as_str().unwrap().contains("RFC 3339"), "{v}");
