@@ -53,12 +53,16 @@ fn review_state(c: &ChangeDetail) -> &'static str {
     }
 }
 
-fn change_json(desk: &Desk, c: ChangeDetail, reviews: Option<Vec<ReviewRow>>) -> ChangeJson {
+fn change_json(
+    config: &crate::config::Config,
+    c: ChangeDetail,
+    reviews: Option<Vec<ReviewRow>>,
+) -> ChangeJson {
     let path = format!("/changes/{}", c.id);
     ChangeJson {
         id: c.id,
         review_state: review_state(&c),
-        link: desk.config.desk_link(&path).unwrap_or(path),
+        link: config.desk_link(&path).unwrap_or(path),
         source: c.source_id,
         url: c.url,
         fetched_at: c.fetched_at,
@@ -146,7 +150,8 @@ pub async fn changes(State(desk): State<Arc<Desk>>, headers: HeaderMap, Query(q)
             .db(move |s| s.desk_changes(source.as_deref(), material, since.as_deref(), before, limit))
             .await?;
         let next = (rows.len() == limit).then(|| rows.last().map(|c| c.id)).flatten();
-        let items: Vec<ChangeJson> = rows.into_iter().map(|c| change_json(&desk, c, None)).collect();
+        let config = desk.config();
+        let items: Vec<ChangeJson> = rows.into_iter().map(|c| change_json(&config, c, None)).collect();
         Ok(serde_json::json!({ "changes": items, "next": next }))
     };
     match run.await {
@@ -173,7 +178,7 @@ pub async fn change(
             })
             .await?;
         let (c, reviews) = found.ok_or_else(|| WebError::NotFound(format!("there is no change #{n}")))?;
-        Ok(change_json(&desk, c, Some(reviews)))
+        Ok(change_json(&desk.config(), c, Some(reviews)))
     };
     match run.await {
         Ok(v) => Json(v).into_response(),
@@ -215,7 +220,7 @@ fn xml(s: &str) -> String {
 /// An Atom 1.0 feed of the newest material changes.
 fn atom(desk: &Desk, title: &str, self_path: &str, changes: &[ChangeDetail]) -> String {
     let base = desk
-        .config
+        .config()
         .web
         .as_ref()
         .and_then(|w| w.base_url.clone())

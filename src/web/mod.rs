@@ -38,7 +38,8 @@ const STYLESHEET: &str = include_str!("desk.css");
 /// Everything a request handler may use.
 pub struct Desk {
     pub data: PathBuf,
-    pub config: Arc<Config>,
+    /// `sources.toml` as last read, and its modification time then.
+    config: Mutex<(Arc<Config>, Option<std::time::SystemTime>)>,
     /// `Secure` cookies (the desk is reached over https).
     pub secure: bool,
     pub limiter: auth::Limiter,
@@ -55,14 +56,33 @@ impl Desk {
             .as_ref()
             .and_then(|w| w.base_url.as_deref())
             .is_some_and(|b| b.starts_with("https://"));
+        let stamp = modified(&config.path);
         Desk {
             data,
-            config,
+            config: Mutex::new((config, stamp)),
             secure,
             limiter: auth::Limiter::default(),
             handles: Mutex::new(Vec::new()),
             scheduler,
         }
+    }
+
+    /// The configuration: read again when `sources.toml` changed (a source
+    /// added, a maintainer changed; also after the daemon's reload). A file
+    /// that no longer loads is logged and the last good one kept.
+    pub fn config(&self) -> Arc<Config> {
+        let mut current = self.config.lock().unwrap_or_else(|e| e.into_inner());
+        let stamp = modified(&current.0.path);
+        if stamp.is_some() && stamp != current.1 {
+            match crate::config::load(&current.0.path) {
+                Ok(fresh) => *current = (Arc::new(fresh), stamp),
+                Err(e) => {
+                    tracing::warn!(error = %e, "desk: sources.toml changed but does not load; keeping the last good one");
+                    current.1 = stamp;
+                }
+            }
+        }
+        current.0.clone()
     }
 
     /// Runs `f` on a database handle, off the async threads.
@@ -91,6 +111,10 @@ impl Desk {
             WebError::Internal(e.to_string())
         })
     }
+}
+
+fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 /// What went wrong, as the page (or JSON) the client gets.

@@ -258,8 +258,25 @@ pub async fn overview(
         Ok(w) => w,
         Err(redirect) => return Ok(redirect),
     };
+    let config = desk.config();
     let mut rows = desk.db(|s| s.desk_sources()).await?;
-    let config = desk.config.clone();
+    // Sources in sources.toml that no check has reached yet.
+    for source in &config.sources {
+        if !rows.iter().any(|r| r.id == source.id) {
+            rows.push(SourceRow {
+                id: source.id.clone(),
+                name: source.name.clone(),
+                url: source.url.to_string(),
+                last_check_at: None,
+                last_status: None,
+                last_error: None,
+                last_ok_at: None,
+                blind_since: None,
+                awaiting_review: 0,
+                last_material_at: None,
+            });
+        }
+    }
     let maintainer = q.get("maintainer").filter(|m| !m.is_empty()).cloned();
     let status = q.get("status").filter(|m| !m.is_empty()).cloned();
     let maintained_by = |id: &str, m: &str| {
@@ -642,6 +659,15 @@ pub async fn source(
         })
         .await?;
     let Some((row, ledger, snaps, history, pair)) = loaded else {
+        // Configured but never checked: say so rather than 404.
+        if let Some(source) = desk.config().sources.iter().find(|s| s.id == id) {
+            let body = html! {
+                h1 { (source.name) }
+                p.meta { a.official href=(source.url.as_str()) rel="noreferrer" { (source.url.as_str()) } }
+                p.notice { "Not checked yet: its facts appear after the first check." }
+            };
+            return Ok(layout(&source.name, Some(&who), body).into_response());
+        }
         return Err(WebError::NotFound(format!("there is no source `{id}`")));
     };
     let body = html! {

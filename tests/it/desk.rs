@@ -563,6 +563,15 @@ async fn reviews_and_a_running_check_both_land() {
     }
     desk.env.write_config(&config);
     let session = desk.sign_in().await;
+    // Configured, not yet checked: listed, with a page that says so.
+    let (_, overview) = desk.get("/", &session).await;
+    assert!(
+        overview.contains("href=\"/sources/more-7\"") && overview.contains("never checked"),
+        "{overview}"
+    );
+    let (code, page) = desk.get("/sources/more-7", &session).await;
+    assert_eq!(code, 200);
+    assert!(page.contains("Not checked yet"), "{page}");
     let (_, page) = desk.get("/changes/1", &session).await;
     let csrf = csrf_of(&page);
     let check = desk.env.check();
