@@ -22,6 +22,8 @@ pub struct Settings {
     pub timeout_secs: u64,
     /// Sources fetched at once.
     pub concurrency: usize,
+    /// A PDF with more pages fails (`pdf`): real fee schedules have a few.
+    pub max_pdf_pages: usize,
     /// Requests at once to one host.
     pub per_host: usize,
     pub max_body_bytes: u64,
@@ -50,6 +52,7 @@ impl Default for Settings {
             user_agent: concat!("visawatch/", env!("CARGO_PKG_VERSION")).to_string(),
             timeout_secs: 30,
             concurrency: 8,
+            max_pdf_pages: 200,
             per_host: 2,
             max_body_bytes: 10 * 1024 * 1024,
             conditional_get: true,
@@ -73,6 +76,7 @@ struct RawSettings {
     user_agent: Option<Spanned<String>>,
     timeout_secs: Option<Spanned<i64>>,
     concurrency: Option<Spanned<i64>>,
+    max_pdf_pages: Option<Spanned<i64>>,
     per_host: Option<Spanned<i64>>,
     max_body_bytes: Option<Spanned<i64>>,
     conditional_get: Option<bool>,
@@ -114,6 +118,13 @@ fn settings(raw: RawSettings, text: &str, path: &Path) -> Result<Settings, Confi
     };
     s.timeout_secs = num(raw.timeout_secs, "timeout_secs", 1, 3600, s.timeout_secs)?;
     s.concurrency = num(raw.concurrency, "concurrency", 1, 1024, s.concurrency as u64)? as usize;
+    s.max_pdf_pages = num(
+        raw.max_pdf_pages,
+        "max_pdf_pages",
+        1,
+        10_000,
+        s.max_pdf_pages as u64,
+    )? as usize;
     s.per_host = num(raw.per_host, "per_host", 1, 256, s.per_host as u64)? as usize;
     s.max_body_bytes = num(raw.max_body_bytes, "max_body_bytes", 1, 1 << 30, s.max_body_bytes)?;
     s.retries = num(raw.retries, "retries", 0, 10, s.retries.into())? as u32;

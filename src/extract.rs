@@ -42,6 +42,8 @@ pub enum ExtractError {
     TooComplex(String),
     #[error("{0}")]
     NotHtml(String),
+    #[error("{0}")]
+    Pdf(#[from] crate::pdf::PdfError),
 }
 
 impl From<ExtractError> for Failure {
@@ -51,6 +53,7 @@ impl From<ExtractError> for Failure {
             ExtractError::SectionNotFound(_) => Reason::SectionNotFound,
             ExtractError::TooComplex(_) => Reason::TooComplex,
             ExtractError::NotHtml(_) => Reason::NotHtml,
+            ExtractError::Pdf(_) => Reason::Pdf,
             ExtractError::BadSelector(_) | ExtractError::Empty => Reason::Extract,
         };
         Failure {
@@ -651,6 +654,39 @@ fn heading_key(s: &str) -> String {
         .trim()
         .trim_end_matches([':', '.'])
         .to_lowercase()
+}
+
+/// `section` applied to a canonical text whose headings are `#` lines (a
+/// PDF's): from that heading to the next of the same or a higher level.
+pub fn section_of_text(text: &str, section: &str) -> Result<String, ExtractError> {
+    let lines: Vec<Line> = text
+        .lines()
+        .map(|l| {
+            let level = l.chars().take_while(|c| *c == '#').count();
+            match l[level..].strip_prefix(' ') {
+                Some(rest) if level > 0 => Line {
+                    heading: Some(level as u8),
+                    text: rest.to_string(),
+                },
+                _ => Line {
+                    heading: None,
+                    text: l.to_string(),
+                },
+            }
+        })
+        .collect();
+    let cut =
+        slice_section(lines, section).ok_or_else(|| ExtractError::SectionNotFound(section.to_string()))?;
+    let mut out = String::new();
+    for l in cut {
+        if let Some(level) = l.heading {
+            out.push_str(&"#".repeat(level as usize));
+            out.push(' ');
+        }
+        out.push_str(&l.text);
+        out.push('\n');
+    }
+    Ok(out)
 }
 
 /// From the heading whose text is `section` to the next heading of the same

@@ -265,6 +265,11 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
+    /// The settings the fetcher was made with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
     /// A fetcher for the given (url, allow_private) sources. The clients
     /// they need are built now (building one reads the system's root
     /// certificates: callers do it off the async threads); another is built
@@ -413,12 +418,18 @@ impl Fetcher {
             url: url.to_string(),
             content_type,
         })?;
-        let (html, encoding, charset_source) =
-            decode(&body, content_type).map_err(|detail| FetchError::Decode {
-                url: url.to_string(),
-                charset: detail.0.to_string(),
-                detail: detail.1,
-            })?;
+        // A PDF is bytes for the PDF reader, never text to decode.
+        let (html, charset, charset_source) = if kind == BodyKind::Pdf {
+            (String::new(), "binary", CharsetSource::Http)
+        } else {
+            let (html, encoding, source) =
+                decode(&body, content_type).map_err(|detail| FetchError::Decode {
+                    url: url.to_string(),
+                    charset: detail.0.to_string(),
+                    detail: detail.1,
+                })?;
+            (html, encoding.name(), source)
+        };
         let text_header = |name| {
             headers
                 .get(name)
@@ -432,9 +443,10 @@ impl Fetcher {
             last_modified: text_header(header::LAST_MODIFIED),
             html,
             kind,
-            charset: encoding.name(),
+            charset,
             charset_source,
             bytes: body.len(),
+            raw: if kind == BodyKind::Pdf { body } else { Vec::new() },
         }))
     }
 
@@ -548,7 +560,10 @@ const MAGIC: &[(&[u8], &str)] = &[
 /// its first KiB is binary and anything else is read as HTML.
 pub fn body_kind(content_type: Option<&str>, body: &[u8]) -> Result<BodyKind, String> {
     if let Some((_, t)) = MAGIC.iter().find(|(m, _)| body.starts_with(m)) {
-        return Err((*t).to_string());
+        return match *t {
+            "application/pdf" => Ok(BodyKind::Pdf),
+            other => Err(other.to_string()),
+        };
     }
     let mime = content_type
         .and_then(|c| c.split(';').next())
@@ -557,6 +572,8 @@ pub fn body_kind(content_type: Option<&str>, body: &[u8]) -> Result<BodyKind, St
     match mime.as_deref() {
         Some("text/html" | "application/xhtml+xml") => Ok(BodyKind::Html),
         Some("text/plain") => Ok(BodyKind::Text),
+        // Declared a PDF but without its magic bytes: not one.
+        Some("application/pdf") => Err("application/pdf (not a PDF: no %PDF- header)".into()),
         Some(other) => Err(other.to_string()),
         None if body[..body.len().min(1024)].contains(&0) => Err("application/octet-stream".into()),
         None => Ok(BodyKind::Html),
@@ -697,10 +714,7 @@ mod tests {
         );
         assert_eq!(body_kind(Some("Text/Plain"), b"x"), Ok(BodyKind::Text));
         assert_eq!(body_kind(None, b"<p>x"), Ok(BodyKind::Html));
-        assert_eq!(
-            body_kind(Some("text/html"), b"%PDF-1.7\n"),
-            Err("application/pdf".into())
-        );
+        assert_eq!(body_kind(Some("text/html"), b"%PDF-1.7\n"), Ok(BodyKind::Pdf));
         assert_eq!(
             body_kind(Some("image/png"), b"\x89PNG\r\n\x1a\n"),
             Err("image/png".into())

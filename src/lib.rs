@@ -11,6 +11,7 @@
 //! - [`fetch`]: HTTP with limits, retries, conditional GET, content types,
 //!   private-network guard and charset decoding → [`model::Page`].
 //! - [`extract`]: PURE. HTML (or plain text) → canonical requirement text.
+//! - [`pdf`]: PURE. a PDF → canonical text (lines, table rows, headings).
 //! - [`facts`]: PURE. canonical text → fees, durations, documents; noise and error pages.
 //! - [`compare`]: PURE. previous vs new text → [`model::Verdict`] with a diff.
 //! - [`read`]: one source fetched and extracted into a [`model::Reading`]
@@ -48,6 +49,7 @@ pub mod fetch;
 pub mod judge;
 pub mod model;
 pub mod notify;
+pub mod pdf;
 pub mod pipeline;
 pub mod read;
 pub mod report;

@@ -46,6 +46,8 @@ pub enum BodyKind {
     Html,
     /// `text/plain`: paragraphs become lines.
     Text,
+    /// `application/pdf`: read by [`crate::pdf`], never decoded as text.
+    Pdf,
 }
 
 /// A page as fetched and decoded.
@@ -55,8 +57,11 @@ pub struct Page {
     pub status: u16,
     pub etag: Option<String>,
     pub last_modified: Option<String>,
-    /// The decoded body (HTML, or plain text when `kind` says so).
+    /// The decoded body (HTML, or plain text when `kind` says so); empty
+    /// for a PDF, whose bytes are in `raw`.
     pub html: String,
+    /// A PDF's bytes (empty otherwise).
+    pub raw: Vec<u8>,
     pub kind: BodyKind,
     pub charset: &'static str,
     pub charset_source: CharsetSource,
@@ -296,6 +301,8 @@ pub enum Reason {
     Transient,
     /// A sudden shrink not yet confirmed by enough checks.
     Suspect,
+    /// A PDF with no text to read: encrypted, scanned, damaged, too long.
+    Pdf,
     /// A bug met on this page (a crash while reading or comparing it).
     Internal,
     /// Never started: the run was stopping. Not recorded.
@@ -324,6 +331,7 @@ impl Reason {
             Reason::SelectorMatchedNothing => "selector_matched_nothing",
             Reason::SectionNotFound => "section_not_found",
             Reason::TooComplex => "too_complex",
+            Reason::Pdf => "pdf",
             Reason::NotHtml => "not_html",
             Reason::Extract => "extract",
             Reason::Transient => "transient",

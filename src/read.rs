@@ -60,17 +60,39 @@ pub async fn fetch_and_extract(
         Ok(Fetched::NotModified) => return Reading::NotModified,
         Err(e) => return Reading::Failed(e.into()),
     };
-    let body_hash = body_fingerprint(source, page.kind, &page.html);
+    let body_hash = body_fingerprint(source, page.kind, &page.html, &page.raw);
     if prev_body == Some(body_hash.as_str()) {
         return Reading::NotModified;
     }
     // scraper's tree is !Send and parsing is CPU work: keep it off the async threads.
     let src = source.clone();
-    let (html, kind) = (page.html, page.kind);
-    let extracted = tokio::task::spawn_blocking(move || read_body(&html, kind, &src)).await;
-    let extracted = match extracted {
-        Ok(e) => e,
-        Err(crash) => return Reading::Failed(internal_failure(format!("extraction crashed: {crash}"))),
+    let (html, raw, kind) = (page.html, page.raw, page.kind);
+    let max_pages = fetcher.settings().max_pdf_pages;
+    let extracted = tokio::task::spawn_blocking(move || {
+        let body = match kind {
+            BodyKind::Pdf => Body::Pdf {
+                bytes: &raw,
+                max_pages,
+            },
+            BodyKind::Html => Body::Html(&html),
+            BodyKind::Text => Body::Text(&html),
+        };
+        read_body(body, &src)
+    });
+    // A document built to take forever must not hold the run: the check
+    // fails after this long (the thread finishes on its own).
+    let extracted = match tokio::time::timeout(EXTRACT_TIME, extracted).await {
+        Ok(Ok(e)) => e,
+        Ok(Err(crash)) => return Reading::Failed(internal_failure(format!("extraction crashed: {crash}"))),
+        Err(_) => {
+            return Reading::Failed(Failure {
+                reason: Reason::TooComplex,
+                message: format!(
+                    "extraction failed: page too complex to read: took more than {} s",
+                    EXTRACT_TIME.as_secs()
+                ),
+            });
+        }
     };
     match extracted {
         Ok(text) if text.trim().is_empty() => Reading::Failed(ExtractError::Empty.into()),
@@ -88,39 +110,75 @@ pub async fn fetch_and_extract(
     }
 }
 
-/// A decoded body → the source's cleaned canonical text.
-pub fn read_body(body: &str, kind: BodyKind, source: &Source) -> Result<String, ExtractError> {
-    let text = match kind {
-        BodyKind::Html => extract::extract(
-            body,
+/// Longest a page's extraction may take (HTML is bounded by its limits; a
+/// PDF's content streams are not, so the clock bounds it).
+const EXTRACT_TIME: Duration = Duration::from_secs(30);
+
+/// A body as extraction takes it.
+#[derive(Debug, Clone, Copy)]
+pub enum Body<'a> {
+    Html(&'a str),
+    Text(&'a str),
+    Pdf { bytes: &'a [u8], max_pages: usize },
+}
+
+/// A body → the source's cleaned canonical text.
+pub fn read_body(body: Body, source: &Source) -> Result<String, ExtractError> {
+    let css = !source.select.is_empty() || !source.exclude.is_empty();
+    let text = match body {
+        Body::Html(html) => extract::extract(
+            html,
             &Rules {
                 select: &source.select,
                 exclude: &source.exclude,
                 section: source.section.as_deref(),
             },
         )?,
-        BodyKind::Text if !source.select.is_empty() || !source.exclude.is_empty() => {
+        Body::Text(_) if css => {
             return Err(ExtractError::NotHtml(
                 "select and exclude apply to HTML; this URL served text/plain".into(),
             ));
         }
-        BodyKind::Text if source.section.is_some() => {
+        Body::Text(_) if source.section.is_some() => {
             return Err(ExtractError::NotHtml(
                 "section needs the headings of an HTML page; this URL served text/plain".into(),
             ));
         }
-        BodyKind::Text => extract::plain_text(body)?,
+        Body::Text(text) => extract::plain_text(text)?,
+        // The content type is known only once the page arrives: a CSS rule
+        // meant for HTML must not be silently ignored on a PDF.
+        Body::Pdf { .. } if css => {
+            return Err(ExtractError::NotHtml(
+                "select applies to HTML; this URL served a PDF: use section instead".into(),
+            ));
+        }
+        Body::Pdf { bytes, max_pages } => {
+            // A crash in the PDF reader fails this source, not the run.
+            let text = std::panic::catch_unwind(|| crate::pdf::text(bytes, max_pages)).map_err(|_| {
+                ExtractError::Pdf(crate::pdf::PdfError::Damaged(
+                    "the PDF reader crashed on it".into(),
+                ))
+            })??;
+            match source.section.as_deref() {
+                Some(section) => extract::section_of_text(&text, section)?,
+                None => text,
+            }
+        }
     };
     Ok(noise::clean(&text, &source.ignore))
 }
 
 /// Hash of a page's body together with everything that shapes its text
 /// (the source's rules and visawatch's version): equal means same text.
-fn body_fingerprint(source: &Source, kind: BodyKind, html: &str) -> String {
+fn body_fingerprint(source: &Source, kind: BodyKind, html: &str, raw: &[u8]) -> String {
     let mut h = blake3::Hasher::new();
     for part in [
         env!("CARGO_PKG_VERSION"),
-        if kind == BodyKind::Text { "text" } else { "html" },
+        match kind {
+            BodyKind::Text => "text",
+            BodyKind::Html => "html",
+            BodyKind::Pdf => "pdf",
+        },
         source.section.as_deref().unwrap_or("\u{1}"),
     ] {
         h.update(part.as_bytes());
@@ -138,5 +196,6 @@ fn body_fingerprint(source: &Source, kind: BodyKind, html: &str) -> String {
         h.update(b"\0");
     }
     h.update(html.as_bytes());
+    h.update(raw);
     h.finalize().to_hex().to_string()
 }

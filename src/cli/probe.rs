@@ -10,7 +10,7 @@ use crate::compare;
 use crate::config::Settings;
 use crate::facts::Facts;
 use crate::facts::noise;
-use crate::model::{Reading, Source};
+use crate::model::{BodyKind, Reading, Source};
 use crate::read;
 
 /// What `probe` found on one page.
@@ -36,10 +36,24 @@ pub async fn probe(target: &str, source: Source, settings: &Settings) -> anyhow:
         let content_type = target.ends_with(".txt").then_some("text/plain");
         let kind = crate::fetch::body_kind(content_type, &bytes)
             .map_err(|t| anyhow::anyhow!("{target}: unsupported content type {t}"))?;
-        let (body, _, _) = crate::fetch::decode(&bytes, None)
-            .map_err(|(cs, d)| anyhow::anyhow!("cannot decode {target} as {cs}: {d}"))?;
-        read::read_body(&body, kind, &source)
-            .map_err(|e| anyhow::anyhow!("{target}: extraction failed: {e}"))?
+        let decoded;
+        let body = match kind {
+            BodyKind::Pdf => read::Body::Pdf {
+                bytes: &bytes,
+                max_pages: settings.max_pdf_pages,
+            },
+            BodyKind::Html | BodyKind::Text => {
+                decoded = crate::fetch::decode(&bytes, None)
+                    .map_err(|(cs, d)| anyhow::anyhow!("cannot decode {target} as {cs}: {d}"))?
+                    .0;
+                if kind == BodyKind::Html {
+                    read::Body::Html(&decoded)
+                } else {
+                    read::Body::Text(&decoded)
+                }
+            }
+        };
+        read::read_body(body, &source).map_err(|e| anyhow::anyhow!("{target}: extraction failed: {e}"))?
     };
     if let Some(s) = noise::transient(None, &text) {
         tracing::warn!("{target}: {s}");

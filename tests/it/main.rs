@@ -10,5 +10,6 @@ mod email;
 mod golden;
 mod helpers;
 mod pairs;
+mod pdf;
 mod reliability;
 mod smtp;
