@@ -310,6 +310,19 @@ async fn broken_encrypted_and_scanned_pdfs_fail_with_their_reason() {
         let error = s["error"].as_str().unwrap();
         assert!(error.contains(want), "{want}: {error}");
     }
+    // Longer than max_pdf_pages: refused, not read.
+    let env2 = Env::new();
+    env2.write_config(&config(&http, "").replace("[settings]\n", "[settings]\nmax_pdf_pages = 2\n"));
+    let page = vec![(50.0, 720.0, 10.0, "Visa C | 35 EUR")];
+    serve_pdf(&http, pdf(&[page.clone(), page.clone(), page], "w", "D:2026")).await;
+    let (code, r) = env2.check().await;
+    assert_eq!(code, 1);
+    let error = source(&r, "fees")["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("pdf has 3 pages, over max_pdf_pages (2)"),
+        "{error}"
+    );
+
     // The last good text is still the one stored.
     let (_, text, _) = env.run(&["show", "fees"]).await;
     assert!(text.contains("35 EUR"), "{text}");
