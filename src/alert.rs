@@ -372,6 +372,7 @@ mod tests {
             ignore: vec![],
             schedule: None,
             allow_private: false,
+            render: None,
         }
     }
 

@@ -19,6 +19,10 @@ use crate::model::Source;
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub user_agent: String,
+    /// `render = "browser"` sources: the Chromium to run (else found on the PATH).
+    pub browser: Option<PathBuf>,
+    /// Rendered pages loaded at once.
+    pub browser_tabs: usize,
     pub timeout_secs: u64,
     /// Sources fetched at once.
     pub concurrency: usize,
@@ -50,6 +54,8 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             user_agent: concat!("visawatch/", env!("CARGO_PKG_VERSION")).to_string(),
+            browser: None,
+            browser_tabs: 2,
             timeout_secs: 30,
             concurrency: 8,
             max_pdf_pages: 200,
@@ -74,6 +80,8 @@ impl Default for Settings {
 #[serde(deny_unknown_fields)]
 struct RawSettings {
     user_agent: Option<Spanned<String>>,
+    browser: Option<PathBuf>,
+    browser_tabs: Option<Spanned<i64>>,
     timeout_secs: Option<Spanned<i64>>,
     concurrency: Option<Spanned<i64>>,
     max_pdf_pages: Option<Spanned<i64>>,
@@ -144,6 +152,8 @@ fn settings(raw: RawSettings, text: &str, path: &Path) -> Result<Settings, Confi
     )? as u32;
     s.grace_secs = num(raw.grace_secs, "grace_secs", 0, 3600, s.grace_secs)?;
     s.jitter_secs = num(raw.jitter_secs, "jitter_secs", 0, 86_400, s.jitter_secs)?;
+    s.browser_tabs = num(raw.browser_tabs, "browser_tabs", 1, 16, s.browser_tabs as u64)? as usize;
+    s.browser = raw.browser;
     if let Some(ua) = raw.user_agent {
         let span = ua.span();
         let ua = ua.into_inner();
@@ -418,6 +428,8 @@ struct RawSource {
     schedule: Option<Spanned<String>>,
     #[serde(default)]
     allow_private: bool,
+    render: Option<Spanned<String>>,
+    wait_for: Option<Spanned<String>>,
 }
 
 /// Reads and validates a config file.
@@ -587,7 +599,30 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 Some(parse_schedule(sch.get_ref()).map_err(|m| invalid(span, &id, m))?)
             }
         };
+        let render = match r.render {
+            None => None,
+            Some(v) if v.get_ref() == "browser" => Some(crate::model::Render {
+                wait_for: match r.wait_for {
+                    None => None,
+                    Some(w) => {
+                        let span = w.span();
+                        crate::extract::parse_selector(w.get_ref())
+                            .map_err(|e| invalid(span, &id, format!("wait_for: {e}")))?;
+                        Some(w.into_inner())
+                    }
+                },
+            }),
+            Some(v) => {
+                let span = v.span();
+                return Err(invalid(
+                    span,
+                    &id,
+                    format!("render `{}`: the only value is \"browser\"", v.get_ref()),
+                ));
+            }
+        };
         sources.push(Source {
+            render,
             schedule,
             name: r.name.unwrap_or_else(|| id.clone()),
             id,

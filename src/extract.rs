@@ -412,7 +412,7 @@ impl Walker<'_> {
         let (prefix, heading) = self.prefix.take().unwrap_or_default();
         self.lines.push(Line {
             heading,
-            text: prefix + &text,
+            text: format!("{prefix}{text}"),
         });
     }
 }

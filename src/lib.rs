@@ -14,6 +14,7 @@
 //! - [`pdf`]: PURE. a PDF → canonical text (lines, table rows, headings).
 //! - [`facts`]: PURE. canonical text → fees, durations, documents; noise and error pages.
 //! - [`compare`]: PURE. previous vs new text → [`model::Verdict`] with a diff.
+//! - [`render`]: script-rendered pages loaded in headless Chromium (WebDriver).
 //! - [`read`]: one source fetched and extracted into a [`model::Reading`]
 //!   (the transient re-fetch, the identical-body shortcut).
 //! - [`judge`]: PURE. what was read, the previous text and the health → the
@@ -52,6 +53,7 @@ pub mod notify;
 pub mod pdf;
 pub mod pipeline;
 pub mod read;
+pub mod render;
 pub mod report;
 pub mod store;
 pub mod web;

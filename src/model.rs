@@ -28,6 +28,16 @@ pub struct Source {
     /// May redirect or resolve into loopback, private and link-local
     /// networks (a public source may not; see `fetch`).
     pub allow_private: bool,
+    /// `render = "browser"`: the page is filled in by script; it is loaded
+    /// in headless Chromium and its rendered DOM is read.
+    pub render: Option<Render>,
+}
+
+/// How a script-rendered page is read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Render {
+    /// A CSS selector to wait for (else: the page's load, then a quiet moment).
+    pub wait_for: Option<String>,
 }
 
 /// How the fetched bytes were turned into text, and who decided the charset.
@@ -303,6 +313,8 @@ pub enum Reason {
     Suspect,
     /// A PDF with no text to read: encrypted, scanned, damaged, too long.
     Pdf,
+    /// A `render = "browser"` page that the browser could not render.
+    Browser,
     /// A bug met on this page (a crash while reading or comparing it).
     Internal,
     /// Never started: the run was stopping. Not recorded.
@@ -332,6 +344,7 @@ impl Reason {
             Reason::SectionNotFound => "section_not_found",
             Reason::TooComplex => "too_complex",
             Reason::Pdf => "pdf",
+            Reason::Browser => "browser",
             Reason::NotHtml => "not_html",
             Reason::Extract => "extract",
             Reason::Transient => "transient",

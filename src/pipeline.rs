@@ -107,6 +107,11 @@ pub async fn run(
             .with_stop(opts.stop.clone()),
     );
 
+    // Started on the first rendered page, stopped when the run ends.
+    let renderer = sources
+        .iter()
+        .any(|s| s.render.is_some())
+        .then(|| Arc::new(crate::render::Renderer::new(&config.settings)));
     let bar = progress_bar(opts.progress, sources.len());
     // A source holds a slot from its fetch to the end of its extraction, so
     // at most `concurrency` page bodies are in memory at once, not every
@@ -117,6 +122,7 @@ pub async fn run(
     let mut task_source = HashMap::new();
     for (index, source) in sources.iter().enumerate() {
         let fetcher = fetcher.clone();
+        let renderer = renderer.clone();
         let source = (*source).clone();
         let k = known.remove(&source.id).flatten();
         let validators = k.as_ref().map(|k| k.validators.clone());
@@ -134,7 +140,16 @@ pub async fn run(
                 return (index, (now(), Instant::now()), None);
             }
             let started = (now(), Instant::now());
-            let result = read_source(&fetcher, &source, validators, prev_len, prev_body, recheck).await;
+            let result = read_source(
+                &fetcher,
+                renderer.as_deref(),
+                &source,
+                validators,
+                prev_len,
+                prev_body,
+                recheck,
+            )
+            .await;
             (index, started, Some(result))
         });
         task_source.insert(handle.id(), index);

@@ -11,6 +11,7 @@ use crate::extract::{self, ExtractError, Rules};
 use crate::facts::noise;
 use crate::fetch::Fetcher;
 use crate::model::{BodyKind, Failure, Fetched, Read, Reading, Reason, Source, Validators};
+use crate::render::Renderer;
 
 /// A bug met on this page: the source fails, the run goes on.
 pub fn internal_failure(what: String) -> Failure {
@@ -24,20 +25,28 @@ pub fn internal_failure(what: String) -> Failure {
 /// once more (unconditionally) before it is believed or held back.
 pub async fn read_source(
     fetcher: &Fetcher,
+    renderer: Option<&Renderer>,
     source: &Source,
     validators: Option<Validators>,
     prev_len: Option<usize>,
     prev_body: Option<String>,
     recheck: Duration,
 ) -> Reading {
-    let first = fetch_and_extract(fetcher, source, validators.as_ref(), prev_body.as_deref()).await;
+    let first = fetch_and_extract(
+        fetcher,
+        renderer,
+        source,
+        validators.as_ref(),
+        prev_body.as_deref(),
+    )
+    .await;
     match &first {
         Reading::Text(read) if noise::transient(prev_len, &read.text).is_some() => {}
         _ => return first,
     }
     tracing::info!(source = %source.id, "suspicious page, fetching again");
     tokio::time::sleep(recheck).await;
-    match fetch_and_extract(fetcher, source, None, None).await {
+    match fetch_and_extract(fetcher, renderer, source, None, None).await {
         Reading::Text(read) => match noise::transient(prev_len, &read.text) {
             Some(s) => Reading::Suspect(read, s.into()),
             None => Reading::Text(read),
@@ -51,15 +60,36 @@ pub async fn read_source(
 /// servers that ignore conditional GET cost a hash, not an extraction.
 pub async fn fetch_and_extract(
     fetcher: &Fetcher,
+    renderer: Option<&Renderer>,
     source: &Source,
     validators: Option<&Validators>,
     prev_body: Option<&str>,
 ) -> Reading {
-    let page = match fetcher.fetch(&source.url, validators, source.allow_private).await {
+    // A rendered page is fetched plainly first (reachability, the status,
+    // the private-network guard, retries) and never conditionally: what a
+    // script writes into it is not covered by the server's validators.
+    let validators = if source.render.is_some() { None } else { validators };
+    let mut page = match fetcher.fetch(&source.url, validators, source.allow_private).await {
         Ok(Fetched::Page(page)) => page,
         Ok(Fetched::NotModified) => return Reading::NotModified,
         Err(e) => return Reading::Failed(e.into()),
     };
+    if let Some(how) = &source.render
+        && page.kind == BodyKind::Html
+    {
+        let Some(renderer) = renderer else {
+            return Reading::Failed(internal_failure("a rendered source without a browser".into()));
+        };
+        match renderer.render(&page.final_url, how).await {
+            Ok(html) => {
+                page.html = html;
+                page.etag = None;
+                page.last_modified = None;
+                page.charset = "utf-8";
+            }
+            Err(e) => return Reading::Failed(e.into()),
+        }
+    }
     let body_hash = body_fingerprint(source, page.kind, &page.html, &page.raw);
     if prev_body == Some(body_hash.as_str()) {
         return Reading::NotModified;

@@ -127,6 +127,12 @@ pub enum Command {
         /// Heading text where the section starts.
         #[arg(long)]
         section: Option<String>,
+        /// Load the page in headless Chromium and read what its scripts wrote.
+        #[arg(long)]
+        render: bool,
+        /// With --render: wait for this CSS selector to appear.
+        #[arg(long, value_name = "CSS", requires = "render")]
+        wait_for: Option<String>,
         /// Print the text and the facts as one JSON object.
         #[arg(long)]
         json: bool,
@@ -379,9 +385,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             select,
             exclude,
             section,
+            render,
+            wait_for,
             json,
         } => {
-            for s in select.iter().chain(&exclude) {
+            for s in select.iter().chain(&exclude).chain(&wait_for) {
                 crate::extract::parse_selector(s).map_err(|e| anyhow::anyhow!("--select/--exclude: {e}"))?;
             }
             // The config file's settings when there is one (user agent, limits).
@@ -400,6 +408,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
                 ignore: Vec::new(),
                 schedule: None,
                 allow_private: false,
+                render: render.then(|| crate::model::Render { wait_for }),
             };
             let probe = probe::probe(&target, source, &settings).await?;
             if json {

@@ -26,7 +26,11 @@ pub struct Probe {
 pub async fn probe(target: &str, source: Source, settings: &Settings) -> anyhow::Result<Probe> {
     let text = if target.starts_with("http://") || target.starts_with("https://") {
         let fetcher = crate::fetch::Fetcher::new(settings, [(&source.url, source.allow_private)])?;
-        match read::fetch_and_extract(&fetcher, &source, None, None).await {
+        let renderer = source
+            .render
+            .as_ref()
+            .map(|_| crate::render::Renderer::new(settings));
+        match read::fetch_and_extract(&fetcher, renderer.as_ref(), &source, None, None).await {
             Reading::Text(read) => read.text,
             Reading::Failed(f) => anyhow::bail!("{target}: {}", f.message),
             Reading::NotModified | Reading::Suspect(..) => unreachable!("no validators, no re-fetch"),

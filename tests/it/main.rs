@@ -12,4 +12,5 @@ mod helpers;
 mod pairs;
 mod pdf;
 mod reliability;
+mod render;
 mod smtp;
