@@ -408,7 +408,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
                 ignore: Vec::new(),
                 schedule: None,
                 allow_private: false,
-                render: render.then(|| crate::model::Render { wait_for }),
+                render: render.then_some(crate::model::Render { wait_for }),
             };
             let probe = probe::probe(&target, source, &settings).await?;
             if json {
