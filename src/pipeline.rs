@@ -292,6 +292,9 @@ pub async fn run(
     }
     flush(store, &mut pending, &mut reports, &bar)?;
     bar.finish_and_clear();
+    if let Some(renderer) = &renderer {
+        renderer.close().await;
+    }
     let down_since = store.network_down_since()?;
     let answered = hosts.values().any(|h| h.answered);
     let everyone: Vec<(String, String)> = config

@@ -63,6 +63,17 @@ impl Renderer {
         }
     }
 
+    /// Ends the browser's sessions politely, then the browser (dropping it
+    /// would too, without the goodbyes).
+    pub async fn close(&self) {
+        if let Some(Ok(browser)) = self.browser.get() {
+            let idle: Vec<WebDriver> = std::mem::take(&mut *browser.idle.lock().unwrap_or_else(|e| e.into_inner()));
+            for session in idle {
+                let _ = tokio::time::timeout(Duration::from_secs(5), session.quit()).await;
+            }
+        }
+    }
+
     /// The rendered DOM of `url` as HTML.
     pub async fn render(&self, url: &str, how: &Render) -> Result<String, RenderError> {
         let browser = self
@@ -234,7 +245,7 @@ impl Browser {
         if result.is_ok() {
             self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(session);
         } else {
-            let _ = session.quit().await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), session.quit()).await;
         }
         result
     }
@@ -290,6 +301,11 @@ fn watchdog(pgid: u32) -> Option<std::process::Child> {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // Sessions not closed (a run cut short): their browser dies with the
+        // group below; dropping them would block on a goodbye to a dead driver.
+        for session in std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner())) {
+            std::mem::forget(session);
+        }
         if let Some(pid) = self.driver.id() {
             let _ = kill_group(pid);
         }
