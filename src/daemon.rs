@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -26,6 +27,7 @@ use crate::config::{self, Config};
 use crate::model::Queued;
 use crate::notify::{self, Mailer};
 use crate::pipeline::{self, RunOptions};
+use crate::render::Renderer;
 use crate::store::{Access, Marks, Store};
 
 const LAST_DIGEST: &str = "last_digest_at";
@@ -67,6 +69,7 @@ pub async fn run(
         signals,
         stop: stop_tx,
         reload_wanted: false,
+        renderer: None,
     };
     tracing::info!(
         config = %config_path.display(), data = %data.display(), sources = config.sources.len(),
@@ -108,6 +111,9 @@ pub async fn run(
             }
         }
     }
+    if let Some((_, renderer)) = ctl.renderer.take() {
+        renderer.close().await;
+    }
     tracing::info!("daemon stopped");
     Ok(())
 }
@@ -143,9 +149,33 @@ struct Control {
     signals: Signals,
     stop: watch::Sender<bool>,
     reload_wanted: bool,
+    /// The browser for rendered pages, kept across runs (started on the
+    /// first rendered page, again if it died, anew when its settings change).
+    renderer: Option<(crate::config::Settings, Arc<Renderer>)>,
 }
 
 impl Control {
+    /// The renderer for a run under `settings`.
+    fn renderer(&mut self, settings: &crate::config::Settings) -> Arc<Renderer> {
+        let same = |s: &crate::config::Settings| {
+            (s.browser.as_ref(), s.browser_tabs, s.timeout_secs, &s.user_agent)
+                == (
+                    settings.browser.as_ref(),
+                    settings.browser_tabs,
+                    settings.timeout_secs,
+                    &settings.user_agent,
+                )
+        };
+        match &self.renderer {
+            Some((s, r)) if same(s) => r.clone(),
+            _ => {
+                let r = Arc::new(Renderer::new(settings));
+                self.renderer = Some((settings.clone(), r.clone()));
+                r
+            }
+        }
+    }
+
     fn stopping(&self) -> bool {
         *self.stop.borrow()
     }
@@ -237,6 +267,7 @@ async fn tick(
     if !due.is_empty() {
         let opts = RunOptions {
             only: due.clone(),
+            renderer: Some(ctl.renderer(&config.settings)),
             stop: Some(ctl.stop.subscribe()),
             grace: Duration::from_secs(config.settings.grace_secs),
             jitter: Duration::from_secs(config.settings.jitter_secs),

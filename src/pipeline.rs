@@ -56,6 +56,9 @@ pub struct RunOptions {
     pub grace: Duration,
     /// Daemon: each source waits a random delay below this before fetching.
     pub jitter: Duration,
+    /// Daemon: its browser for rendered pages, kept across runs (else a run
+    /// starts one on its first rendered page and closes it at its end).
+    pub renderer: Option<Arc<crate::render::Renderer>>,
 }
 
 /// Checks the selected sources once, records every outcome with the alerts
@@ -108,10 +111,14 @@ pub async fn run(
     );
 
     // Started on the first rendered page, stopped when the run ends.
-    let renderer = sources
-        .iter()
-        .any(|s| s.render.is_some())
-        .then(|| Arc::new(crate::render::Renderer::new(&config.settings)));
+    let own_renderer = opts.renderer.is_none();
+    let renderer = match &opts.renderer {
+        Some(r) => Some(r.clone()),
+        None => sources
+            .iter()
+            .any(|s| s.render.is_some())
+            .then(|| Arc::new(crate::render::Renderer::new(&config.settings))),
+    };
     let bar = progress_bar(opts.progress, sources.len());
     // A source holds a slot from its fetch to the end of its extraction, so
     // at most `concurrency` page bodies are in memory at once, not every
@@ -292,7 +299,7 @@ pub async fn run(
     }
     flush(store, &mut pending, &mut reports, &bar)?;
     bar.finish_and_clear();
-    if let Some(renderer) = &renderer {
+    if let Some(renderer) = renderer.as_ref().filter(|_| own_renderer) {
         renderer.close().await;
     }
     let down_since = store.network_down_since()?;

@@ -15,12 +15,12 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use thirtyfour::prelude::*;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::config::Settings;
 use crate::model::{Failure, Reason, Render};
@@ -49,25 +49,67 @@ impl From<RenderError> for Failure {
     }
 }
 
-/// The run's browser, started on first use.
+/// The browser, started on first use: for one run (`check`), or kept by the
+/// daemon across runs and started again when it has died.
 pub struct Renderer {
     settings: Settings,
-    browser: OnceCell<Result<Browser, RenderError>>,
+    state: tokio::sync::Mutex<State>,
+}
+
+#[derive(Default)]
+enum State {
+    #[default]
+    Idle,
+    Running(Arc<Browser>),
+    /// The last start failed: said to every rendered page until `retry`.
+    Failed(RenderError, std::time::Instant),
+}
+
+/// How long a failed start is believed before trying again.
+const RETRY_START: Duration = Duration::from_secs(60);
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renderer").finish_non_exhaustive()
+    }
 }
 
 impl Renderer {
     pub fn new(settings: &Settings) -> Renderer {
         Renderer {
             settings: settings.clone(),
-            browser: OnceCell::new(),
+            state: tokio::sync::Mutex::new(State::Idle),
         }
     }
 
-    /// Ends the browser's sessions politely, then the browser (dropping it
-    /// would too, without the goodbyes).
+    /// The running browser, started (again) when there is none.
+    async fn browser(&self) -> Result<Arc<Browser>, RenderError> {
+        let mut state = self.state.lock().await;
+        match &*state {
+            State::Running(b) if b.alive() => return Ok(b.clone()),
+            State::Running(_) => tracing::warn!("the browser died; starting it again"),
+            State::Failed(e, at) if at.elapsed() < RETRY_START => return Err(e.clone()),
+            _ => {}
+        }
+        match Browser::start(&self.settings).await {
+            Ok(b) => {
+                let b = Arc::new(b);
+                *state = State::Running(b.clone());
+                Ok(b)
+            }
+            Err(e) => {
+                *state = State::Failed(e.clone(), std::time::Instant::now());
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends the browser's sessions politely, then the browser.
     pub async fn close(&self) {
-        if let Some(Ok(browser)) = self.browser.get() {
-            let idle: Vec<WebDriver> = std::mem::take(&mut *browser.idle.lock().unwrap_or_else(|e| e.into_inner()));
+        let state = std::mem::take(&mut *self.state.lock().await);
+        if let State::Running(browser) = state {
+            let idle: Vec<WebDriver> =
+                std::mem::take(&mut *browser.idle.lock().unwrap_or_else(|e| e.into_inner()));
             for session in idle {
                 let _ = tokio::time::timeout(Duration::from_secs(5), session.quit()).await;
             }
@@ -76,12 +118,7 @@ impl Renderer {
 
     /// The rendered DOM of `url` as HTML.
     pub async fn render(&self, url: &str, how: &Render) -> Result<String, RenderError> {
-        let browser = self
-            .browser
-            .get_or_init(|| Browser::start(&self.settings))
-            .await
-            .as_ref()
-            .map_err(Clone::clone)?;
+        let browser = self.browser().await?;
         browser
             .render(url, how, Duration::from_secs(self.settings.timeout_secs))
             .await
@@ -90,7 +127,7 @@ impl Renderer {
 
 /// chromedriver, the Chromium sessions it runs, and their watchdog.
 struct Browser {
-    driver: tokio::process::Child,
+    driver: Mutex<tokio::process::Child>,
     watchdog: Option<std::process::Child>,
     port: u16,
     binary: PathBuf,
@@ -164,7 +201,7 @@ impl Browser {
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         tracing::info!(browser = %binary.display(), port, "browser started for rendered pages");
         Ok(Browser {
-            driver,
+            driver: Mutex::new(driver),
             watchdog,
             port,
             binary,
@@ -173,6 +210,12 @@ impl Browser {
             idle: Mutex::new(Vec::new()),
             profiles,
         })
+    }
+
+    /// Whether chromedriver still runs.
+    fn alive(&self) -> bool {
+        let mut driver = self.driver.lock().unwrap_or_else(|e| e.into_inner());
+        matches!(driver.try_wait(), Ok(None))
     }
 
     async fn session(&self) -> Result<WebDriver, RenderError> {
@@ -306,7 +349,7 @@ impl Drop for Browser {
         for session in std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner())) {
             std::mem::forget(session);
         }
-        if let Some(pid) = self.driver.id() {
+        if let Some(pid) = self.driver.lock().unwrap_or_else(|e| e.into_inner()).id() {
             let _ = kill_group(pid);
         }
         if let Some(mut w) = self.watchdog.take() {

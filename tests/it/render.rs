@@ -111,3 +111,57 @@ async fn a_killed_run_leaves_no_browser_behind() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The daemon keeps one browser across its runs, and takes it down with it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_keeps_one_browser_and_stops_it_on_sigterm() {
+    let http = MockServer::start().await;
+    serve(&http, "/visas", scripted(35), "text/html; charset=utf-8").await;
+    let env = Env::new();
+    env.write_config(&config(&http, "wait_for = \"#content table\"").replace(
+        "[settings]\n",
+        "[settings]\nschedule = \"*/1 * * * * *\"\njitter_secs = 0\n",
+    ));
+    let tmp = env.dir.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let marker = tmp.to_str().unwrap().to_string();
+    let mut daemon = env
+        .command(&["daemon"])
+        .env("TMPDIR", &tmp)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let driver_of = |pid: u32| {
+        let out = std::process::Command::new("pgrep")
+            .args(["-P", &pid.to_string(), "-x", "chromedriver"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let pid = daemon.id().unwrap();
+    crate::daemon::wait_for(30, "a rendered check", || async {
+        crate::daemon::checks(&env, "rendered").await >= 1
+    })
+    .await;
+    let first = driver_of(pid);
+    assert!(!first.is_empty(), "the daemon runs chromedriver");
+    crate::daemon::wait_for(30, "three more rendered checks", || async {
+        crate::daemon::checks(&env, "rendered").await >= 4
+    })
+    .await;
+    assert_eq!(driver_of(pid), first, "the same browser across runs");
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), daemon.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let until = Instant::now() + Duration::from_secs(10);
+    while !browsers(&marker).is_empty() {
+        assert!(Instant::now() < until, "Chromium outlived the daemon");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
