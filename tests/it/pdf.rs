@@ -252,6 +252,8 @@ async fn a_cyrillic_pdf_reads_through_its_tounicode_map() {
             (50.0, 780.0, 16.0, "Конзуларне таксе"),
             (50.0, 740.0, 10.0, "Виза Ц, једнократни улазак"),
             (300.0, 740.0, 10.0, "4.100 динара"),
+            (50.0, 720.0, 10.0, "Taksa për vizën, një hyrje"),
+            (300.0, 720.0, 10.0, "35 €"),
         ]]),
     )
     .unwrap();
@@ -267,6 +269,10 @@ async fn a_cyrillic_pdf_reads_through_its_tounicode_map() {
     let fee = &v["facts"]["fees"][0];
     assert_eq!(fee["value"], "4100 RSD", "{v}");
     assert_eq!(fee["context"], "Виза Ц, једнократни улазак");
+    // Albanian letters through the same map.
+    let fee = &v["facts"]["fees"][1];
+    assert_eq!(fee["value"], "35 EUR", "{v}");
+    assert_eq!(fee["context"], "Taksa për vizën, një hyrje");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -165,3 +165,29 @@ async fn the_daemon_keeps_one_browser_and_stops_it_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Without a browser, rendered sources fail with the reason and the others
+/// run as usual.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_browser_rendered_sources_fail_and_the_rest_run() {
+    let http = MockServer::start().await;
+    serve(&http, "/visas", scripted(35), "text/html; charset=utf-8").await;
+    serve(&http, "/xk", xk(50), "text/html; charset=utf-8").await;
+    let env = Env::new();
+    env.write_config(&format!(
+        "{}{}",
+        config(&http, "").replace(
+            "[settings]\n",
+            "[settings]\nbrowser = \"/nonexistent/chromium\"\n"
+        ),
+        source_toml("xk", &format!("{}/xk", http.uri()), "allow_private = true")
+    ));
+    let (code, r) = env.check().await;
+    assert_eq!(code, 1);
+    assert_eq!(status(&r, "xk"), "baseline", "{r}");
+    let error = source(&r, "rendered")["error"].as_str().unwrap();
+    assert!(
+        error.contains("browser not found: /nonexistent/chromium"),
+        "{error}"
+    );
+}
