@@ -56,7 +56,7 @@ pub enum BodyKind {
     Html,
     /// `text/plain`: paragraphs become lines.
     Text,
-    /// `application/pdf`: read by [`crate::pdf`], never decoded as text.
+    /// `application/pdf`: read by the PDF reader, never decoded as text.
     Pdf,
 }
 
