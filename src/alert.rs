@@ -302,6 +302,7 @@ fn kind_label(kind: ChangeKind) -> &'static str {
     match kind {
         ChangeKind::Fee => "Fee",
         ChangeKind::Duration => "Duration",
+        ChangeKind::Age => "Age limit",
         ChangeKind::DocumentAdded => "Document added",
         ChangeKind::DocumentRemoved => "Document removed",
         ChangeKind::DocumentChanged => "Document changed",

@@ -42,6 +42,13 @@ pub fn compare(before: &str, after: &str) -> Option<Verdict> {
         &whole_items,
         &mut explained,
     ));
+    changes.extend(match_values(
+        &fb.ages,
+        &fa.ages,
+        ChangeKind::Age,
+        &whole_items,
+        &mut explained,
+    ));
     changes.extend(doc_changes);
     if explained.2 || other_text_changed(before, after, &(explained.0, explained.1)) {
         changes.push(Change {
@@ -69,7 +76,7 @@ pub fn facts_of(text: &str) -> Facts {
 }
 
 /// Whether anything differs besides the reported facts: lines that are not
-/// list items, with fees and durations masked, compared as a multiset; a line
+/// list items, with fees, ages and durations masked, compared as a multiset; a line
 /// only on one side counts unless it is where a reported fact was added,
 /// removed or reworded around a new value (`explained`).
 fn other_text_changed(before: &str, after: &str, explained: &(HashSet<usize>, HashSet<usize>)) -> bool {
@@ -81,6 +88,7 @@ fn other_text_changed(before: &str, after: &str, explained: &(HashSet<usize>, Ha
             .map(|(i, l)| {
                 let fees = facts::fees::find(l);
                 let mut spans: Vec<_> = fees.iter().map(|f| f.span.clone()).collect();
+                spans.extend(facts::ages::find(l).into_iter().map(|a| a.span));
                 let durs = facts::durations::find(l, &spans);
                 spans.extend(durs.into_iter().map(|d| d.span));
                 (i, facts::mask(l, &spans))
@@ -902,6 +910,23 @@ mod tests {
                 "Stay 60 days within any 180 days.\n"
             ),
             vec![(ChangeKind::Duration, s("90 days"), s("60 days"))]
+        );
+    }
+
+    /// Issue 15: an age threshold is its own kind, worded for editors.
+    #[test]
+    fn an_age_threshold_change_is_an_age_limit() {
+        let v = compare(
+            "Children under 14 need the consent of both parents.\nValid for 6 years.\n",
+            "Children under 16 need the consent of both parents.\nValid for 6 years.\n",
+        )
+        .unwrap();
+        assert!(v.material);
+        assert_eq!(v.changes.len(), 1, "{:?}", v.changes);
+        assert_eq!(v.changes[0].kind, ChangeKind::Age);
+        assert_eq!(
+            v.changes[0].describe(),
+            "age limit 14 → 16 years (Children under 16 need the consent of both parents.)"
         );
     }
 }

@@ -168,6 +168,8 @@ impl DeliveryStatus {
 pub enum ChangeKind {
     Fee,
     Duration,
+    /// An age threshold in a rule ("children under 14").
+    Age,
     DocumentAdded,
     DocumentRemoved,
     DocumentChanged,
@@ -220,6 +222,14 @@ impl Change {
         match self.kind {
             ChangeKind::Fee => value("fee"),
             ChangeKind::Duration => value("duration"),
+            // "age limit 14 → 16 years": the unit once.
+            ChangeKind::Age => match (&self.before, &self.after) {
+                (Some(_), Some(_)) => {
+                    let b = b.strip_suffix(" years").unwrap_or(&b);
+                    format!("age limit {b} → {a}{ctx}")
+                }
+                _ => value("age limit"),
+            },
             ChangeKind::DocumentAdded => format!("document added: {a}"),
             ChangeKind::DocumentRemoved => format!("document removed: {b}"),
             ChangeKind::DocumentChanged => format!("document changed: {b} → {a}"),

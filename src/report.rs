@@ -330,6 +330,10 @@ pub fn facts(f: &Facts) -> String {
             x.context
         );
     }
+    let _ = writeln!(out, "ages ({}):", f.ages.len());
+    for x in &f.ages {
+        let _ = writeln!(out, "  {:<14} {}", x.value.to_string(), x.context);
+    }
     let _ = writeln!(out, "documents ({}):", f.documents.len());
     let mut last = None;
     for d in &f.documents {

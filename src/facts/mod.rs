@@ -6,6 +6,7 @@
 //! to Latin first), so a page that switches script changes no fact. No
 //! network, no disk, no clock; `compare` decides what changed.
 
+pub mod ages;
 pub mod documents;
 pub mod durations;
 pub mod fees;
@@ -133,6 +134,8 @@ pub struct Document {
 pub struct Facts {
     pub fees: Vec<Fact>,
     pub durations: Vec<Fact>,
+    /// Age thresholds ("children under 14"): `<n> years`.
+    pub ages: Vec<Fact>,
     pub documents: Vec<Document>,
 }
 
@@ -151,8 +154,14 @@ pub fn parse(text: &str) -> Facts {
     // units below take the matches inside their span. Far cheaper than a
     // search per sentence.
     let all_fees = fees::find(&latin);
-    let fee_spans: Vec<Range<usize>> = all_fees.iter().map(|f| f.span.clone()).collect();
-    let all_durs = durations::find(&latin, &fee_spans);
+    let all_ages = ages::find(&latin);
+    // An age is not a duration: durations skip the ages' spans too.
+    let taken: Vec<Range<usize>> = all_fees
+        .iter()
+        .map(|f| f.span.clone())
+        .chain(all_ages.iter().map(|a| a.span.clone()))
+        .collect();
+    let all_durs = durations::find(&latin, &taken);
     let offset = |part: &str| part.as_ptr() as usize - latin.as_ptr() as usize;
     let mut facts = Facts::default();
     let mut lead_in = String::new();
@@ -204,8 +213,10 @@ pub fn parse(text: &str) -> Facts {
                 .collect();
             let durs: Vec<&durations::DurationMatch> =
                 within(&all_durs, |d| &d.span, at, u.body.len()).collect();
+            let ages: Vec<&ages::AgeMatch> = within(&all_ages, |a| &a.span, at, u.body.len()).collect();
             let mut spans: Vec<Range<usize>> = fees.iter().map(|f| f.span.clone()).collect();
             spans.extend(durs.iter().map(|d| d.span.start - at..d.span.end - at));
+            spans.extend(ages.iter().map(|a| a.span.start - at..a.span.end - at));
             if spans.is_empty() {
                 continue;
             }
@@ -221,6 +232,17 @@ pub fn parse(text: &str) -> Facts {
                     value: Value::Money {
                         amount: f.amount,
                         currency: f.currency,
+                    },
+                    context: shown(u.context),
+                    key: key.clone(),
+                    line: line_no,
+                });
+            }
+            for a in ages {
+                facts.ages.push(Fact {
+                    value: Value::Span {
+                        count: a.n,
+                        unit: Unit::Years,
                     },
                     context: shown(u.context),
                     key: key.clone(),
@@ -256,6 +278,10 @@ pub fn parse(text: &str) -> Facts {
                     .chain(
                         within(&all_durs, |d| &d.span, at, item.len())
                             .map(|d| d.span.start - at..d.span.end - at),
+                    )
+                    .chain(
+                        within(&all_ages, |a| &a.span, at, item.len())
+                            .map(|a| a.span.start - at..a.span.end - at),
                     )
                     .collect();
                 facts.documents.push(Document {
@@ -567,6 +593,7 @@ mod tests {
             let got = match kind {
                 "fee" => fees::tests::norm(text),
                 "duration" => durations::tests::norm(text),
+                "age" => ages::tests::norm(text),
                 other => panic!("facts.txt:{}: unknown kind {other}", n + 1),
             };
             count += 1;

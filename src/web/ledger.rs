@@ -8,7 +8,7 @@ use crate::facts::{Facts, Value};
 /// One line of the ledger.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Entry {
-    /// `fee`, `duration` or `document`.
+    /// `fee`, `duration`, `age` or `document`.
     pub kind: &'static str,
     /// The value as editors read it (`50 EUR`, `90 days`, the document).
     pub value: String,
@@ -28,6 +28,9 @@ fn identities(f: &Facts) -> Vec<(&'static str, String, String, String)> {
     }
     for x in &f.durations {
         out.push(("duration", x.key.clone(), value(&x.value), x.context.clone()));
+    }
+    for x in &f.ages {
+        out.push(("age", x.key.clone(), value(&x.value), x.context.clone()));
     }
     for d in &f.documents {
         out.push(("document", d.key.clone(), d.text.clone(), d.context.clone()));

@@ -397,6 +397,7 @@ fn kind_label(k: ChangeKind) -> &'static str {
     match k {
         ChangeKind::Fee => "Fee",
         ChangeKind::Duration => "Duration",
+        ChangeKind::Age => "Age limit",
         ChangeKind::DocumentAdded => "Document added",
         ChangeKind::DocumentRemoved => "Document removed",
         ChangeKind::DocumentChanged => "Document changed",
