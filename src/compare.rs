@@ -49,6 +49,13 @@ pub fn compare(before: &str, after: &str) -> Option<Verdict> {
         &whole_items,
         &mut explained,
     ));
+    changes.extend(match_values(
+        &fb.dates,
+        &fa.dates,
+        ChangeKind::Date,
+        &whole_items,
+        &mut explained,
+    ));
     changes.extend(doc_changes);
     if explained.2 || other_text_changed(before, after, &(explained.0, explained.1)) {
         changes.push(Change {
@@ -89,6 +96,7 @@ fn other_text_changed(before: &str, after: &str, explained: &(HashSet<usize>, Ha
                 let fees = facts::fees::find(l);
                 let mut spans: Vec<_> = fees.iter().map(|f| f.span.clone()).collect();
                 spans.extend(facts::ages::find(l).into_iter().map(|a| a.span));
+                spans.extend(facts::dates::find(l).into_iter().map(|d| d.span));
                 let durs = facts::durations::find(l, &spans);
                 spans.extend(durs.into_iter().map(|d| d.span));
                 (i, facts::mask(l, &spans))

@@ -170,6 +170,8 @@ pub enum ChangeKind {
     Duration,
     /// An age threshold in a rule ("children under 14").
     Age,
+    /// An effective, start or deadline date ("from 1 June 2026").
+    Date,
     DocumentAdded,
     DocumentRemoved,
     DocumentChanged,
@@ -222,6 +224,7 @@ impl Change {
         match self.kind {
             ChangeKind::Fee => value("fee"),
             ChangeKind::Duration => value("duration"),
+            ChangeKind::Date => value("effective date"),
             // "age limit 14 → 16 years": the unit once.
             ChangeKind::Age => match (&self.before, &self.after) {
                 (Some(_), Some(_)) => {

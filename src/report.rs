@@ -334,6 +334,10 @@ pub fn facts(f: &Facts) -> String {
     for x in &f.ages {
         let _ = writeln!(out, "  {:<14} {}", x.value.to_string(), x.context);
     }
+    let _ = writeln!(out, "dates ({}):", f.dates.len());
+    for x in &f.dates {
+        let _ = writeln!(out, "  {:<14} {}", x.value.to_string(), x.context);
+    }
     let _ = writeln!(out, "documents ({}):", f.documents.len());
     let mut last = None;
     for d in &f.documents {

@@ -7,6 +7,7 @@
 //! network, no disk, no clock; `compare` decides what changed.
 
 pub mod ages;
+pub mod dates;
 pub mod documents;
 pub mod durations;
 pub mod fees;
@@ -53,6 +54,8 @@ pub enum Value {
     },
     /// A span of time: `90 days`, `6 months`.
     Span { count: u32, unit: Unit },
+    /// A calendar date, or a month when the page names no day.
+    Date { year: u16, month: u8, day: Option<u8> },
 }
 
 impl Value {
@@ -60,7 +63,7 @@ impl Value {
     pub fn currency(&self) -> Option<&'static str> {
         match self {
             Value::Money { currency, .. } => *currency,
-            Value::Span { .. } => None,
+            Value::Span { .. } | Value::Date { .. } => None,
         }
     }
 
@@ -78,7 +81,7 @@ impl Value {
                 Unit::Weeks => (u64::from(count) * 7, Unit::Days),
                 other => (u64::from(count), other),
             }),
-            Value::Money { .. } => None,
+            Value::Money { .. } | Value::Date { .. } => None,
         }
     }
 }
@@ -95,6 +98,16 @@ impl std::fmt::Display for Value {
                 currency: None,
             } => amount.clone(),
             Value::Span { count, unit } => format!("{count} {}", unit.as_str()),
+            Value::Date {
+                year,
+                month,
+                day: Some(d),
+            } => format!("{year:04}-{month:02}-{d:02}"),
+            Value::Date {
+                year,
+                month,
+                day: None,
+            } => format!("{year:04}-{month:02}"),
         };
         f.pad(&text)
     }
@@ -136,6 +149,8 @@ pub struct Facts {
     pub durations: Vec<Fact>,
     /// Age thresholds ("children under 14"): `<n> years`.
     pub ages: Vec<Fact>,
+    /// Effective, start and deadline dates ("from 1 June 2026").
+    pub dates: Vec<Fact>,
     pub documents: Vec<Document>,
 }
 
@@ -155,11 +170,13 @@ pub fn parse(text: &str) -> Facts {
     // search per sentence.
     let all_fees = fees::find(&latin);
     let all_ages = ages::find(&latin);
+    let all_dates = dates::find(&latin);
     // An age is not a duration: durations skip the ages' spans too.
     let taken: Vec<Range<usize>> = all_fees
         .iter()
         .map(|f| f.span.clone())
         .chain(all_ages.iter().map(|a| a.span.clone()))
+        .chain(all_dates.iter().map(|d| d.span.clone()))
         .collect();
     let all_durs = durations::find(&latin, &taken);
     let offset = |part: &str| part.as_ptr() as usize - latin.as_ptr() as usize;
@@ -214,9 +231,11 @@ pub fn parse(text: &str) -> Facts {
             let durs: Vec<&durations::DurationMatch> =
                 within(&all_durs, |d| &d.span, at, u.body.len()).collect();
             let ages: Vec<&ages::AgeMatch> = within(&all_ages, |a| &a.span, at, u.body.len()).collect();
+            let dates: Vec<&dates::DateMatch> = within(&all_dates, |d| &d.span, at, u.body.len()).collect();
             let mut spans: Vec<Range<usize>> = fees.iter().map(|f| f.span.clone()).collect();
             spans.extend(durs.iter().map(|d| d.span.start - at..d.span.end - at));
             spans.extend(ages.iter().map(|a| a.span.start - at..a.span.end - at));
+            spans.extend(dates.iter().map(|d| d.span.start - at..d.span.end - at));
             if spans.is_empty() {
                 continue;
             }
@@ -232,6 +251,18 @@ pub fn parse(text: &str) -> Facts {
                     value: Value::Money {
                         amount: f.amount,
                         currency: f.currency,
+                    },
+                    context: shown(u.context),
+                    key: key.clone(),
+                    line: line_no,
+                });
+            }
+            for d in dates {
+                facts.dates.push(Fact {
+                    value: Value::Date {
+                        year: d.year,
+                        month: d.month,
+                        day: d.day,
                     },
                     context: shown(u.context),
                     key: key.clone(),
@@ -282,6 +313,10 @@ pub fn parse(text: &str) -> Facts {
                     .chain(
                         within(&all_ages, |a| &a.span, at, item.len())
                             .map(|a| a.span.start - at..a.span.end - at),
+                    )
+                    .chain(
+                        within(&all_dates, |d| &d.span, at, item.len())
+                            .map(|d| d.span.start - at..d.span.end - at),
                     )
                     .collect();
                 facts.documents.push(Document {
@@ -594,6 +629,7 @@ mod tests {
                 "fee" => fees::tests::norm(text),
                 "duration" => durations::tests::norm(text),
                 "age" => ages::tests::norm(text),
+                "date" => dates::tests::norm(text),
                 other => panic!("facts.txt:{}: unknown kind {other}", n + 1),
             };
             count += 1;

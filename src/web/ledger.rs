@@ -32,6 +32,9 @@ fn identities(f: &Facts) -> Vec<(&'static str, String, String, String)> {
     for x in &f.ages {
         out.push(("age", x.key.clone(), value(&x.value), x.context.clone()));
     }
+    for x in &f.dates {
+        out.push(("date", x.key.clone(), value(&x.value), x.context.clone()));
+    }
     for d in &f.documents {
         out.push(("document", d.key.clone(), d.text.clone(), d.context.clone()));
     }

@@ -398,6 +398,7 @@ fn kind_label(k: ChangeKind) -> &'static str {
         ChangeKind::Fee => "Fee",
         ChangeKind::Duration => "Duration",
         ChangeKind::Age => "Age limit",
+        ChangeKind::Date => "Effective date",
         ChangeKind::DocumentAdded => "Document added",
         ChangeKind::DocumentRemoved => "Document removed",
         ChangeKind::DocumentChanged => "Document changed",
