@@ -57,7 +57,8 @@ pub fn compare(before: &str, after: &str) -> Option<Verdict> {
         &mut explained,
     ));
     changes.extend(doc_changes);
-    if explained.2 || other_text_changed(before, after, &(explained.0, explained.1)) {
+    let text_already = changes.iter().any(|c| c.kind == ChangeKind::Text);
+    if !text_already && (explained.2 || other_text_changed(before, after, &(explained.0, explained.1))) {
         changes.push(Change {
             kind: ChangeKind::Text,
             before: None,
@@ -381,7 +382,19 @@ fn match_documents(before: &[Document], after: &[Document]) -> (Vec<Change>, Who
     let b_keys: Vec<&str> = before.iter().map(|d| d.key.as_str()).collect();
     let a_keys: Vec<&str> = after.iter().map(|d| d.key.as_str()).collect();
     let mut out = Vec::new();
+    // Same key, other letters (case, a trailing stop) besides the values:
+    // the same document, worded a little differently.
+    let mut retouched = before
+        .iter()
+        .zip(&used_b)
+        .filter(|(_, used)| **used)
+        .any(|(b, _)| !after.iter().any(|a| a.shape == b.shape));
     for (bi, ai) in pair_similar(&b_keys, &a_keys, &mut used_b, &mut used_a) {
+        // Only punctuation, articles, prepositions or case differ: text.
+        if light(&before[bi].text) == light(&after[ai].text) {
+            retouched = true;
+            continue;
+        }
         out.push(Change {
             kind: ChangeKind::DocumentChanged,
             before: Some(before[bi].text.clone()),
@@ -411,7 +424,33 @@ fn match_documents(before: &[Document], after: &[Document]) -> (Vec<Change>, Who
             });
         }
     }
+    // Only when it is all that happened to the list: beside a document
+    // added or removed, a separator that moved is part of that change.
+    if retouched && out.is_empty() {
+        out.push(Change {
+            kind: ChangeKind::Text,
+            before: None,
+            after: None,
+            context: None,
+        });
+    }
     (out, whole)
+}
+
+/// Words that do not change what a document is: articles and prepositions
+/// (English, Serbian in Latin, Albanian), compared folded.
+const LIGHT_WORDS: &[&str] = &[
+    "a", "an", "the", "of", "for", "to", "in", "on", "at", "by", "with", "from", "u", "za", "od", "na", "o",
+    "sa", "s", "iz", "po", "i", "e", "te", "se", "per", "ne", "nga", "me", "tek",
+];
+
+/// An item's words without punctuation, case, articles and prepositions.
+fn light(text: &str) -> Vec<String> {
+    facts::fold(text)
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty() && !LIGHT_WORDS.contains(w))
+        .map(str::to_string)
+        .collect()
 }
 
 /// A unified line diff, and the same hunks with changed words marked
@@ -936,5 +975,43 @@ mod tests {
             v.changes[0].describe(),
             "age limit 14 → 16 years (Children under 16 need the consent of both parents.)"
         );
+    }
+
+    /// Issue 15: an item edited only in punctuation, articles, prepositions
+    /// or letter case is the same document, worded anew: `text`.
+    #[test]
+    fn an_item_retouched_without_new_words_is_text() {
+        for (b, a) in [
+            (
+                "Documents:\n- A valid passport.\n- Photo\n",
+                "Documents:\n- Valid passport\n- Photo\n",
+            ),
+            (
+                "Documents:\n- Proof of accommodation in Kosovo\n- Photo\n",
+                "Documents:\n- proof of accommodation, in kosovo\n- Photo\n",
+            ),
+            (
+                "Dokumenta:\n- Izvod iz matične knjige rođenih\n- Fotografija\n",
+                "Dokumenta:\n- Izvod matične knjige rođenih.\n- Fotografija\n",
+            ),
+            (
+                "Dokumentet:\n- Pasaporta e vlefshme\n",
+                "Dokumentet:\n- Pasaporta, e vlefshme.\n",
+            ),
+            ("Documents:\n- Photo\n", "Documents:\n- photo\n"),
+        ] {
+            let v = compare(b, a).unwrap_or_else(|| panic!("{a:?} is a change"));
+            let kinds: Vec<ChangeKind> = v.changes.iter().map(|c| c.kind).collect();
+            assert_eq!(kinds, [ChangeKind::Text], "{b:?} → {a:?}");
+            assert!(!v.material);
+        }
+        // A new word is a new requirement: material.
+        let v = compare(
+            "Documents:\n- Proof of accommodation in Kosovo\n- Photo\n",
+            "Documents:\n- Proof of paid accommodation in Kosovo\n- Photo\n",
+        )
+        .unwrap();
+        assert!(v.material, "{:?}", v.changes);
+        assert_eq!(v.changes[0].kind, ChangeKind::DocumentChanged);
     }
 }

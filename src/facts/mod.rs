@@ -141,6 +141,10 @@ pub struct Document {
     pub context: String,
     #[serde(skip)]
     pub key: String,
+    /// The item as written, its values masked: tells a retouched item
+    /// (case, punctuation) from one whose value alone changed.
+    #[serde(skip)]
+    pub shape: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -319,10 +323,12 @@ pub fn parse(text: &str) -> Facts {
                             .map(|d| d.span.start - at..d.span.end - at),
                     )
                     .collect();
+                let masked = mask(item, &spans);
                 facts.documents.push(Document {
                     text: text.to_string(),
                     context: lead_in.clone(),
-                    key: fold(&mask(item, &spans)),
+                    key: fold(&masked),
+                    shape: masked,
                 });
             }
         } else if heading || !body.contains(" | ") {
