@@ -1014,4 +1014,40 @@ mod tests {
         assert!(v.material, "{:?}", v.changes);
         assert_eq!(v.changes[0].kind, ChangeKind::DocumentChanged);
     }
+
+    /// Issue 15: a list of dated links (news) in a broad selection is no
+    /// document list: a new post is no change; a real list of forms is.
+    #[test]
+    fn a_news_list_is_no_document_list() {
+        let page = |news: &[&str]| {
+            let mut t = String::from(
+                "## Documents\n- Valid passport\n- [Application form](/forms/a.pdf)\n## Latest news\n",
+            );
+            for n in news {
+                t.push_str(&format!("- [{n}](/news/{}) 12.03.2026\n", n.len()));
+            }
+            t
+        };
+        let before = page(&[
+            "Consulate closed on Monday",
+            "New opening hours",
+            "Holiday notice",
+        ]);
+        let after = page(&[
+            "Visa centre moves",
+            "Consulate closed on Monday",
+            "New opening hours",
+        ]);
+        assert!(
+            compare(&before, &after).is_none_or(|v| !v.material),
+            "{:?}",
+            compare(&before, &after)
+        );
+        let f = facts_of(&before);
+        let docs: Vec<&str> = f.documents.iter().map(|d| d.text.as_str()).collect();
+        assert_eq!(docs, ["Valid passport", "[Application form](/forms/a.pdf)"]);
+        // The documents themselves still count.
+        let v = compare(&before, &before.replace("- Valid passport\n", "")).unwrap();
+        assert_eq!(v.changes[0].kind, ChangeKind::DocumentRemoved);
+    }
 }

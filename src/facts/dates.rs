@@ -142,6 +142,32 @@ static DATE: LazyLock<Regex> = LazyLock::new(|| {
     .unwrap()
 });
 
+/// Any calendar date, with or without a trigger word (for telling a news
+/// list from a document list).
+static ANY_DATE: LazyLock<Regex> = LazyLock::new(|| {
+    let mut names: Vec<&str> = MONTHS.iter().map(|m| m.0).collect();
+    names.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    let months = names.join("|");
+    Regex::new(&format!(
+        r"{WB}(?:[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}|[0-9]{{1,2}}[./][0-9]{{1,2}}[./][0-9]{{2,4}}|[0-9]{{1,2}}\.?[^\S\n]+(?:{months})\.?,?[^\S\n]+[0-9]{{4}}|(?:{months})[^\S\n]+[0-9]{{1,2}},?[^\S\n]+[0-9]{{4}})"
+    ))
+    .unwrap()
+});
+
+/// Whether `line` (transliterated to Latin) holds a calendar date.
+pub fn has_date(line: &str) -> bool {
+    ANY_DATE.is_match(&line.to_ascii_lowercase())
+}
+
+/// Whether `text` begins or ends with a calendar date, as news items are
+/// dated ("Visa centre moves 14.03.2026", "12 March 2026: New hours").
+pub fn dated_at_an_edge(text: &str) -> bool {
+    let text = text.trim().trim_end_matches(['.', ')', ']']).to_ascii_lowercase();
+    ANY_DATE
+        .find_iter(&text)
+        .any(|m| m.start() <= 2 || text.len() - m.end() <= 2)
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct DateMatch {
     pub span: Range<usize>,

@@ -18,6 +18,40 @@ pub fn item(line: &str) -> Option<&str> {
     (!rest.is_empty()).then_some(rest)
 }
 
+/// The lines of lists that are news, not requirements: runs of at least
+/// three list items, most of them links and at least half of them dated,
+/// or two thirds of them starting or ending with a date ("latest news",
+/// press releases, "recent posts"). Their items are no
+/// documents, and their changes no change: a broad selection (`main`, no
+/// selector) takes such lists in with the requirements.
+pub fn news_lines(lines: &[&str]) -> std::collections::HashSet<usize> {
+    let mut news = std::collections::HashSet::new();
+    let mut run: Vec<usize> = Vec::new();
+    let mut close = |run: &mut Vec<usize>| {
+        if run.len() >= 3 {
+            let linked = run.iter().filter(|i| lines[**i].contains("](")).count();
+            let dated = run.iter().filter(|i| super::dates::has_date(lines[**i])).count();
+            let edge_dated = run
+                .iter()
+                .filter(|i| item(lines[**i]).is_some_and(super::dates::dated_at_an_edge))
+                .count();
+            if (linked * 5 >= run.len() * 3 && dated * 2 >= run.len()) || edge_dated * 3 >= run.len() * 2 {
+                news.extend(run.iter().copied());
+            }
+        }
+        run.clear();
+    };
+    for (i, line) in lines.iter().enumerate() {
+        if item(line).is_some() {
+            run.push(i);
+        } else {
+            close(&mut run);
+        }
+    }
+    close(&mut run);
+    news
+}
+
 /// The items of a list line: usually one, several when a numbered
 /// paragraph enumerates inline ("1) pasoš; 2) fotografija; 3) dokaz o
 /// smeštaju."), split at the next numbers in sequence.

@@ -190,8 +190,13 @@ pub fn parse(text: &str) -> Facts {
     // Transliteration maps line to line, so the page's own script is at hand
     // for what editors read (document items); matching uses the Latin keys.
     let mut original_lines = text.lines();
-    for (line_no, line) in latin.lines().enumerate() {
+    let latin_lines: Vec<&str> = latin.lines().collect();
+    let news = documents::news_lines(&latin_lines);
+    for (line_no, line) in latin_lines.iter().copied().enumerate() {
         let original = original_lines.next().unwrap_or(line);
+        if news.contains(&line_no) {
+            continue;
+        }
         // What editors read (contexts, labels, lead-ins) in the page's script.
         let shown = |part: &str| in_page_script(line, original, part);
         let heading = line.starts_with('#');
