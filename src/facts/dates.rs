@@ -161,11 +161,26 @@ pub fn has_date(line: &str) -> bool {
 
 /// Whether `text` begins or ends with a calendar date, as news items are
 /// dated ("Visa centre moves 14.03.2026", "12 March 2026: New hours").
+/// Only the first and last 32 bytes are searched: a date there is all
+/// that counts, and every item of a long list is asked.
 pub fn dated_at_an_edge(text: &str) -> bool {
-    let text = text.trim().trim_end_matches(['.', ')', ']']).to_ascii_lowercase();
-    ANY_DATE
-        .find_iter(&text)
-        .any(|m| m.start() <= 2 || text.len() - m.end() <= 2)
+    let text = text.trim().trim_end_matches(['.', ')', ']']);
+    let edge = |from: usize, to: usize| {
+        let (mut from, mut to) = (from, to);
+        while !text.is_char_boundary(from) {
+            from += 1;
+        }
+        while !text.is_char_boundary(to) {
+            to -= 1;
+        }
+        text[from..to.max(from)].to_ascii_lowercase()
+    };
+    let head = edge(0, text.len().min(32));
+    if ANY_DATE.find(&head).is_some_and(|m| m.start() <= 2) {
+        return true;
+    }
+    let tail = edge(text.len().saturating_sub(32), text.len());
+    ANY_DATE.find_iter(&tail).any(|m| tail.len() - m.end() <= 2)
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -30,12 +30,19 @@ pub fn news_lines(lines: &[&str]) -> std::collections::HashSet<usize> {
     let mut close = |run: &mut Vec<usize>| {
         if run.len() >= 3 {
             let linked = run.iter().filter(|i| lines[**i].contains("](")).count();
-            let dated = run.iter().filter(|i| super::dates::has_date(lines[**i])).count();
-            let edge_dated = run
-                .iter()
-                .filter(|i| item(lines[**i]).is_some_and(super::dates::dated_at_an_edge))
-                .count();
-            if (linked * 5 >= run.len() * 3 && dated * 2 >= run.len()) || edge_dated * 3 >= run.len() * 2 {
+            // Dates are looked for only where they can decide.
+            let dated_links = || {
+                linked * 5 >= run.len() * 3
+                    && run.iter().filter(|i| super::dates::has_date(lines[**i])).count() * 2 >= run.len()
+            };
+            let dated_edges = || {
+                run.iter()
+                    .filter(|i| item(lines[**i]).is_some_and(super::dates::dated_at_an_edge))
+                    .count()
+                    * 3
+                    >= run.len() * 2
+            };
+            if dated_links() || dated_edges() {
                 news.extend(run.iter().copied());
             }
         }
