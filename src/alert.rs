@@ -11,7 +11,7 @@ use std::fmt::Write;
 use similar::ChangeTag;
 
 pub use crate::model::{Alert, AlertKind};
-use crate::model::{Change, ChangeKind, Source, Verdict};
+use crate::model::{Change, Source, Verdict};
 
 /// The weekly digest: sources in trouble (id, failed checks, last error)
 /// and text-only changes (id, when, word diff) since `since`, which were
@@ -121,7 +121,7 @@ pub fn change(
         let _ = writeln!(
             html,
             "<tr style=\"border-top:1px solid #ccc\"><td>{}</td><td><del>{}</del></td><td><ins>{}</ins></td><td>{}</td></tr>",
-            kind_label(c.kind),
+            c.kind.label(),
             escape(c.before.as_deref().unwrap_or("")),
             escape(c.after.as_deref().unwrap_or("")),
             escape(c.context.as_deref().unwrap_or("")),
@@ -296,19 +296,6 @@ fn html_head(title: &str) -> String {
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title></head>\n<body style=\"font-family:sans-serif\">\n<h2>{t}</h2>\n",
         t = escape(&one_line(title))
     )
-}
-
-fn kind_label(kind: ChangeKind) -> &'static str {
-    match kind {
-        ChangeKind::Fee => "Fee",
-        ChangeKind::Duration => "Duration",
-        ChangeKind::Age => "Age limit",
-        ChangeKind::Date => "Effective date",
-        ChangeKind::DocumentAdded => "Document added",
-        ChangeKind::DocumentRemoved => "Document removed",
-        ChangeKind::DocumentChanged => "Document changed",
-        ChangeKind::Text => "Text",
-    }
 }
 
 /// The changed stretches of the requirement text with two lines of context,

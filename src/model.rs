@@ -179,6 +179,20 @@ pub enum ChangeKind {
 }
 
 impl ChangeKind {
+    /// The kind as a table heading says it (alerts, the desk).
+    pub fn label(self) -> &'static str {
+        match self {
+            ChangeKind::Fee => "Fee",
+            ChangeKind::Duration => "Duration",
+            ChangeKind::Age => "Age limit",
+            ChangeKind::Date => "Effective date",
+            ChangeKind::DocumentAdded => "Document added",
+            ChangeKind::DocumentRemoved => "Document removed",
+            ChangeKind::DocumentChanged => "Document changed",
+            ChangeKind::Text => "Text",
+        }
+    }
+
     /// Fee, duration and document changes are what editors must act on.
     pub fn is_material(self) -> bool {
         !matches!(self, ChangeKind::Text)

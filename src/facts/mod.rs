@@ -252,53 +252,40 @@ pub fn parse(text: &str) -> Facts {
                 Some(label) if !spans.iter().any(|s| s.start < label.len()) => fold(label),
                 _ => fold(&mask(u.body, &spans)),
             };
+            // Every fact of this stretch shares its context, key and line.
+            let fact = |value: Value| Fact {
+                value,
+                context: shown(u.context),
+                key: key.clone(),
+                line: line_no,
+            };
             for f in fees {
                 if f.currency.is_none() {
                     free_fees.push(facts.fees.len());
                 }
-                facts.fees.push(Fact {
-                    value: Value::Money {
-                        amount: f.amount,
-                        currency: f.currency,
-                    },
-                    context: shown(u.context),
-                    key: key.clone(),
-                    line: line_no,
-                });
+                facts.fees.push(fact(Value::Money {
+                    amount: f.amount,
+                    currency: f.currency,
+                }));
             }
             for d in dates {
-                facts.dates.push(Fact {
-                    value: Value::Date {
-                        year: d.year,
-                        month: d.month,
-                        day: d.day,
-                    },
-                    context: shown(u.context),
-                    key: key.clone(),
-                    line: line_no,
-                });
+                facts.dates.push(fact(Value::Date {
+                    year: d.year,
+                    month: d.month,
+                    day: d.day,
+                }));
             }
             for a in ages {
-                facts.ages.push(Fact {
-                    value: Value::Span {
-                        count: a.n,
-                        unit: Unit::Years,
-                    },
-                    context: shown(u.context),
-                    key: key.clone(),
-                    line: line_no,
-                });
+                facts.ages.push(fact(Value::Span {
+                    count: a.n,
+                    unit: Unit::Years,
+                }));
             }
             for d in durs {
-                facts.durations.push(Fact {
-                    value: Value::Span {
-                        count: d.n,
-                        unit: d.unit,
-                    },
-                    context: shown(u.context),
-                    key: key.clone(),
-                    line: line_no,
-                });
+                facts.durations.push(fact(Value::Span {
+                    count: d.n,
+                    unit: d.unit,
+                }));
             }
         }
         if !items.is_empty() {

@@ -13,7 +13,7 @@ use maud::{DOCTYPE, Markup, html};
 use similar::ChangeTag;
 
 use super::{Desk, WebError, Who, auth, editor};
-use crate::model::{Change, ChangeKind, Status, human};
+use crate::model::{Change, Status, human};
 use crate::store::{ChangeDetail, ReviewAction, ReviewRow, SourceRow};
 
 type Params = Query<HashMap<String, String>>;
@@ -393,19 +393,6 @@ pub async fn review_queue(State(desk): State<Arc<Desk>>, headers: HeaderMap) -> 
     Ok(layout("Review queue", Some(&who), body).into_response())
 }
 
-fn kind_label(k: ChangeKind) -> &'static str {
-    match k {
-        ChangeKind::Fee => "Fee",
-        ChangeKind::Duration => "Duration",
-        ChangeKind::Age => "Age limit",
-        ChangeKind::Date => "Effective date",
-        ChangeKind::DocumentAdded => "Document added",
-        ChangeKind::DocumentRemoved => "Document removed",
-        ChangeKind::DocumentChanged => "Document changed",
-        ChangeKind::Text => "Text",
-    }
-}
-
 fn changes_table(changes: &[Change]) -> Markup {
     html! {
         div.scroll {
@@ -414,7 +401,7 @@ fn changes_table(changes: &[Change]) -> Markup {
                 tbody {
                     @for c in changes {
                         tr {
-                            td data-label="What" { (kind_label(c.kind)) }
+                            td data-label="What" { (c.kind.label()) }
                             td data-label="Before" { @if let Some(b) = &c.before { del { (human(b)) } } }
                             td data-label="After" { @if let Some(a) = &c.after { ins { (human(a)) } } }
                             td data-label="Where" { (c.context.as_deref().unwrap_or("")) }
