@@ -57,6 +57,7 @@ pub fn compare(before: &str, after: &str) -> Option<Verdict> {
         &mut explained,
     ));
     changes.extend(doc_changes);
+    changes.extend(match_countries(&fb.countries, &fa.countries, &mut explained));
     let text_already = changes.iter().any(|c| c.kind == ChangeKind::Text);
     if !text_already && (explained.2 || other_text_changed(before, after, &(explained.0, explained.1))) {
         changes.push(Change {
@@ -435,6 +436,96 @@ fn match_documents(before: &[Document], after: &[Document]) -> (Vec<Change>, Who
         });
     }
     (out, whole)
+}
+
+/// Lists of nationalities as sets of codes: a reordered list, a respelled
+/// name or another script is no change. Lists pair up by their lead-in (or
+/// sentence), else by the countries they share.
+fn match_countries(
+    before: &[facts::Country],
+    after: &[facts::Country],
+    explained: &mut (HashSet<usize>, HashSet<usize>, bool),
+) -> Vec<Change> {
+    type Lists<'a> = Vec<(&'a str, Vec<&'a facts::Country>)>;
+    fn lists(countries: &[facts::Country]) -> Lists<'_> {
+        let mut out: Lists<'_> = Vec::new();
+        for c in countries {
+            match out.iter_mut().find(|(k, _)| *k == c.key) {
+                Some((_, l)) => l.push(c),
+                None => out.push((c.key.as_str(), vec![c])),
+            }
+        }
+        out
+    }
+    let codes = |l: &[&facts::Country]| l.iter().map(|c| c.code).collect::<HashSet<_>>();
+    let (lb, la) = (lists(before), lists(after));
+    let mut pairs: Vec<(Option<usize>, Option<usize>)> = Vec::new();
+    let mut used_a = vec![false; la.len()];
+    let mut left_b = Vec::new();
+    for (bi, (key, _)) in lb.iter().enumerate() {
+        match la
+            .iter()
+            .enumerate()
+            .position(|(ai, (k, _))| !used_a[ai] && k == key)
+        {
+            Some(ai) => {
+                used_a[ai] = true;
+                pairs.push((Some(bi), Some(ai)));
+            }
+            None => left_b.push(bi),
+        }
+    }
+    for bi in left_b {
+        let cb = codes(&lb[bi].1);
+        let best = (0..la.len())
+            .filter(|&ai| !used_a[ai])
+            .map(|ai| (codes(&la[ai].1).intersection(&cb).count(), ai))
+            .filter(|(shared, _)| *shared > 0)
+            .max_by_key(|(shared, ai)| (*shared, std::cmp::Reverse(*ai)));
+        if let Some((_, ai)) = best {
+            used_a[ai] = true;
+        }
+        pairs.push((Some(bi), best.map(|(_, ai)| ai)));
+    }
+    pairs.extend((0..la.len()).filter(|&ai| !used_a[ai]).map(|ai| (None, Some(ai))));
+    let mut out = Vec::new();
+    for (bi, ai) in pairs {
+        let b: &[&facts::Country] = bi.map_or(&[], |i| &lb[i].1);
+        let a: &[&facts::Country] = ai.map_or(&[], |i| &la[i].1);
+        let (cb, ca) = (codes(b), codes(a));
+        // The same list, worded alike: what differs on its lines is the
+        // order or the spelling of names, which is no change.
+        // (Only a sentence's key holds all of its other words; a table row
+        // keyed by its lead-in may have changed in other cells.)
+        if let (Some(bi), Some(ai)) = (bi, ai)
+            && lb[bi].0 == la[ai].0
+            && lb[bi].0.starts_with("sentence:")
+        {
+            explained.0.extend(b.iter().map(|c| c.line));
+            explained.1.extend(a.iter().map(|c| c.line));
+        }
+        let mut seen = HashSet::new();
+        for c in b.iter().filter(|c| !ca.contains(c.code) && seen.insert(c.code)) {
+            explained.0.insert(c.line);
+            out.push(Change {
+                kind: ChangeKind::CountryRemoved,
+                before: Some(c.code.to_string()),
+                after: None,
+                context: Some(c.name.clone()),
+            });
+        }
+        let mut seen = HashSet::new();
+        for c in a.iter().filter(|c| !cb.contains(c.code) && seen.insert(c.code)) {
+            explained.1.insert(c.line);
+            out.push(Change {
+                kind: ChangeKind::CountryAdded,
+                before: None,
+                after: Some(c.code.to_string()),
+                context: Some(c.name.clone()),
+            });
+        }
+    }
+    out
 }
 
 /// Words that do not change what a document is: articles and prepositions
@@ -1049,5 +1140,100 @@ mod tests {
         // The documents themselves still count.
         let v = compare(&before, &before.replace("- Valid passport\n", "")).unwrap();
         assert_eq!(v.changes[0].kind, ChangeKind::DocumentRemoved);
+    }
+
+    /// Issue 15: countries in a list of nationalities, as sets of codes.
+    #[test]
+    fn a_country_added_to_a_list_is_country_added_not_a_document() {
+        let list = |names: &[&str]| {
+            let mut t =
+                String::from("Citizens of the following countries may enter with an identity card:\n");
+            for n in names {
+                t.push_str(&format!("- {n}\n"));
+            }
+            t.push_str("Other travellers need a passport.\n");
+            t
+        };
+        let before = list(&["Albania", "Bosnia and Herzegovina", "North Macedonia"]);
+        let after = list(&[
+            "Albania",
+            "Bosnia and Herzegovina",
+            "North Macedonia",
+            "Montenegro",
+        ]);
+        assert_eq!(
+            kinds(&before, &after),
+            [(ChangeKind::CountryAdded, None, s("ME"))]
+        );
+        let v = compare(&before, &after).unwrap();
+        assert_eq!(v.changes[0].describe(), "country added: Montenegro (ME)");
+        assert!(v.material);
+        // Reordered, respelled, or in another script: no change.
+        let respelled = list(&["Republic of North Macedonia", "Albania", "Bosnia-Herzegovina"]);
+        assert!(
+            compare(&before, &respelled).is_none_or(|v| !v.material),
+            "{:?}",
+            compare(&before, &respelled)
+        );
+        assert!(
+            facts_of(&before).documents.is_empty(),
+            "a country list is no document list"
+        );
+        assert_eq!(
+            kinds(&before, &list(&["Albania", "North Macedonia"])),
+            [(ChangeKind::CountryRemoved, s("BA"), None)]
+        );
+    }
+
+    #[test]
+    fn countries_named_in_a_sentence_and_in_its_cases() {
+        let en = "Citizens of the EU, Switzerland, Norway and Iceland may enter Serbia with an ID card.";
+        let en2 = "Citizens of the EU, Switzerland, Norway, Iceland and Montenegro may enter Serbia with an ID card.";
+        assert_eq!(kinds(en, en2), [(ChangeKind::CountryAdded, None, s("ME"))]);
+        // Reordered names in the sentence: nothing at all.
+        let reordered =
+            "Citizens of Norway, the EU, Iceland and Switzerland may enter Serbia with an ID card.";
+        assert_eq!(kinds(en, reordered), []);
+        let sr = "Državljani Bosne i Hercegovine i Crne Gore ulaze sa ličnom kartom.";
+        let sr2 = "Državljani Bosne i Hercegovine ulaze sa ličnom kartom.";
+        assert_eq!(kinds(sr, sr2), [(ChangeKind::CountryRemoved, s("ME"), None)]);
+        let cyr = "Држављани Босне и Херцеговине и Црне Горе улазе са личном картом.";
+        assert_eq!(kinds(sr, cyr), [], "a script switch is no change");
+        let sq = "Shtetasit e Shqipërisë dhe të Malit të Zi hyjnë me letërnjoftim.";
+        let sq2 = "Shtetasit e Shqipërisë, të Malit të Zi dhe të Maqedonisë së Veriut hyjnë me letërnjoftim.";
+        assert_eq!(kinds(sq, sq2), [(ChangeKind::CountryAdded, None, s("MK"))]);
+    }
+
+    #[test]
+    fn a_table_of_countries_compares_as_a_set_but_keeps_its_other_cells() {
+        let table = |rows: &[&str]| {
+            let mut t = String::from("## Visa regime\nCountry | Visa\n");
+            for r in rows {
+                t.push_str(r);
+                t.push('\n');
+            }
+            t
+        };
+        let before = table(&[
+            "Albania | not required",
+            "Montenegro | not required",
+            "Turkey | required",
+        ]);
+        let after = table(&[
+            "Montenegro | not required",
+            "Albania | not required",
+            "Türkiye | required",
+            "Kosovo | required",
+        ]);
+        assert_eq!(
+            kinds(&before, &after),
+            [
+                (ChangeKind::CountryAdded, None, s("XK")),
+                (ChangeKind::Text, None, None)
+            ]
+        );
+        // Another cell of a row changed: still seen.
+        let changed = before.replace("Turkey | required", "Turkey | not required");
+        assert_eq!(kinds(&before, &changed), [(ChangeKind::Text, None, None)]);
     }
 }

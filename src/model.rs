@@ -175,6 +175,9 @@ pub enum ChangeKind {
     DocumentAdded,
     DocumentRemoved,
     DocumentChanged,
+    /// A country added to a list of nationalities: the value is its code.
+    CountryAdded,
+    CountryRemoved,
     Text,
 }
 
@@ -189,6 +192,8 @@ impl ChangeKind {
             ChangeKind::DocumentAdded => "Document added",
             ChangeKind::DocumentRemoved => "Document removed",
             ChangeKind::DocumentChanged => "Document changed",
+            ChangeKind::CountryAdded => "Country added",
+            ChangeKind::CountryRemoved => "Country removed",
             ChangeKind::Text => "Text",
         }
     }
@@ -250,6 +255,17 @@ impl Change {
             ChangeKind::DocumentAdded => format!("document added: {a}"),
             ChangeKind::DocumentRemoved => format!("document removed: {b}"),
             ChangeKind::DocumentChanged => format!("document changed: {b} → {a}"),
+            // "country added: Montenegro (ME)": the name as the page writes it.
+            ChangeKind::CountryAdded | ChangeKind::CountryRemoved => {
+                let (what, code) = match self.kind {
+                    ChangeKind::CountryAdded => ("added", &a),
+                    _ => ("removed", &b),
+                };
+                match &self.context {
+                    Some(name) if name != code => format!("country {what}: {name} ({code})"),
+                    _ => format!("country {what}: {code}"),
+                }
+            }
             ChangeKind::Text => "text changed".into(),
         }
     }

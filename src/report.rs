@@ -347,6 +347,15 @@ pub fn facts(f: &Facts) -> String {
         }
         let _ = writeln!(out, "  - {}", d.text);
     }
+    let _ = writeln!(out, "countries ({}):", f.countries.len());
+    let mut last = None;
+    for c in &f.countries {
+        if last != Some(&c.context) {
+            let _ = writeln!(out, "  [{}]", c.context);
+            last = Some(&c.context);
+        }
+        let _ = writeln!(out, "  {:<14} {}", c.code, c.name);
+    }
     out
 }
 

@@ -7,6 +7,7 @@
 //! network, no disk, no clock; `compare` decides what changed.
 
 pub mod ages;
+pub mod countries;
 pub mod dates;
 pub mod documents;
 pub mod durations;
@@ -145,6 +146,25 @@ pub struct Document {
     /// (case, punctuation) from one whose value alone changed.
     #[serde(skip)]
     pub shape: String,
+    /// Index of the line it was read from.
+    #[serde(skip)]
+    pub line: usize,
+}
+
+/// A country (or EU, EEA, Schengen) in a list of nationalities.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Country {
+    /// ISO 3166-1 alpha-2 code (`XK` for Kosovo), or `EU`, `EEA`, `Schengen`.
+    pub code: &'static str,
+    /// The name as the page writes it.
+    pub name: String,
+    /// The list's lead-in, or the sentence that names it.
+    pub context: String,
+    /// Which list it belongs to: lists are compared as sets of codes.
+    #[serde(skip)]
+    pub key: String,
+    #[serde(skip)]
+    pub line: usize,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -156,6 +176,8 @@ pub struct Facts {
     /// Effective, start and deadline dates ("from 1 June 2026").
     pub dates: Vec<Fact>,
     pub documents: Vec<Document>,
+    /// Countries in lists of nationalities.
+    pub countries: Vec<Country>,
 }
 
 /// One stretch of text that facts are read from, with its display context.
@@ -183,6 +205,7 @@ pub fn parse(text: &str) -> Facts {
         .chain(all_dates.iter().map(|d| d.span.clone()))
         .collect();
     let all_durs = durations::find(&latin, &taken);
+    let all_countries = countries::find(&latin);
     let offset = |part: &str| part.as_ptr() as usize - latin.as_ptr() as usize;
     let mut facts = Facts::default();
     let mut lead_in = String::new();
@@ -192,6 +215,10 @@ pub fn parse(text: &str) -> Facts {
     let mut original_lines = text.lines();
     let latin_lines: Vec<&str> = latin.lines().collect();
     let news = documents::news_lines(&latin_lines);
+    // Countries named in list items and table rows: a list or a table is one
+    // of nationalities only when most of its entries are countries (below).
+    let mut item_countries: Vec<(usize, bool, Vec<(&'static str, String)>)> = Vec::new();
+    let mut row_countries: Vec<(usize, String, bool, Vec<(&'static str, String)>)> = Vec::new();
     for (line_no, line) in latin_lines.iter().copied().enumerate() {
         let original = original_lines.next().unwrap_or(line);
         if news.contains(&line_no) {
@@ -231,6 +258,48 @@ pub fn parse(text: &str) -> Facts {
         };
         for u in &units {
             let at = offset(u.body);
+            let named: Vec<&countries::CountryMatch> =
+                within(&all_countries, |c| &c.span, at, u.body.len()).collect();
+            if !named.is_empty() {
+                let first = named[0].span.start - at;
+                let starts = u.body[..first]
+                    .trim_matches(|c: char| !c.is_alphanumeric())
+                    .is_empty()
+                    || fold(&u.body[..first]) == "the";
+                let found: Vec<(&'static str, String)> = named
+                    .iter()
+                    .map(|c| (c.code, shown(&latin[c.span.clone()])))
+                    .collect();
+                if list_line {
+                    item_countries.push((facts.documents.len() + item_index(&items, u.body), starts, found));
+                } else if u.label.is_some() {
+                    row_countries.push((line_no, lead_in.clone(), starts, found));
+                } else {
+                    // A sentence: its runs of names ("Norway, Iceland and
+                    // Switzerland"), or any name when it speaks of citizens.
+                    let owned: Vec<countries::CountryMatch> = named
+                        .iter()
+                        .map(|c| countries::CountryMatch {
+                            span: c.span.start - at..c.span.end - at,
+                            code: c.code,
+                        })
+                        .collect();
+                    let runs = countries::runs(u.body, &owned);
+                    if runs.iter().any(|r| r.names.len() >= 2) || countries::about_nationals(u.body) {
+                        let spans: Vec<Range<usize>> = runs.iter().map(|r| r.span.clone()).collect();
+                        let key = countries::sentence_key(&mask(u.body, &spans));
+                        for (code, name) in found {
+                            facts.countries.push(Country {
+                                code,
+                                name,
+                                context: shown(u.context),
+                                key: key.clone(),
+                                line: line_no,
+                            });
+                        }
+                    }
+                }
+            }
             let fees: Vec<fees::FeeMatch> = within(&all_fees, |f| &f.span, at, u.body.len())
                 .map(|f| fees::FeeMatch {
                     span: f.span.start - at..f.span.end - at,
@@ -321,12 +390,14 @@ pub fn parse(text: &str) -> Facts {
                     context: lead_in.clone(),
                     key: fold(&masked),
                     shape: masked,
+                    line: line_no,
                 });
             }
         } else if heading || !body.contains(" | ") {
             lead_in = shown(body);
         }
     }
+    country_lists(&mut facts, item_countries, row_countries);
     // "Free of charge" takes the currency the page's other fees use.
     let mut counts: HashMap<&'static str, usize> = HashMap::new();
     for f in &facts.fees {
@@ -347,6 +418,95 @@ pub fn parse(text: &str) -> Facts {
         }
     }
     facts
+}
+
+/// The position of `item` (a slice of the line) among the line's items.
+fn item_index(items: &[&str], item: &str) -> usize {
+    items
+        .iter()
+        .position(|i| i.as_ptr() == item.as_ptr())
+        .unwrap_or(0)
+}
+
+/// Lists and tables most of whose entries are countries are lists of
+/// nationalities: their countries become facts, and their items are no
+/// documents (a country added is `country_added`, not `document_added`).
+type Found = Vec<(&'static str, String)>;
+fn country_lists(
+    facts: &mut Facts,
+    items: Vec<(usize, bool, Found)>,
+    rows: Vec<(usize, String, bool, Found)>,
+) {
+    // Entries of one list: same lead-in, on consecutive lines.
+    fn groups<T>(entries: Vec<T>, same: impl Fn(&T, &T) -> bool) -> Vec<Vec<T>> {
+        let mut out: Vec<Vec<T>> = Vec::new();
+        for e in entries {
+            match out.last_mut() {
+                Some(g) if same(g.last().expect("non-empty"), &e) => g.push(e),
+                _ => out.push(vec![e]),
+            }
+        }
+        out
+    }
+    let is_list = |starting: usize, total: usize| starting >= 2 && starting * 5 >= total * 3;
+    let docs = &facts.documents;
+    let mut drop = vec![false; docs.len()];
+    let mut found = Vec::new();
+    for group in groups(items, |a, b| {
+        docs[a.0].context == docs[b.0].context && docs[b.0].line <= docs[a.0].line + 1
+    }) {
+        let first = &docs[group[0].0];
+        // Every item of the list counts, countries or not.
+        let total = docs
+            .iter()
+            .filter(|d| {
+                d.context == first.context
+                    && d.line >= first.line
+                    && d.line <= docs[group[group.len() - 1].0].line
+            })
+            .count();
+        if !is_list(group.iter().filter(|e| e.1).count(), total) {
+            continue;
+        }
+        let key = format!("list: {}", fold(&first.context));
+        for (doc, _, names) in group {
+            drop[doc] = true;
+            for (code, name) in names {
+                found.push(Country {
+                    code,
+                    name,
+                    context: docs[doc].context.clone(),
+                    key: key.clone(),
+                    line: docs[doc].line,
+                });
+            }
+        }
+    }
+    for group in groups(rows, |a, b| a.1 == b.1 && b.0 <= a.0 + 1) {
+        // Rows before and after the countries (a header row) do not count.
+        if !is_list(group.iter().filter(|e| e.2).count(), group.len()) {
+            continue;
+        }
+        let key = format!("table: {}", fold(&group[0].1));
+        for (line, context, _, names) in group {
+            for (code, name) in names {
+                found.push(Country {
+                    code,
+                    name,
+                    context: context.clone(),
+                    key: key.clone(),
+                    line,
+                });
+            }
+        }
+    }
+    let mut i = 0;
+    facts.documents.retain(|_| {
+        i += 1;
+        !drop[i - 1]
+    });
+    facts.countries.extend(found);
+    facts.countries.sort_by_key(|c| c.line);
 }
 
 /// The matches lying wholly inside `text[at..at + len]`; `all` is sorted by start.

@@ -8,7 +8,7 @@ use crate::facts::{Facts, Value};
 /// One line of the ledger.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Entry {
-    /// `fee`, `duration`, `age` or `document`.
+    /// `fee`, `duration`, `age`, `date`, `document` or `country`.
     pub kind: &'static str,
     /// The value as editors read it (`50 EUR`, `90 days`, the document).
     pub value: String,
@@ -37,6 +37,11 @@ fn identities(f: &Facts) -> Vec<(&'static str, String, String, String)> {
     }
     for d in &f.documents {
         out.push(("document", d.key.clone(), d.text.clone(), d.context.clone()));
+    }
+    // A country is the same fact whatever its list's lead-in or spelling.
+    for c in &f.countries {
+        let context = format!("{} · {}", c.name, c.context);
+        out.push(("country", c.code.to_string(), c.code.to_string(), context));
     }
     out
 }

@@ -1,0 +1,409 @@
+//! Country names in lists of nationalities: "citizens of the EU,
+//! Switzerland, Norway and Iceland", "državljani Crne Gore", a `<ul>` of
+//! countries, a table whose rows are countries. Each name becomes its ISO
+//! 3166-1 alpha-2 code (`ME`, `XK` for Kosovo) or a group (`EU`, `EEA`,
+//! `Schengen`), so a respelled name ("Republic of North Macedonia"), a
+//! script switch or another grammatical case is the same country.
+//!
+//! The names and their case endings are data (`data/countries.toml`); this
+//! module only finds them. Whether a name is part of a list of nationalities
+//! is decided by `facts::parse`, which knows lists, tables and sentences.
+//!
+//! Text comes transliterated to Latin (Cyrillic reads as Latin).
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::sync::LazyLock;
+
+use serde::Deserialize;
+
+/// One country name found in a text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CountryMatch {
+    pub span: Range<usize>,
+    pub code: &'static str,
+}
+
+/// A run of names that form one list ("Norway, Iceland and Switzerland").
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub span: Range<usize>,
+    /// Indices into the matches given to [`runs`].
+    pub names: Range<usize>,
+}
+
+const DATA: &str = include_str!("../../data/countries.toml");
+
+static TABLE: LazyLock<Table> =
+    LazyLock::new(|| Table::load(DATA).unwrap_or_else(|e| panic!("data/countries.toml: {e}")));
+
+/// Loads the table now (tests and the data check call it to fail early).
+pub fn check_data() -> Result<usize, String> {
+    Table::load(DATA).map(|t| t.codes.len())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    forms: HashMap<String, Vec<Rule>>,
+    joining: Vec<String>,
+    between: Vec<String>,
+    nationality: Vec<String>,
+    groups: HashMap<String, Names>,
+    countries: HashMap<String, Names>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rule {
+    ends: String,
+    forms: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Names {
+    en: Vec<String>,
+    sq: Vec<String>,
+    sr: Vec<String>,
+    #[serde(default)]
+    extra: Vec<String>,
+}
+
+struct Name {
+    code: usize,
+    /// The forms each word may take, folded; joining words left out.
+    words: Vec<Vec<String>>,
+    /// "UK", "BiH", "SAD": matched only as written, letter case included.
+    exact: Option<String>,
+}
+
+struct Table {
+    codes: Vec<String>,
+    names: Vec<Name>,
+    /// First word's forms → names starting with it.
+    first: HashMap<String, Vec<usize>>,
+    joining: HashSet<String>,
+    between: HashSet<String>,
+    nationality: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn load(data: &str) -> Result<Table, String> {
+        let file: File = toml::from_str(data).map_err(|e| e.to_string())?;
+        let fold_all = |v: &[String]| v.iter().map(|w| fold_word(w)).collect::<Vec<_>>();
+        let joining: HashSet<String> = fold_all(&file.joining).into_iter().collect();
+        let mut table = Table {
+            codes: Vec::new(),
+            names: Vec::new(),
+            first: HashMap::new(),
+            between: fold_all(&file.between).into_iter().collect(),
+            nationality: file
+                .nationality
+                .iter()
+                .map(|p| words(p).map(|(_, w)| fold_word(w)).collect())
+                .collect(),
+            joining,
+        };
+        let rules = |lang: &str| -> Result<Vec<(String, Vec<String>)>, String> {
+            let rules = file.forms.get(lang).ok_or(format!("no [forms] for {lang}"))?;
+            if rules.last().is_none_or(|r| !r.ends.is_empty()) {
+                return Err(format!("the last rule of forms.{lang} must have ends = \"\""));
+            }
+            Ok(rules
+                .iter()
+                .map(|r| (fold_word(&r.ends), fold_all(&r.forms)))
+                .collect())
+        };
+        let en = rules("en")?;
+        let sq = rules("sq")?;
+        let sr = rules("sr")?;
+        let mut entries: Vec<(&String, &Names)> = file.groups.iter().chain(&file.countries).collect();
+        entries.sort_by_key(|(code, _)| code.as_str());
+        for (code, names) in entries {
+            let valid = code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase())
+                || file.groups.contains_key(code);
+            if !valid {
+                return Err(format!("{code}: not an ISO 3166-1 alpha-2 code"));
+            }
+            let id = table.codes.len();
+            table.codes.push(code.clone());
+            for (list, rules) in [(&names.en, &en), (&names.sq, &sq), (&names.sr, &sr)] {
+                for name in list {
+                    table.add(id, name, Some(rules));
+                }
+            }
+            for name in &names.extra {
+                table.add(id, name, None);
+            }
+        }
+        Ok(table)
+    }
+
+    fn add(&mut self, code: usize, name: &str, rules: Option<&Vec<(String, Vec<String>)>>) {
+        let letters: Vec<char> = name.chars().filter(|c| c.is_alphanumeric()).collect();
+        let exact = (letters.len() <= 5 && letters.iter().filter(|c| c.is_uppercase()).count() >= 2)
+            .then(|| letters.iter().collect::<String>());
+        let words: Vec<Vec<String>> = words(name)
+            .map(|(_, w)| fold_word(w))
+            .filter(|w| !self.joining.contains(w))
+            .map(|w| match (rules, &exact) {
+                (Some(rules), None) => inflect(&w, rules),
+                _ => vec![w],
+            })
+            .collect();
+        if words.is_empty() {
+            return;
+        }
+        let id = self.names.len();
+        for form in &words[0] {
+            self.first.entry(form.clone()).or_default().push(id);
+        }
+        self.names.push(Name { code, words, exact });
+    }
+}
+
+/// The forms of one word by the first rule whose ending fits.
+fn inflect(word: &str, rules: &[(String, Vec<String>)]) -> Vec<String> {
+    let Some((ends, forms)) = rules.iter().find(|(ends, _)| word.ends_with(ends.as_str())) else {
+        return vec![word.to_string()];
+    };
+    let stem = &word[..word.len() - ends.len()];
+    let mut out: Vec<String> = forms.iter().map(|f| format!("{stem}{f}")).collect();
+    if !out.iter().any(|f| f == word) {
+        out.push(word.to_string());
+    }
+    out.retain(|f| !f.is_empty());
+    out.dedup();
+    out
+}
+
+/// Words with their byte spans: letters and digits, split at everything else.
+fn words(text: &str) -> impl Iterator<Item = (Range<usize>, &str)> {
+    let mut rest = text.char_indices().peekable();
+    std::iter::from_fn(move || {
+        while let Some(&(_, c)) = rest.peek() {
+            if c.is_alphanumeric() {
+                break;
+            }
+            rest.next();
+        }
+        let (start, _) = *rest.peek()?;
+        let mut end = start;
+        while let Some(&(i, c)) = rest.peek() {
+            if !c.is_alphanumeric() {
+                break;
+            }
+            end = i + c.len_utf8();
+            rest.next();
+        }
+        Some((start..end, &text[start..end]))
+    })
+}
+
+/// Lower case without diacritics ("Češka" → "ceska").
+fn fold_word(word: &str) -> String {
+    if word.is_ascii() {
+        word.to_ascii_lowercase()
+    } else {
+        super::fold(word)
+    }
+}
+
+/// The code of a match, as written in the data ("ME", "EU", "Schengen").
+fn code_of(id: usize) -> &'static str {
+    TABLE.codes[id].as_str()
+}
+
+/// Every country name in `text`, longest name first where names overlap.
+pub fn find(text: &str) -> Vec<CountryMatch> {
+    let table = &*TABLE;
+    let tokens: Vec<(Range<usize>, &str)> = words(text).collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut folded: HashMap<usize, String> = HashMap::new();
+    while i < tokens.len() {
+        let (span, word) = &tokens[i];
+        // Names start with a capital in all three languages: the cheap test
+        // that keeps this fast on long pages.
+        if !word.chars().next().is_some_and(char::is_uppercase) {
+            i += 1;
+            continue;
+        }
+        let key = fold_word(word);
+        let mut best: Option<(usize, usize)> = None; // (last token, name)
+        for &n in table.first.get(&key).into_iter().flatten() {
+            if let Some(last) = match_name(table, &table.names[n], text, &tokens, i, &mut folded)
+                && best.is_none_or(|(b, _)| last > b)
+            {
+                best = Some((last, n));
+            }
+        }
+        match best {
+            Some((last, n)) => {
+                out.push(CountryMatch {
+                    span: span.start..tokens[last].0.end,
+                    code: code_of(table.names[n].code),
+                });
+                i = last + 1;
+            }
+            None => i += 1,
+        }
+    }
+    out
+}
+
+/// The index of the last token of `name` read from token `at`, if it is there.
+fn match_name(
+    table: &Table,
+    name: &Name,
+    text: &str,
+    tokens: &[(Range<usize>, &str)],
+    at: usize,
+    folded: &mut HashMap<usize, String>,
+) -> Option<usize> {
+    let mut t = at;
+    let mut last = at;
+    for (w, forms) in name.words.iter().enumerate() {
+        loop {
+            let (span, word) = tokens.get(t)?;
+            // The words of one name stand together: no comma or line between.
+            if w > 0 && text[tokens[last].0.end..span.start].contains([',', ';', ':', '|', '\n', '(', ')']) {
+                return None;
+            }
+            let key = folded.entry(t).or_insert_with(|| fold_word(word));
+            if w > 0 && table.joining.contains(key.as_str()) {
+                t += 1;
+                continue;
+            }
+            if !forms.iter().any(|f| f == key) {
+                return None;
+            }
+            break;
+        }
+        last = t;
+        t += 1;
+    }
+    if let Some(exact) = &name.exact {
+        let written: String = text[tokens[at].0.start..tokens[last].0.end]
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .collect();
+        if &written != exact {
+            return None;
+        }
+    }
+    Some(last)
+}
+
+/// The runs of names that stand together as one list: only commas,
+/// "and", "or", articles and the like between them.
+pub fn runs(text: &str, matches: &[CountryMatch]) -> Vec<Run> {
+    let table = &*TABLE;
+    let mut out: Vec<Run> = Vec::new();
+    for (i, m) in matches.iter().enumerate() {
+        if let Some(run) = out.last_mut()
+            && run.names.end == i
+            && joins(table, &text[run.span.end..m.span.start])
+        {
+            run.span.end = m.span.end;
+            run.names.end = i + 1;
+            continue;
+        }
+        out.push(Run {
+            span: m.span.clone(),
+            names: i..i + 1,
+        });
+    }
+    out
+}
+
+fn joins(table: &Table, gap: &str) -> bool {
+    if gap.contains(['\n', '|', '.', ':']) {
+        return false;
+    }
+    words(gap).all(|(_, w)| {
+        let w = fold_word(w);
+        table.joining.contains(&w) || table.between.contains(&w)
+    })
+}
+
+/// The identity of a sentence that names countries: its words folded, the
+/// runs of names masked, joining words ("the", "and") left out, so the
+/// same sentence with other names in another order is the same list.
+pub fn sentence_key(masked: &str) -> String {
+    let table = &*TABLE;
+    let mut out = String::from("sentence:");
+    for (i, part) in masked.split('§').enumerate() {
+        if i > 0 {
+            out.push_str(" §");
+        }
+        for (_, w) in words(part) {
+            let w = fold_word(w);
+            if !table.joining.contains(&w) {
+                out.push(' ');
+                out.push_str(&w);
+            }
+        }
+    }
+    out
+}
+
+/// Whether `text` speaks of citizens or nationals ("citizens of",
+/// "državljani", "shtetasit").
+pub fn about_nationals(text: &str) -> bool {
+    let table = &*TABLE;
+    let folded: Vec<String> = words(text).map(|(_, w)| fold_word(w)).collect();
+    table
+        .nationality
+        .iter()
+        .any(|phrase| folded.windows(phrase.len()).any(|w| w == phrase.as_slice()))
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+
+    /// The codes of `text` (for the data-file cases).
+    pub fn norm(text: &str) -> Vec<String> {
+        let latin = crate::facts::transliterate(text);
+        find(&latin).iter().map(|m| m.code.to_string()).collect()
+    }
+
+    #[test]
+    fn the_data_file_loads_with_every_un_member() {
+        let n = check_data().unwrap();
+        // 193 UN members, Kosovo, 5 more often named, 3 groups.
+        assert_eq!(n, 193 + 6 + 3);
+    }
+
+    #[test]
+    fn names_in_their_cases_and_scripts() {
+        assert_eq!(norm("državljani Crne Gore i Bosne i Hercegovine"), ["ME", "BA"]);
+        assert_eq!(norm("државља Црне Горе"), ["ME"]);
+        assert_eq!(norm("shtetasit e Malit të Zi dhe të Shqipërisë"), ["ME", "AL"]);
+        assert_eq!(
+            norm("Republic of North Macedonia, Macedonia, FYR Macedonia"),
+            ["MK", "MK", "MK"]
+        );
+        assert_eq!(
+            norm("Papua New Guinea, Guinea-Bissau, Guinea"),
+            ["PG", "GW", "GN"]
+        );
+        // Capitals only for abbreviations: "sad" is Serbian for "now".
+        assert_eq!(norm("sad SAD Sad"), ["US"]);
+    }
+
+    #[test]
+    fn runs_are_names_joined_by_commas_and_conjunctions() {
+        let text = "Citizens of the EU, Switzerland, Norway and Iceland may enter Serbia.";
+        let m = find(text);
+        let codes: Vec<&str> = m.iter().map(|m| m.code).collect();
+        assert_eq!(codes, ["EU", "CH", "NO", "IS", "RS"]);
+        let r = runs(text, &m);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].names, 0..4);
+        assert!(about_nationals(text));
+        assert!(!about_nationals("Apply at the embassy of Serbia."));
+    }
+}
