@@ -217,8 +217,8 @@ pub fn parse(text: &str) -> Facts {
     let news = documents::news_lines(&latin_lines);
     // Countries named in list items and table rows: a list or a table is one
     // of nationalities only when most of its entries are countries (below).
-    let mut item_countries: Vec<(usize, bool, Vec<(&'static str, String)>)> = Vec::new();
-    let mut row_countries: Vec<(usize, String, bool, Vec<(&'static str, String)>)> = Vec::new();
+    let mut item_countries: Vec<Named> = Vec::new();
+    let mut row_countries: Vec<Named> = Vec::new();
     for (line_no, line) in latin_lines.iter().copied().enumerate() {
         let original = original_lines.next().unwrap_or(line);
         if news.contains(&line_no) {
@@ -271,9 +271,19 @@ pub fn parse(text: &str) -> Facts {
                     .map(|c| (c.code, shown(&latin[c.span.clone()])))
                     .collect();
                 if list_line {
-                    item_countries.push((facts.documents.len() + item_index(&items, u.body), starts, found));
+                    item_countries.push(Named {
+                        at: facts.documents.len() + item_index(&items, u.body),
+                        lead_in: String::new(),
+                        starts,
+                        names: found,
+                    });
                 } else if u.label.is_some() {
-                    row_countries.push((line_no, lead_in.clone(), starts, found));
+                    row_countries.push(Named {
+                        at: line_no,
+                        lead_in: lead_in.clone(),
+                        starts,
+                        names: found,
+                    });
                 } else {
                     // A sentence: its runs of names ("Norway, Iceland and
                     // Switzerland"), or any name when it speaks of citizens.
@@ -420,6 +430,17 @@ pub fn parse(text: &str) -> Facts {
     facts
 }
 
+/// Countries named in a list item or a table row, waiting for the verdict
+/// on their list.
+struct Named {
+    /// The document's index (items) or the line (table rows).
+    at: usize,
+    lead_in: String,
+    /// The entry starts with the name: it is a country entry.
+    starts: bool,
+    names: Vec<(&'static str, String)>,
+}
+
 /// The position of `item` (a slice of the line) among the line's items.
 fn item_index(items: &[&str], item: &str) -> usize {
     items
@@ -431,12 +452,7 @@ fn item_index(items: &[&str], item: &str) -> usize {
 /// Lists and tables most of whose entries are countries are lists of
 /// nationalities: their countries become facts, and their items are no
 /// documents (a country added is `country_added`, not `document_added`).
-type Found = Vec<(&'static str, String)>;
-fn country_lists(
-    facts: &mut Facts,
-    items: Vec<(usize, bool, Found)>,
-    rows: Vec<(usize, String, bool, Found)>,
-) {
+fn country_lists(facts: &mut Facts, items: Vec<Named>, rows: Vec<Named>) {
     // Entries of one list: same lead-in, on consecutive lines.
     fn groups<T>(entries: Vec<T>, same: impl Fn(&T, &T) -> bool) -> Vec<Vec<T>> {
         let mut out: Vec<Vec<T>> = Vec::new();
@@ -453,23 +469,20 @@ fn country_lists(
     let mut drop = vec![false; docs.len()];
     let mut found = Vec::new();
     for group in groups(items, |a, b| {
-        docs[a.0].context == docs[b.0].context && docs[b.0].line <= docs[a.0].line + 1
+        docs[a.at].context == docs[b.at].context && docs[b.at].line <= docs[a.at].line + 1
     }) {
-        let first = &docs[group[0].0];
+        let first = &docs[group[0].at];
+        let last = &docs[group[group.len() - 1].at];
         // Every item of the list counts, countries or not.
         let total = docs
             .iter()
-            .filter(|d| {
-                d.context == first.context
-                    && d.line >= first.line
-                    && d.line <= docs[group[group.len() - 1].0].line
-            })
+            .filter(|d| d.context == first.context && d.line >= first.line && d.line <= last.line)
             .count();
-        if !is_list(group.iter().filter(|e| e.1).count(), total) {
+        if !is_list(group.iter().filter(|e| e.starts).count(), total) {
             continue;
         }
         let key = format!("list: {}", fold(&first.context));
-        for (doc, _, names) in group {
+        for Named { at: doc, names, .. } in group {
             drop[doc] = true;
             for (code, name) in names {
                 found.push(Country {
@@ -482,18 +495,24 @@ fn country_lists(
             }
         }
     }
-    for group in groups(rows, |a, b| a.1 == b.1 && b.0 <= a.0 + 1) {
+    for group in groups(rows, |a, b| a.lead_in == b.lead_in && b.at <= a.at + 1) {
         // Rows before and after the countries (a header row) do not count.
-        if !is_list(group.iter().filter(|e| e.2).count(), group.len()) {
+        if !is_list(group.iter().filter(|e| e.starts).count(), group.len()) {
             continue;
         }
-        let key = format!("table: {}", fold(&group[0].1));
-        for (line, context, _, names) in group {
+        let key = format!("table: {}", fold(&group[0].lead_in));
+        for Named {
+            at: line,
+            lead_in,
+            names,
+            ..
+        } in group
+        {
             for (code, name) in names {
                 found.push(Country {
                     code,
                     name,
-                    context: context.clone(),
+                    context: lead_in.clone(),
                     key: key.clone(),
                     line,
                 });
