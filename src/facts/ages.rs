@@ -12,31 +12,24 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::WB;
+use super::lexicon::LEXICON;
+use super::{WB, word_alternation};
 
 /// What puts a number in an age: a comparison with an age word, or the age
-/// word itself ("vjeç" is "years of age"). Lower case, Latin script.
+/// word itself ("vjeç" is "years of age"). Words from `data/lexicon.toml`;
+/// lower case, Latin script.
 static AGE: LazyLock<Regex> = LazyLock::new(|| {
-    // English: "under 14", "under the age of 14", "over 70", "aged 16 and over",
-    // "younger than 14", "14 years of age", "14 years old".
-    let en_before = r"(?:under|over|below|above|younger than|older than|aged|age|ages|the age of|under the age of|over the age of|minors? \(under)";
-    // Serbian (Latin, and Cyrillic transliterated): "mlađi od 14", "stariji od 70",
-    // "mlađe od 18 godina", "uzrasta do 14", "do navršenih 18 godina".
-    let sr_before = r"(?:mlađ(?:a|e|i|u|oj|ih|ima|eg|em)?|starij(?:a|e|i|u|oj|ih|ima|eg|em)?|uzrasta do|uzrasta od|do navršenih|navršenih|ispod|iznad)(?:[^\S\n]+od)?";
-    // Albanian: "nën 14 vjeç", "nën moshën 18", "mbi 70 vjeç", "më të rinj se 14".
-    let sq_before = r"(?:nën moshën|mbi moshën|nën|mbi|më të rinj se|më të reja se|më të vjetër se|moshës)";
+    let alt = |words: &[String]| word_alternation(words.iter().map(String::as_str), false, true);
+    // "under 14", "under the age of 14", "mlađi od 14", "nën moshën 18";
+    // "14 years old", "14 vjeç".
+    let before = alt(&LEXICON.age_before);
+    let units = alt(&LEXICON.age_units);
+    let alone = alt(&LEXICON.age_alone);
     Regex::new(&format!(
-        r"{WB}(?:(?P<cmp>{en_before}|{sr_before}|{sq_before})[^\S\n]+(?P<n1>[0-9]{{1,3}})(?P<tail1>[^\S\n]*(?:years? of age|years? old|years?|godin[aeu]?|godina starosti|vjeç|vjet)?)|(?P<n2>[0-9]{{1,3}})[^\S\n]*(?P<unit2>years? of age|years? old|vjeç|godina starosti|godine starosti|godina života))(?P<after>[^\S\n]*[a-zčćđšžëç%]*)"
+        r"{WB}(?:(?P<cmp>{before})(?:[^\S\n]+(?:od|se|than))?[^\S\n]+(?P<n1>[0-9]{{1,3}})(?P<tail1>[^\S\n]*(?:{units})?)|(?P<n2>[0-9]{{1,3}})[^\S\n]*(?P<unit2>{alone}))(?P<after>[^\S\n]*[a-zčćđšžëç%]*)"
     ))
     .unwrap()
 });
-
-/// Words after a number that make it something else than an age.
-const NOT_AGE: &[&str] = &[
-    "day", "days", "week", "weeks", "month", "months", "hour", "hours", "dana", "dan", "meseci", "mesec",
-    "meseca", "nedelja", "nedelje", "sati", "sata", "ditë", "ditësh", "ditëve", "javë", "muaj", "orë", "eur",
-    "euro", "euros", "usd", "rsd", "din", "dinara", "lekë", "all", "%", "percent", "kg", "km",
-];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgeMatch {
@@ -61,7 +54,7 @@ pub fn find(text: &str) -> Vec<AgeMatch> {
             c.name("unit2").is_some() || c.name("tail1").is_some_and(|t| !t.as_str().trim().is_empty());
         let next = c.name("after").map_or("", |a| a.as_str().trim());
         // "under 14 days", "over 50 EUR": not an age.
-        if !has_age_word && NOT_AGE.contains(&next) {
+        if !has_age_word && LEXICON.not_age.iter().any(|w| w == next) {
             continue;
         }
         // "aged"/"age" alone need the number to be plausible and alone.

@@ -349,15 +349,19 @@ pub fn sentence_key(masked: &str) -> String {
     out
 }
 
-/// Whether `text` speaks of citizens or nationals ("citizens of",
-/// "državljani", "shtetasit").
-pub fn about_nationals(text: &str) -> bool {
+/// Whether `before` (the text up to a name) ends in the citizens or
+/// nationals of it: "citizens of", "državljani", "shtetasit e". "U.S.
+/// citizens need a passport" names the reader's country, not a list.
+pub fn after_nationals(before: &str) -> bool {
     let table = &*TABLE;
-    let folded: Vec<String> = words(text).map(|(_, w)| fold_word(w)).collect();
-    table
-        .nationality
-        .iter()
-        .any(|phrase| folded.windows(phrase.len()).any(|w| w == phrase.as_slice()))
+    let mut folded: Vec<String> = words(before).map(|(_, w)| fold_word(w)).collect();
+    while folded
+        .last()
+        .is_some_and(|w| table.joining.contains(w) || matches!(w.as_str(), "of" | "from" | "iz" | "nga"))
+    {
+        folded.pop();
+    }
+    table.nationality.iter().any(|phrase| folded.ends_with(phrase))
 }
 
 #[cfg(test)]
@@ -403,7 +407,9 @@ pub mod tests {
         let r = runs(text, &m);
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].names, 0..4);
-        assert!(about_nationals(text));
-        assert!(!about_nationals("Apply at the embassy of Serbia."));
+        assert!(after_nationals(&text[..r[0].span.start]));
+        assert!(!after_nationals("U.S. "));
+        assert!(after_nationals("Državljani "));
+        assert!(after_nationals("shtetasit e "));
     }
 }

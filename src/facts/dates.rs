@@ -17,127 +17,26 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::WB;
+use super::lexicon::LEXICON;
+use super::{WB, word_alternation};
 
-/// Month names and their case forms, lower case, Latin script.
-const MONTHS: &[(&str, u8)] = &[
-    ("january", 1),
-    ("jan", 1),
-    ("januar", 1),
-    ("januara", 1),
-    ("januaru", 1),
-    ("janar", 1),
-    ("janari", 1),
-    ("janarit", 1),
-    ("januarom", 1),
-    ("february", 2),
-    ("feb", 2),
-    ("februar", 2),
-    ("februara", 2),
-    ("februaru", 2),
-    ("shkurt", 2),
-    ("shkurti", 2),
-    ("shkurtit", 2),
-    ("februarom", 2),
-    ("march", 3),
-    ("mar", 3),
-    ("mart", 3),
-    ("marta", 3),
-    ("martu", 3),
-    ("mars", 3),
-    ("marsi", 3),
-    ("marsit", 3),
-    ("martom", 3),
-    ("april", 4),
-    ("apr", 4),
-    ("aprila", 4),
-    ("aprilu", 4),
-    ("prill", 4),
-    ("prilli", 4),
-    ("prillit", 4),
-    ("aprilom", 4),
-    ("may", 5),
-    ("maj", 5),
-    ("maja", 5),
-    ("maju", 5),
-    ("maji", 5),
-    ("majit", 5),
-    ("majem", 5),
-    ("june", 6),
-    ("jun", 6),
-    ("juna", 6),
-    ("junu", 6),
-    ("qershor", 6),
-    ("qershori", 6),
-    ("qershorit", 6),
-    ("junom", 6),
-    ("july", 7),
-    ("jul", 7),
-    ("jula", 7),
-    ("julu", 7),
-    ("korrik", 7),
-    ("korriku", 7),
-    ("korrikut", 7),
-    ("julom", 7),
-    ("august", 8),
-    ("aug", 8),
-    ("avgust", 8),
-    ("avgusta", 8),
-    ("avgustu", 8),
-    ("gusht", 8),
-    ("gushti", 8),
-    ("gushtit", 8),
-    ("avgustom", 8),
-    ("september", 9),
-    ("sep", 9),
-    ("sept", 9),
-    ("septembar", 9),
-    ("septembra", 9),
-    ("septembru", 9),
-    ("shtator", 9),
-    ("shtatori", 9),
-    ("shtatorit", 9),
-    ("septembrom", 9),
-    ("october", 10),
-    ("oct", 10),
-    ("oktobar", 10),
-    ("oktobra", 10),
-    ("oktobru", 10),
-    ("tetor", 10),
-    ("tetori", 10),
-    ("tetorit", 10),
-    ("oktobrom", 10),
-    ("november", 11),
-    ("nov", 11),
-    ("novembar", 11),
-    ("novembra", 11),
-    ("novembru", 11),
-    ("nëntor", 11),
-    ("nentor", 11),
-    ("nëntori", 11),
-    ("nëntorit", 11),
-    ("novembrom", 11),
-    ("december", 12),
-    ("dec", 12),
-    ("decembar", 12),
-    ("decembra", 12),
-    ("decembru", 12),
-    ("dhjetor", 12),
-    ("dhjetori", 12),
-    ("dhjetorit", 12),
-    ("decembrom", 12),
-];
-
-/// Words after which a date is a requirement's date. Not "on" / "më" / "na"
-/// alone: "published on 5 May" is how news and updates are dated.
-const TRIGGERS: &str = r"(?:from|as of|as from|starting|starting from|starting on|effective|effective from|with effect from|until|till|through|by|before|after|since|no later than|not later than|valid until|in|počev od|počevši od|počev|od|do|zaključno sa|zaključno|nakon|pre|posle|najkasnije do|nga|deri|deri më|deri në|duke filluar nga|duke filluar më|prej|pas|para)";
+/// Month names in every case, longest first, as a regex alternation.
+fn months() -> String {
+    let mut names: Vec<&str> = LEXICON.months.keys().map(String::as_str).collect();
+    names.sort_by_key(|n| (std::cmp::Reverse(n.len()), *n));
+    names
+        .iter()
+        .map(|n| regex::escape(n))
+        .collect::<Vec<_>>()
+        .join("|")
+}
 
 static DATE: LazyLock<Regex> = LazyLock::new(|| {
-    let mut names: Vec<&str> = MONTHS.iter().map(|m| m.0).collect();
-    names.sort_by_key(|n| std::cmp::Reverse(n.len()));
-    let months = names.join("|");
+    let months = months();
+    // Words after which a date is a requirement's date ("from", "od", "nga").
+    let triggers = word_alternation(LEXICON.date_triggers.iter().map(String::as_str), false, false);
     Regex::new(&format!(
-        r"{WB}{TRIGGERS}[^\S\n]+(?:the[^\S\n]+)?(?:(?P<iy>[0-9]{{4}})-(?P<im>[0-9]{{2}})-(?P<id>[0-9]{{2}})|(?P<nd>[0-9]{{1,2}})\.(?P<nm>[0-9]{{1,2}})\.(?P<ny>[0-9]{{4}})\.?|(?P<d1>[0-9]{{1,2}})\.?[^\S\n]+(?P<m1>{months})\.?,?[^\S\n]+(?P<y1>[0-9]{{4}})\.?|(?P<m2>{months})\.?[^\S\n]+(?P<d2>[0-9]{{1,2}}),?[^\S\n]+(?P<y2>[0-9]{{4}})|(?P<m3>{months})[^\S\n]+(?P<y3>[0-9]{{4}}))(?-u:\b)"
+        r"{WB}(?:{triggers})[^\S\n]+(?:the[^\S\n]+)?(?:(?P<iy>[0-9]{{4}})-(?P<im>[0-9]{{2}})-(?P<id>[0-9]{{2}})|(?P<nd>[0-9]{{1,2}})\.(?P<nm>[0-9]{{1,2}})\.(?P<ny>[0-9]{{4}})\.?|(?P<d1>[0-9]{{1,2}})\.?[^\S\n]+(?P<m1>{months})\.?,?[^\S\n]+(?P<y1>[0-9]{{4}})\.?|(?P<m2>{months})\.?[^\S\n]+(?P<d2>[0-9]{{1,2}}),?[^\S\n]+(?P<y2>[0-9]{{4}})|(?P<m3>{months})[^\S\n]+(?P<y3>[0-9]{{4}}))(?-u:\b)"
     ))
     .unwrap()
 });
@@ -145,9 +44,7 @@ static DATE: LazyLock<Regex> = LazyLock::new(|| {
 /// Any calendar date, with or without a trigger word (for telling a news
 /// list from a document list).
 static ANY_DATE: LazyLock<Regex> = LazyLock::new(|| {
-    let mut names: Vec<&str> = MONTHS.iter().map(|m| m.0).collect();
-    names.sort_by_key(|n| std::cmp::Reverse(n.len()));
-    let months = names.join("|");
+    let months = months();
     Regex::new(&format!(
         r"{WB}(?:[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}|[0-9]{{1,2}}[./][0-9]{{1,2}}[./][0-9]{{2,4}}|[0-9]{{1,2}}\.?[^\S\n]+(?:{months})\.?,?[^\S\n]+[0-9]{{4}}|(?:{months})[^\S\n]+[0-9]{{1,2}},?[^\S\n]+[0-9]{{4}})"
     ))
@@ -201,7 +98,7 @@ impl DateMatch {
 }
 
 fn month_of(word: &str) -> Option<u8> {
-    MONTHS.iter().find(|(k, _)| *k == word).map(|(_, m)| *m)
+    LEXICON.months.get(word).copied()
 }
 
 /// Finds every requirement date in `text` (transliterated to Latin).

@@ -7,13 +7,13 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::lexicon::{DURATION_QUALIFIERS, NUMBER_WORDS, UNITS};
+use super::lexicon::LEXICON;
 use super::{Unit, WB, word_alternation};
 
 static NUMBERED: LazyLock<Regex> = LazyLock::new(|| {
-    let nums = word_alternation(NUMBER_WORDS.iter().map(|n| n.0), true, true);
-    let units = word_alternation(UNITS.iter().map(|u| u.0), true, true);
-    let qualifiers = word_alternation(DURATION_QUALIFIERS.iter().copied(), true, true);
+    let nums = word_alternation(LEXICON.numbers.keys().map(String::as_str), true, true);
+    let units = word_alternation(LEXICON.units.iter().map(|u| u.0.as_str()), true, true);
+    let qualifiers = word_alternation(LEXICON.qualifiers.iter().map(String::as_str), true, true);
     // Between number and unit may sit a spelled-out number in brackets
     // ("90 (ninety) days") and a qualifier ("15 working days", "10 radnih dana").
     Regex::new(&format!(
@@ -23,7 +23,7 @@ static NUMBERED: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 static ARTICLE: LazyLock<Regex> = LazyLock::new(|| {
-    let units = word_alternation(UNITS.iter().map(|u| u.0), true, true);
+    let units = word_alternation(LEXICON.units.iter().map(|u| u.0.as_str()), true, true);
     // "a year" only after a word that makes it a length of time ("for a year",
     // "to a year"), not a rate ("100 EUR a day", "once a year").
     Regex::new(&format!(
@@ -49,15 +49,20 @@ impl DurationMatch {
 
 fn unit_of(word: &str) -> Option<Unit> {
     let w = word.to_lowercase();
-    UNITS.iter().find(|(k, _)| *k == w).map(|(_, u)| *u)
+    LEXICON.units.iter().find(|(k, _)| *k == w).map(|(_, u)| *u)
 }
 
 fn number_of(word: &str) -> Option<u32> {
     if let Ok(n) = word.parse() {
         return Some(n);
     }
-    let w = word.to_lowercase();
-    NUMBER_WORDS.iter().find(|(k, _)| *k == w).map(|(_, n)| *n)
+    // "twenty  one" as the lexicon writes it: one space between words.
+    let w = word
+        .to_lowercase()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    LEXICON.numbers.get(&w).copied()
 }
 
 /// Finds every duration in `text` (already transliterated to Latin),

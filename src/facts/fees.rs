@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::lexicon::{CURRENCY_AFTER, CURRENCY_BEFORE, FREE_PHRASES};
+use super::lexicon::LEXICON;
 use super::word_alternation;
 
 /// "$36 million", "2 miliona dinara": a scale word between amount and currency.
@@ -17,17 +17,23 @@ const AMOUNT: &str =
     r"(?P<amt>[0-9]{1,3}(?:[.,\u{a0}\u{202f} ][0-9]{3})+(?:[.,][0-9]{1,2})?|[0-9]+(?:[.,][0-9]{1,2})?)";
 
 static BEFORE: LazyLock<Regex> = LazyLock::new(|| {
-    let alt = word_alternation(CURRENCY_BEFORE.iter().map(|c| c.0), true, false);
+    let alt = word_alternation(LEXICON.currency_before.iter().map(|c| c.0.as_str()), true, false);
     Regex::new(&format!(r"(?P<cur>{alt})[^\S\n]?{AMOUNT}{SCALE}")).unwrap()
 });
 
 static AFTER: LazyLock<Regex> = LazyLock::new(|| {
-    let alt = word_alternation(CURRENCY_AFTER.iter().map(|c| c.0), false, true);
+    let alt = word_alternation(LEXICON.currency_after.iter().map(|c| c.0.as_str()), false, true);
     Regex::new(&format!(r"{AMOUNT}{SCALE}[^\S\n]?(?P<cur>{alt})")).unwrap()
 });
 
-static FREE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(&word_alternation(FREE_PHRASES.iter().copied(), true, true)).unwrap());
+static FREE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&word_alternation(
+        LEXICON.free.iter().map(String::as_str),
+        true,
+        true,
+    ))
+    .unwrap()
+});
 
 /// A fee found in a line: where, and its normal form. `None` currency for
 /// "free of charge", filled in by the caller from the page's other fees.
@@ -38,7 +44,7 @@ pub struct FeeMatch {
     pub currency: Option<&'static str>,
 }
 
-fn lookup(table: &[(&str, &'static str)], word: &str) -> Option<&'static str> {
+fn lookup(table: &[(String, &'static str)], word: &str) -> Option<&'static str> {
     let w = word.to_lowercase();
     table.iter().find(|(k, _)| *k == w).map(|(_, v)| *v)
 }
@@ -65,7 +71,7 @@ pub fn find(text: &str) -> Vec<FeeMatch> {
         }
         let scale = caps.name("scale").map(|m| m.as_str());
         let amount = normalize_amount(amt.as_str()).map(|a| scaled(a, scale));
-        let (Some(cur), Some(amount)) = (lookup(CURRENCY_BEFORE, cur_text), amount) else {
+        let (Some(cur), Some(amount)) = (lookup(&LEXICON.currency_before, cur_text), amount) else {
             continue;
         };
         out.push(FeeMatch {
@@ -86,7 +92,7 @@ pub fn find(text: &str) -> Vec<FeeMatch> {
         }
         let scale = caps.name("scale").map(|m| m.as_str());
         let amount = normalize_amount(&caps["amt"]).map(|a| scaled(a, scale));
-        let (Some(cur), Some(amount)) = (lookup(CURRENCY_AFTER, cur_text), amount) else {
+        let (Some(cur), Some(amount)) = (lookup(&LEXICON.currency_after, cur_text), amount) else {
             continue;
         };
         out.push(FeeMatch {

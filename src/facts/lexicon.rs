@@ -1,305 +1,244 @@
-//! The words visawatch reads in English, Albanian and Serbian: currencies,
-//! duration units, number words, and the phrases that mark noise or error
-//! pages. Serbian is listed in Latin only: text is transliterated first.
+//! The words visawatch reads in English, Albanian and Serbian, loaded once
+//! from `data/lexicon.toml` (built into the binary): currencies, units of
+//! time in every form, number words, months, the words that make a date or
+//! an age a requirement's, and the phrases of noise and error pages.
 //!
-//! Data only; the parsers decide how to use it.
+//! Data only; the parsers decide how to use it. Each word is also read
+//! without its diacritics ("kater", "cetiri"), as pages sometimes write.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use serde::Deserialize;
 
 use crate::facts::Unit;
 
-/// Currency words after an amount (`50 EUR`, `15.000 dinara`), lower case.
-pub const CURRENCY_AFTER: &[(&str, &str)] = &[
-    ("€", "EUR"),
-    ("eur", "EUR"),
-    ("euro", "EUR"),
-    ("euros", "EUR"),
-    ("evra", "EUR"),
-    ("evro", "EUR"),
-    ("eura", "EUR"),
-    ("usd", "USD"),
-    ("us$", "USD"),
-    ("$", "USD"),
-    ("dollars", "USD"),
-    ("dollar", "USD"),
-    ("us dollars", "USD"),
-    ("u.s. dollars", "USD"),
-    ("dolara", "USD"),
-    ("dollarë", "USD"),
-    ("rsd", "RSD"),
-    ("dinara", "RSD"),
-    ("dinar", "RSD"),
-    ("dinars", "RSD"),
-    ("din.", "RSD"),
-    ("din", "RSD"),
-    ("£", "GBP"),
-    ("gbp", "GBP"),
-    ("pounds sterling", "GBP"),
-    ("chf", "CHF"),
-    ("swiss francs", "CHF"),
-    ("lekë", "ALL"),
-    ("leke", "ALL"),
-    ("lek", "ALL"),
-    ("all", "ALL"),
-];
+const DATA: &str = include_str!("../../data/lexicon.toml");
 
-/// Currency marks before an amount (`€50`, `US$160`, `EUR 50`), lower case.
-pub const CURRENCY_BEFORE: &[(&str, &str)] = &[
-    ("€", "EUR"),
-    ("eur", "EUR"),
-    ("us$", "USD"),
-    ("usd", "USD"),
-    ("$", "USD"),
-    ("£", "GBP"),
-    ("gbp", "GBP"),
-    ("chf", "CHF"),
-    ("rsd", "RSD"),
-    ("din.", "RSD"),
-    // Albanian lek, only in capitals (checked by the parser): "ALL 2000".
-    ("all", "ALL"),
-];
+/// The lexicon, read from the data file at first use.
+pub static LEXICON: LazyLock<Lexicon> =
+    LazyLock::new(|| Lexicon::load(DATA).unwrap_or_else(|e| panic!("data/lexicon.toml: {e}")));
 
-/// Phrases meaning "no fee" (a zero fee).
-pub const FREE_PHRASES: &[&str] = &[
-    "free of charge",
-    "no fee",
-    "no fees",
-    "no charge",
-    "without charge",
-    "fee is waived",
-    "pa pagesë",
-    "pa pagese",
-    "nuk paguhet",
-    "besplatno",
-    "besplatan",
-    "besplatna",
-    "bez naknade",
-    "bez takse",
-    "oslobođen plaćanja",
-    "oslobođeno plaćanja",
-    "falas",
-    "gratis",
-    "without fee",
-    "without a fee",
-    "at no cost",
-    "nuk ka pagesë",
-    "nuk ka pagese",
-    "ne plaća se",
-    "bez plaćanja",
-];
+/// Loads the data file now (its test fails on a mistake in it).
+pub fn check_data() -> Result<(), String> {
+    Lexicon::load(DATA).map(|_| ())
+}
 
-/// Words between a number and its unit that keep it a duration
-/// ("15 working days", "8 radnih dana"); the unit decides the normal form.
-pub const DURATION_QUALIFIERS: &[&str] = &[
-    "working",
-    "business",
-    "calendar",
-    "consecutive",
-    "full",
-    "clear",
-    "radnih",
-    "radna",
-    "kalendarskih",
-    "uzastopnih",
-    "punih",
-];
+pub struct Lexicon {
+    /// (word, ISO 4217) after an amount / before it.
+    pub currency_after: Vec<(String, &'static str)>,
+    pub currency_before: Vec<(String, &'static str)>,
+    pub free: Vec<String>,
+    pub qualifiers: Vec<String>,
+    pub units: Vec<(String, Unit)>,
+    pub numbers: HashMap<String, u32>,
+    pub months: HashMap<String, u8>,
+    pub date_triggers: Vec<String>,
+    pub age_before: Vec<String>,
+    pub age_units: Vec<String>,
+    pub age_alone: Vec<String>,
+    /// Words after a number that make it anything but an age.
+    pub not_age: Vec<String>,
+    pub updated: Vec<String>,
+    pub counters: Vec<String>,
+    pub transient: Vec<String>,
+}
 
-/// Duration unit words (transliterated Latin, lower case).
-pub const UNITS: &[(&str, Unit)] = &[
-    ("hours", Unit::Hours),
-    ("hour", Unit::Hours),
-    ("hrs", Unit::Hours),
-    ("yrs", Unit::Years),
-    ("yr", Unit::Years),
-    ("mos", Unit::Months),
-    ("wks", Unit::Weeks),
-    ("wk", Unit::Weeks),
-    ("orë", Unit::Hours),
-    ("orëve", Unit::Hours),
-    ("ore", Unit::Hours),
-    ("sati", Unit::Hours),
-    ("sata", Unit::Hours),
-    ("sat", Unit::Hours),
-    ("časova", Unit::Hours),
-    ("casova", Unit::Hours),
-    ("čas", Unit::Hours),
-    ("days", Unit::Days),
-    ("day", Unit::Days),
-    ("ditë", Unit::Days),
-    ("ditëve", Unit::Days),
-    ("ditësh", Unit::Days),
-    ("dite", Unit::Days),
-    ("diteve", Unit::Days),
-    ("dana", Unit::Days),
-    ("dan", Unit::Days),
-    ("weeks", Unit::Weeks),
-    ("week", Unit::Weeks),
-    ("javë", Unit::Weeks),
-    ("javëve", Unit::Weeks),
-    ("jave", Unit::Weeks),
-    ("nedelja", Unit::Weeks),
-    ("nedelje", Unit::Weeks),
-    ("nedelju", Unit::Weeks),
-    ("sedmica", Unit::Weeks),
-    ("sedmice", Unit::Weeks),
-    ("months", Unit::Months),
-    ("month", Unit::Months),
-    ("muaj", Unit::Months),
-    ("muajsh", Unit::Months),
-    ("muajve", Unit::Months),
-    ("meseci", Unit::Months),
-    ("meseca", Unit::Months),
-    ("mesec", Unit::Months),
-    ("mjeseci", Unit::Months),
-    ("mjeseca", Unit::Months),
-    ("mjesec", Unit::Months),
-    ("years", Unit::Years),
-    ("year", Unit::Years),
-    ("vitesh", Unit::Years),
-    ("vitet", Unit::Years),
-    ("viti", Unit::Years),
-    ("vite", Unit::Years),
-    ("vit", Unit::Years),
-    ("vjet", Unit::Years),
-    ("godina", Unit::Years),
-    ("godine", Unit::Years),
-    ("godinu", Unit::Years),
-];
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    fees: Fees,
+    durations: Durations,
+    dates: Dates,
+    ages: Ages,
+    noise: Noise,
+    numbers: HashMap<String, HashMap<String, Vec<String>>>,
+}
 
-/// Number words up to the common visa figures (transliterated Latin).
-pub const NUMBER_WORDS: &[(&str, u32)] = &[
-    ("one", 1),
-    ("two", 2),
-    ("three", 3),
-    ("four", 4),
-    ("five", 5),
-    ("six", 6),
-    ("seven", 7),
-    ("eight", 8),
-    ("nine", 9),
-    ("ten", 10),
-    ("eleven", 11),
-    ("twelve", 12),
-    ("fifteen", 15),
-    ("twenty", 20),
-    ("thirty", 30),
-    ("sixty", 60),
-    ("ninety", 90),
-    ("një", 1),
-    ("nje", 1),
-    ("dy", 2),
-    ("tre", 3),
-    ("tri", 3),
-    ("katër", 4),
-    ("kater", 4),
-    ("pesë", 5),
-    ("pese", 5),
-    ("gjashtë", 6),
-    ("gjashte", 6),
-    ("shtatë", 7),
-    ("tetë", 8),
-    ("nëntë", 9),
-    ("dhjetë", 10),
-    ("dhjete", 10),
-    ("dymbëdhjetë", 12),
-    ("tridhjetë", 30),
-    ("nëntëdhjetë", 90),
-    ("jedan", 1),
-    ("jedna", 1),
-    ("jedne", 1),
-    ("jednu", 1),
-    ("jednog", 1),
-    ("dva", 2),
-    ("dve", 2),
-    ("dvije", 2),
-    ("četiri", 4),
-    ("cetiri", 4),
-    ("pet", 5),
-    ("šest", 6),
-    ("sest", 6),
-    ("sedam", 7),
-    ("osam", 8),
-    ("devet", 9),
-    ("deset", 10),
-    ("dvanaest", 12),
-    ("petnaest", 15),
-    ("dvadeset", 20),
-    ("trideset", 30),
-    ("šezdeset", 60),
-    ("sezdeset", 60),
-    ("devedeset", 90),
-];
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fees {
+    free: Vec<String>,
+    after: HashMap<String, Vec<String>>,
+    before: HashMap<String, Vec<String>>,
+}
 
-/// Words that start a "last updated"-style line.
-pub const UPDATED_WORDS: &[&str] = &[
-    "updated",
-    "last updated",
-    "page last updated",
-    "last modified",
-    "last reviewed",
-    "last verified",
-    "published",
-    "date published",
-    "posted",
-    "përditësuar",
-    "përditësimi i fundit",
-    "perditesuar",
-    "publikuar",
-    "botuar",
-    "ažurirano",
-    "azurirano",
-    "poslednja izmena",
-    "poslednje ažuriranje",
-    "objavljeno",
-    "datum objave",
-    "izmenjeno",
-];
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Durations {
+    qualifiers: Vec<String>,
+    units: HashMap<String, Vec<String>>,
+}
 
-/// Words of view and visit counters.
-pub const COUNTER_WORDS: &[&str] = &[
-    "views",
-    "viewed",
-    "visits",
-    "visitors",
-    "hits",
-    "all time",
-    "last 7 days",
-    "shikime",
-    "shikuar",
-    "vizita",
-    "pregleda",
-    "pregledi",
-    "poseta",
-    "posete",
-    "broj poseta",
-];
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Dates {
+    triggers: Vec<String>,
+    months: HashMap<String, Vec<String>>,
+}
 
-/// Text of error, maintenance and bot-check pages served with 200 OK.
-pub const TRANSIENT_MARKERS: &[&str] = &[
-    "error processing",
-    "service unavailable",
-    "503 service",
-    "502 bad gateway",
-    "504 gateway",
-    "gateway timeout",
-    "internal server error",
-    "under maintenance",
-    "scheduled maintenance",
-    "down for maintenance",
-    "temporarily unavailable",
-    "just a moment...",
-    "checking your browser",
-    "enable javascript and cookies to continue",
-    "attention required",
-    "verify you are human",
-    "are you a robot",
-    "access denied",
-    "request rejected",
-    "the requested url was rejected",
-    "ddos protection",
-    "në mirëmbajtje",
-    "ne mirembajtje",
-    "u toku je održavanje",
-    "sajt je u održavanju",
-    "stranica je privremeno nedostupna",
-    "privremeno nedostupan",
-    "greška pri obradi",
-];
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Ages {
+    before: Vec<String>,
+    units: Vec<String>,
+    alone: Vec<String>,
+    not_after: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Noise {
+    updated: Vec<String>,
+    counters: Vec<String>,
+    transient: Vec<String>,
+}
+
+/// The word, and the word without diacritics when it has any.
+fn spellings(words: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(words.len() * 2);
+    for w in words {
+        let w = w.to_lowercase();
+        let mut plain = String::with_capacity(w.len());
+        for c in w.chars() {
+            match c {
+                'ë' => plain.push('e'),
+                'ç' | 'č' | 'ć' => plain.push('c'),
+                'š' => plain.push('s'),
+                'ž' => plain.push('z'),
+                'đ' => plain.push_str("dj"),
+                other => plain.push(other),
+            }
+        }
+        for s in [w, plain] {
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        }
+    }
+    out
+}
+
+impl Lexicon {
+    fn load(data: &str) -> Result<Lexicon, String> {
+        let file: File = toml::from_str(data).map_err(|e| e.to_string())?;
+        let currency = |table: &HashMap<String, Vec<String>>| -> Result<Vec<(String, &'static str)>, String> {
+            let mut out = Vec::new();
+            let mut codes: Vec<&String> = table.keys().collect();
+            codes.sort();
+            for code in codes {
+                let code: &'static str = match code.as_str() {
+                    "EUR" => "EUR",
+                    "USD" => "USD",
+                    "RSD" => "RSD",
+                    "GBP" => "GBP",
+                    "CHF" => "CHF",
+                    "ALL" => "ALL",
+                    other => {
+                        return Err(format!(
+                            "currency {other}: visawatch reads EUR, USD, RSD, GBP, CHF and ALL"
+                        ));
+                    }
+                };
+                out.extend(spellings(&table[code]).into_iter().map(|w| (w, code)));
+            }
+            Ok(out)
+        };
+        let mut units = Vec::new();
+        for (name, words) in &file.durations.units {
+            let unit = match name.as_str() {
+                "hours" => Unit::Hours,
+                "days" => Unit::Days,
+                "weeks" => Unit::Weeks,
+                "months" => Unit::Months,
+                "years" => Unit::Years,
+                other => {
+                    return Err(format!(
+                        "durations.units.{other}: not hours, days, weeks, months or years"
+                    ));
+                }
+            };
+            units.extend(spellings(words).into_iter().map(|w| (w, unit)));
+        }
+        units.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut numbers = HashMap::new();
+        for (lang, table) in &file.numbers {
+            for (n, words) in table {
+                let n: u32 = n
+                    .parse()
+                    .map_err(|_| format!("numbers.{lang}.{n}: not a number"))?;
+                for w in spellings(words) {
+                    numbers.insert(w, n);
+                }
+            }
+        }
+        let mut months = HashMap::new();
+        for (m, words) in &file.dates.months {
+            let m: u8 = m
+                .parse()
+                .ok()
+                .filter(|m| (1..=12).contains(m))
+                .ok_or(format!("dates.months.{m}: not a month number"))?;
+            for w in spellings(words) {
+                months.insert(w, m);
+            }
+        }
+        let currency_after = currency(&file.fees.after)?;
+        let mut not_age: Vec<String> = units
+            .iter()
+            .filter(|(_, u)| *u != Unit::Years)
+            .map(|(w, _)| w.clone())
+            .chain(currency_after.iter().map(|(w, _)| w.clone()))
+            .chain(spellings(&file.ages.not_after))
+            .collect();
+        not_age.sort();
+        not_age.dedup();
+        Ok(Lexicon {
+            currency_before: currency(&file.fees.before)?,
+            currency_after,
+            free: spellings(&file.fees.free),
+            qualifiers: spellings(&file.durations.qualifiers),
+            units,
+            numbers,
+            months,
+            date_triggers: spellings(&file.dates.triggers),
+            age_before: spellings(&file.ages.before),
+            age_units: spellings(&file.ages.units),
+            age_alone: spellings(&file.ages.alone),
+            not_age,
+            updated: spellings(&file.noise.updated),
+            counters: spellings(&file.noise.counters),
+            transient: spellings(&file.noise.transient),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_data_file_loads_with_every_number_to_a_hundred() {
+        check_data().unwrap();
+        let l = &*LEXICON;
+        for (word, n) in [
+            ("ninety-nine", 99),
+            ("twenty one", 21),
+            ("a hundred", 100),
+            ("njëzet e një", 21),
+            ("njezet e nje", 21),
+            ("nëntëdhjetë", 90),
+            ("dvadeset i jedan", 21),
+            ("četrdeset pet", 45),
+            ("cetrdeset pet", 45),
+            ("sto", 100),
+        ] {
+            assert_eq!(l.numbers.get(word), Some(&n), "{word}");
+        }
+        for lang_count in [99, 100] {
+            assert!(l.numbers.values().filter(|&&v| v == lang_count).count() >= 3);
+        }
+        assert!(l.units.iter().any(|(w, u)| w == "ditesh" && *u == Unit::Days));
+        assert!(l.not_age.contains(&"dana".to_string()) && !l.not_age.contains(&"godina".to_string()));
+    }
+}

@@ -286,7 +286,7 @@ pub fn parse(text: &str) -> Facts {
                     });
                 } else {
                     // A sentence: its runs of names ("Norway, Iceland and
-                    // Switzerland"), or any name when it speaks of citizens.
+                    // Switzerland"), and a name after "citizens of".
                     let owned: Vec<countries::CountryMatch> = named
                         .iter()
                         .map(|c| countries::CountryMatch {
@@ -294,18 +294,23 @@ pub fn parse(text: &str) -> Facts {
                             code: c.code,
                         })
                         .collect();
-                    let runs = countries::runs(u.body, &owned);
-                    if runs.iter().any(|r| r.names.len() >= 2) || countries::about_nationals(u.body) {
+                    let runs: Vec<countries::Run> = countries::runs(u.body, &owned)
+                        .into_iter()
+                        .filter(|r| r.names.len() >= 2 || countries::after_nationals(&u.body[..r.span.start]))
+                        .collect();
+                    if !runs.is_empty() {
                         let spans: Vec<Range<usize>> = runs.iter().map(|r| r.span.clone()).collect();
                         let key = countries::sentence_key(&mask(u.body, &spans));
-                        for (code, name) in found {
-                            facts.countries.push(Country {
-                                code,
-                                name,
-                                context: shown(u.context),
-                                key: key.clone(),
-                                line: line_no,
-                            });
+                        for r in &runs {
+                            for (code, name) in &found[r.names.clone()] {
+                                facts.countries.push(Country {
+                                    code,
+                                    name: name.clone(),
+                                    context: shown(u.context),
+                                    key: key.clone(),
+                                    line: line_no,
+                                });
+                            }
                         }
                     }
                 }

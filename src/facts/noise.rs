@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::lexicon::{COUNTER_WORDS, TRANSIENT_MARKERS, UPDATED_WORDS};
+use super::lexicon::LEXICON;
 use super::{durations, fees, transliterate};
 
 static DATEISH: LazyLock<Regex> = LazyLock::new(|| {
@@ -20,13 +20,13 @@ static ONLY_DATE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(r"(?i)^(?:[^\p{{L}}]|\b(?:{months})\p{{L}}*)+$")).unwrap()
 });
 
-fn words_regex(words: &[&str]) -> Regex {
+fn words_regex(words: &[String]) -> Regex {
     let alt: Vec<String> = words.iter().map(|w| regex::escape(w)).collect();
     Regex::new(&format!(r"(?i)\b(?:{})\b", alt.join("|"))).unwrap()
 }
 
-static UPDATED: LazyLock<Regex> = LazyLock::new(|| words_regex(UPDATED_WORDS));
-static COUNTER: LazyLock<Regex> = LazyLock::new(|| words_regex(COUNTER_WORDS));
+static UPDATED: LazyLock<Regex> = LazyLock::new(|| words_regex(&LEXICON.updated));
+static COUNTER: LazyLock<Regex> = LazyLock::new(|| words_regex(&LEXICON.counters));
 /// A dated label line ("Datum: 12.03.2025.", "Data: …") or a copyright line.
 static LABEL_OR_COPYRIGHT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^(?:(?:date|datum|data)\s*[:\-–]|©|\(c\)\s*(?:19|20)\d\d|copyright\b)").unwrap()
@@ -139,9 +139,10 @@ pub fn transient(prev: Option<usize>, text: &str) -> Option<Suspicion> {
                 rest.is_empty() || rest.starts_with(['.', '!', ':', '|', ',', '-', '–', '('])
             })
         };
-        if let Some(m) = TRANSIENT_MARKERS
+        if let Some(m) = LEXICON
+            .transient
             .iter()
-            .find(|m| heads_a_block(m) || (len <= 60 && lower.contains(*m)))
+            .find(|m| heads_a_block(m) || (len <= 60 && lower.contains(m.as_str())))
         {
             return Some(Suspicion::ErrorPage(m));
         }
