@@ -355,10 +355,10 @@ pub fn sentence_key(masked: &str) -> String {
 pub fn after_nationals(before: &str) -> bool {
     let table = &*TABLE;
     let mut folded: Vec<String> = words(before).map(|(_, w)| fold_word(w)).collect();
-    while folded
-        .last()
-        .is_some_and(|w| table.joining.contains(w) || matches!(w.as_str(), "of" | "from" | "iz" | "nga"))
-    {
+    // "citizens of the member states of the", "državljani zemalja članica".
+    while folded.last().is_some_and(|w| {
+        table.joining.contains(w) || table.between.contains(w) || matches!(w.as_str(), "from" | "iz" | "nga")
+    }) {
         folded.pop();
     }
     table.nationality.iter().any(|phrase| folded.ends_with(phrase))

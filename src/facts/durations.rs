@@ -144,6 +144,9 @@ pub(super) mod tests {
 
     /// The durations of a text in normal form (`"90 days"`).
     pub fn norm(text: &str) -> Vec<String> {
-        find(text, &[]).iter().map(DurationMatch::normal).collect()
+        find(&crate::facts::transliterate(text), &[])
+            .iter()
+            .map(DurationMatch::normal)
+            .collect()
     }
 }

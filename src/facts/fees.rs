@@ -191,7 +191,7 @@ pub(super) mod tests {
 
     /// The fees of a text in normal form (`"50 EUR"`, `"0"` for free).
     pub fn norm(text: &str) -> Vec<String> {
-        find(text)
+        find(&crate::facts::transliterate(text))
             .into_iter()
             .map(|m| {
                 format!("{} {}", m.amount, m.currency.unwrap_or("?"))

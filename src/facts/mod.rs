@@ -784,45 +784,47 @@ pub fn transliterate(text: &str) -> std::borrow::Cow<'_, str> {
 mod tests {
     use super::*;
 
-    /// The cases in `tests/fixtures/facts.txt`: `kind: text => values`.
+    /// The cases in `tests/fixtures/facts.toml`: `[kind] lang = [[text, values…], …]`.
     #[test]
     fn cases_from_the_data_file() {
-        let data = include_str!("../../tests/fixtures/facts.txt");
+        type Cases = std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<Vec<String>>>>;
+        let data: Cases =
+            toml::from_str(include_str!("../../tests/fixtures/facts.toml")).expect("facts.toml");
         let mut failed = Vec::new();
         let mut count = 0;
-        for (n, line) in data.lines().enumerate() {
-            let line = line.trim_end();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
+        for (kind, langs) in &data {
+            for (lang, cases) in langs {
+                // Issue 15: each new kind in each language, at least 15 cases.
+                if matches!(kind.as_str(), "age" | "date" | "country") {
+                    assert!(
+                        cases.len() >= 15,
+                        "facts.toml: only {} {kind} cases in {lang}",
+                        cases.len()
+                    );
+                }
+                for case in cases {
+                    let (text, want) = case.split_first().expect("a case has its text");
+                    let got = match kind.as_str() {
+                        "fee" => fees::tests::norm(text),
+                        "duration" => durations::tests::norm(text),
+                        "age" => ages::tests::norm(text),
+                        "date" => dates::tests::norm(text),
+                        "country" => parse(text).countries.iter().map(|c| c.code.to_string()).collect(),
+                        other => panic!("facts.toml: unknown kind {other}"),
+                    };
+                    count += 1;
+                    if got != want {
+                        failed.push(format!("{kind}.{lang}: {text:?}: want {want:?}, got {got:?}"));
+                    }
+                }
             }
-            let (kind, rest) = line
-                .split_once(": ")
-                .unwrap_or_else(|| panic!("facts.txt:{}: no kind", n + 1));
-            let (text, want) = rest
-                .rsplit_once(" =>")
-                .unwrap_or_else(|| panic!("facts.txt:{}: no =>", n + 1));
-            let want: Vec<String> = want
-                .split(';')
-                .map(str::trim)
-                .filter(|w| !w.is_empty())
-                .map(str::to_string)
-                .collect();
-            let got = match kind {
-                "fee" => fees::tests::norm(text),
-                "duration" => durations::tests::norm(text),
-                "age" => ages::tests::norm(text),
-                "date" => dates::tests::norm(text),
-                other => panic!("facts.txt:{}: unknown kind {other}", n + 1),
-            };
-            count += 1;
-            if got != want {
-                failed.push(format!(
-                    "facts.txt:{}: {kind} in {text:?}: want {want:?}, got {got:?}",
-                    n + 1
-                ));
+            if matches!(kind.as_str(), "age" | "date" | "country") {
+                for lang in ["en", "sq", "sr-Latn", "sr-Cyrl"] {
+                    assert!(langs.contains_key(lang), "facts.toml: no {kind} cases in {lang}");
+                }
             }
         }
-        assert!(count >= 80, "only {count} cases read");
+        assert!(count >= 290, "only {count} cases read");
         assert!(failed.is_empty(), "{}", failed.join("\n"));
     }
 
