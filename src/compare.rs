@@ -27,7 +27,7 @@ pub fn compare(before: &str, after: &str) -> Option<Verdict> {
     // Lines explained by reported facts (before, after), and whether a value
     // was only rewritten in an equal form ("1 year" → "12 months").
     let mut explained = (HashSet::new(), HashSet::new(), false);
-    let (doc_changes, whole_items) = match_documents(&fb.documents, &fa.documents);
+    let (doc_changes, whole_items) = match_documents(&fb.documents, &fa.documents, &mut explained);
     changes.extend(match_values(
         &fb.fees,
         &fa.fees,
@@ -369,7 +369,11 @@ fn match_values(
 
 /// Documents as a multiset: order does not matter; similar leftovers are
 /// rewordings.
-fn match_documents(before: &[Document], after: &[Document]) -> (Vec<Change>, WholeItems) {
+fn match_documents(
+    before: &[Document],
+    after: &[Document],
+    explained: &mut (HashSet<usize>, HashSet<usize>, bool),
+) -> (Vec<Change>, WholeItems) {
     let mut whole = WholeItems::default();
     let mut used_b = vec![false; before.len()];
     let mut used_a = vec![false; after.len()];
@@ -423,6 +427,19 @@ fn match_documents(before: &[Document], after: &[Document]) -> (Vec<Change>, Who
                 after: Some(a.text.clone()),
                 context: Some(a.context.clone()),
             });
+        }
+    }
+    // A list inside a sentence: when the sentence around it reads the same,
+    // its line says nothing beyond the documents reported.
+    let frames =
+        |docs: &[Document]| -> HashSet<String> { docs.iter().filter_map(|d| d.frame.clone()).collect() };
+    let (fb, fa) = (frames(before), frames(after));
+    let changed = !out.is_empty();
+    for (docs, other, lines) in [(before, &fa, &mut explained.0), (after, &fb, &mut explained.1)] {
+        for d in docs {
+            if changed && d.frame.as_ref().is_some_and(|f| other.contains(f)) {
+                lines.insert(d.line);
+            }
         }
     }
     // Only when it is all that happened to the list: beside a document

@@ -18,6 +18,92 @@ pub fn item(line: &str) -> Option<&str> {
     (!rest.is_empty()).then_some(rest)
 }
 
+/// A list written inside a sentence: "photo ID (original ID, a driver's
+/// license, or a passport)", "Uz zahtev: pasoš, fotografija i potvrda".
+/// The list is the part in brackets or after a colon (or the whole
+/// sentence when every part is short): at least two items joined by commas
+/// and a last "and"/"or", one of them naming a document (a word from
+/// `data/lexicon.toml`), none longer than eight words. Returns the items,
+/// slices of `sentence`, and the span of the list in it.
+pub fn inline_items(sentence: &str) -> Option<(std::ops::Range<usize>, Vec<&str>)> {
+    let lexicon = &*super::lexicon::LEXICON;
+    let bytes = sentence.as_bytes();
+    if !bytes.contains(&b',') && !bytes.contains(&b' ') {
+        return None;
+    }
+    let region = if let (Some(open), Some(close)) = (sentence.find('('), sentence.rfind(')'))
+        && open < close
+        && (sentence[open..close].contains(',')
+            || sentence[open..close]
+                .split(' ')
+                .any(|w| lexicon.list_joining.iter().any(|j| j.eq_ignore_ascii_case(w))))
+    {
+        open + 1..close
+    } else if let Some(colon) = sentence.find(": ") {
+        colon + 2..sentence.len()
+    } else if sentence.trim_end().ends_with('.') {
+        // A whole sentence, not a title ("Entry, Exit and Visa Requirements").
+        0..sentence.len()
+    } else {
+        return None;
+    };
+    let text = &sentence[region.clone()];
+    let text_end = region.start + text.trim_end_matches(['.', ';', '!', ' ']).len();
+    // Split at commas, then the last part at its first joining word.
+    let mut parts: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut at = region.start;
+    for piece in sentence[region.start..text_end].split([',', ';']) {
+        parts.push(at..at + piece.len());
+        at += piece.len() + 1;
+    }
+    let last = parts.pop()?;
+    let is_joining = |w: &str| lexicon.list_joining.iter().any(|j| j.eq_ignore_ascii_case(w));
+    // "…, or a passport": the last part starts with its joining word;
+    // "…, fotografija i potvrda": the joining word splits it in two.
+    let lead = sentence[last.clone()].trim_start();
+    let start = last.end - lead.len();
+    let mut words_at = lead.match_indices(' ').map(|(i, _)| i + 1);
+    let first_word = lead.split(' ').next().unwrap_or("");
+    if is_joining(first_word) {
+        if parts.is_empty() {
+            return None;
+        }
+        parts.push(start + first_word.len()..last.end);
+    } else {
+        let split = words_at.find(|&i| is_joining(lead[i..].split(' ').next().unwrap_or("")))?;
+        let word = lead[split..].split(' ').next().unwrap_or("");
+        parts.push(start..start + split);
+        parts.push(start + split + word.len()..last.end);
+    }
+    let items: Vec<&str> = parts.iter().map(|r| sentence[r.clone()].trim()).collect();
+    let words = |s: &str| s.split_whitespace().count();
+    if items.len() < 2 || items.iter().any(|i| i.is_empty() || words(i) > 8) {
+        return None;
+    }
+    // A whole sentence is a list only when its first part is short too.
+    if region.start == 0 && words(items[0]) > 4 {
+        return None;
+    }
+    let names_a_document = |item: &str| {
+        item.split(|c: char| !c.is_alphanumeric()).any(|w| {
+            let w = w.to_lowercase();
+            !w.is_empty()
+                && lexicon
+                    .document_words
+                    .iter()
+                    .any(|d| w == *d || (d.chars().count() > 3 && w.starts_with(d.as_str())))
+        })
+    };
+    if !items.iter().any(|i| names_a_document(i)) {
+        return None;
+    }
+    // Two items only when both name documents ("passport or ID card").
+    if items.len() == 2 && !items.iter().all(|i| names_a_document(i)) {
+        return None;
+    }
+    Some((region.start..text_end, items))
+}
+
 /// The lines of lists that are news, not requirements: runs of at least
 /// three list items, most of them links and at least half of them dated,
 /// or two thirds of them starting or ending with a date ("latest news",
@@ -198,5 +284,29 @@ mod tests {
                 "proof of accommodation (ownership or lease contract)"
             ) >= 0.6
         );
+    }
+}
+
+#[cfg(test)]
+mod inline_tests {
+    use super::*;
+
+    #[test]
+    fn a_list_inside_a_sentence() {
+        let s = "Kosovo law requires U.S. citizens to show photo ID (original ID, a driver's license, or a passport) to authorized officials if asked.";
+        let (_, items) = inline_items(s).expect("a list");
+        assert_eq!(items, ["original ID", "a driver's license", "a passport"]);
+        let s = "Kosovo law requires U.S. citizens to show photo ID (original ID or a passport) to authorized officials if asked.";
+        assert_eq!(inline_items(s).expect("a list").1, ["original ID", "a passport"]);
+        let s = "Uz zahtev se prilaže: pasoš, fotografija i potvrda o zaposlenju.";
+        assert_eq!(
+            inline_items(s).expect("a list").1,
+            ["pasoš", "fotografija", "potvrda o zaposlenju"]
+        );
+        assert_eq!(
+            inline_items("Zyrat tona janë në Prishtinë, Prizren dhe Pejë."),
+            None
+        );
+        assert_eq!(inline_items("Entry, Exit and Visa Requirements"), None);
     }
 }

@@ -42,6 +42,10 @@ pub struct Lexicon {
     pub updated: Vec<String>,
     pub counters: Vec<String>,
     pub transient: Vec<String>,
+    /// Word starts that name a document ("passport", "potvrd").
+    pub document_words: Vec<String>,
+    /// "and", "or" before the last item of an inline list.
+    pub list_joining: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -52,6 +56,7 @@ struct File {
     dates: Dates,
     ages: Ages,
     noise: Noise,
+    documents: Documents,
     numbers: HashMap<String, HashMap<String, Vec<String>>>,
 }
 
@@ -84,6 +89,13 @@ struct Ages {
     units: Vec<String>,
     alone: Vec<String>,
     not_after: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Documents {
+    words: Vec<String>,
+    joining: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -209,6 +221,8 @@ impl Lexicon {
             updated: spellings(&file.noise.updated),
             counters: spellings(&file.noise.counters),
             transient: spellings(&file.noise.transient),
+            document_words: spellings(&file.documents.words),
+            list_joining: spellings(&file.documents.joining),
         })
     }
 }

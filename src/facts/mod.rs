@@ -149,6 +149,11 @@ pub struct Document {
     /// Index of the line it was read from.
     #[serde(skip)]
     pub line: usize,
+    /// For an item of a list written inside a sentence: the sentence with
+    /// its list masked, folded. Tells the same sentence with an item
+    /// dropped from a sentence rewritten.
+    #[serde(skip)]
+    pub frame: Option<String>,
 }
 
 /// A country (or EU, EEA, Schengen) in a list of nationalities.
@@ -207,6 +212,19 @@ pub fn parse(text: &str) -> Facts {
     let all_durs = durations::find(&latin, &taken);
     let all_countries = countries::find(&latin);
     let offset = |part: &str| part.as_ptr() as usize - latin.as_ptr() as usize;
+    // A part of the text with its own values masked (`§`): the key of a
+    // document, the same when only its fee or duration changed.
+    let mask_values = |part: &str| {
+        let at = offset(part);
+        let spans: Vec<Range<usize>> = within(&all_fees, |f| &f.span, at, part.len())
+            .map(|f| &f.span)
+            .chain(within(&all_durs, |d| &d.span, at, part.len()).map(|d| &d.span))
+            .chain(within(&all_ages, |a| &a.span, at, part.len()).map(|a| &a.span))
+            .chain(within(&all_dates, |d| &d.span, at, part.len()).map(|d| &d.span))
+            .map(|s| s.start - at..s.end - at)
+            .collect();
+        mask(part, &spans)
+    };
     let mut facts = Facts::default();
     let mut lead_in = String::new();
     let mut free_fees: Vec<usize> = Vec::new();
@@ -329,6 +347,33 @@ pub fn parse(text: &str) -> Facts {
             spans.extend(durs.iter().map(|d| d.span.start - at..d.span.end - at));
             spans.extend(ages.iter().map(|a| a.span.start - at..a.span.end - at));
             spans.extend(dates.iter().map(|d| d.span.start - at..d.span.end - at));
+            if !list_line
+                && !heading
+                && u.label.is_none()
+                && let Some((list, inline)) = documents::inline_items(u.body)
+            {
+                // A list of countries is no document list (see above).
+                let in_list = |c: &&countries::CountryMatch| {
+                    c.span.start >= at + list.start && c.span.end <= at + list.end
+                };
+                let named = within(&all_countries, |c| &c.span, at, u.body.len())
+                    .filter(in_list)
+                    .count();
+                if named * 2 < inline.len() {
+                    let frame = fold(&mask(u.body, std::slice::from_ref(&list)));
+                    for item in inline {
+                        let masked = mask_values(item);
+                        facts.documents.push(Document {
+                            text: shown(item),
+                            context: shown(u.context),
+                            key: fold(&masked),
+                            shape: masked,
+                            line: line_no,
+                            frame: Some(frame.clone()),
+                        });
+                    }
+                }
+            }
             if spans.is_empty() {
                 continue;
             }
@@ -383,29 +428,14 @@ pub fn parse(text: &str) -> Facts {
             for (item, text) in items.iter().zip(shown) {
                 // The key masks the item's own fees and durations, so an item
                 // whose value changed is the same document.
-                let at = offset(item);
-                let spans: Vec<Range<usize>> = within(&all_fees, |f| &f.span, at, item.len())
-                    .map(|f| f.span.start - at..f.span.end - at)
-                    .chain(
-                        within(&all_durs, |d| &d.span, at, item.len())
-                            .map(|d| d.span.start - at..d.span.end - at),
-                    )
-                    .chain(
-                        within(&all_ages, |a| &a.span, at, item.len())
-                            .map(|a| a.span.start - at..a.span.end - at),
-                    )
-                    .chain(
-                        within(&all_dates, |d| &d.span, at, item.len())
-                            .map(|d| d.span.start - at..d.span.end - at),
-                    )
-                    .collect();
-                let masked = mask(item, &spans);
+                let masked = mask_values(item);
                 facts.documents.push(Document {
                     text: text.to_string(),
                     context: lead_in.clone(),
                     key: fold(&masked),
                     shape: masked,
                     line: line_no,
+                    frame: None,
                 });
             }
         } else if heading || !body.contains(" | ") {
