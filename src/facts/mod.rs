@@ -279,11 +279,17 @@ pub fn parse(text: &str) -> Facts {
             let named: Vec<&countries::CountryMatch> =
                 within(&all_countries, |c| &c.span, at, u.body.len()).collect();
             if !named.is_empty() {
-                let first = named[0].span.start - at;
-                let starts = u.body[..first]
+                // A country entry is the name, alone or with a note after a
+                // mark: "Montenegro", "Albania (ID card)", "Kosovo – 90 days";
+                // not "U.S. Department of Defense Photos".
+                let (first, end) = (named[0].span.start - at, named[0].span.end - at);
+                let rest = u.body[end..].trim_start();
+                let starts = (u.body[..first]
                     .trim_matches(|c: char| !c.is_alphanumeric())
                     .is_empty()
-                    || fold(&u.body[..first]) == "the";
+                    || fold(&u.body[..first]) == "the")
+                    && (rest.trim_end_matches('.').is_empty()
+                        || rest.starts_with([',', '(', '–', '—', '-', ':', ';', '/', '*', '|']));
                 let found: Vec<(&'static str, String)> = named
                     .iter()
                     .map(|c| (c.code, shown(&latin[c.span.clone()])))
