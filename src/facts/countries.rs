@@ -83,6 +83,9 @@ struct Table {
     names: Vec<Name>,
     /// First word's forms → names starting with it.
     first: HashMap<String, Vec<usize>>,
+    /// The first two letters of those forms, ASCII: most words of a page
+    /// are passed over on this test alone.
+    openings: Box<[u64; 1024]>,
     joining: HashSet<String>,
     between: HashSet<String>,
     nationality: Vec<Vec<String>>,
@@ -97,6 +100,7 @@ impl Table {
             codes: Vec::new(),
             names: Vec::new(),
             first: HashMap::new(),
+            openings: Box::new([0; 1024]),
             between: fold_all(&file.between).into_iter().collect(),
             nationality: file
                 .nationality
@@ -158,6 +162,10 @@ impl Table {
         let id = self.names.len();
         for form in &words[0] {
             self.first.entry(form.clone()).or_default().push(id);
+            if let [a, b, ..] = form.as_bytes() {
+                let bit = usize::from(*a) << 8 | usize::from(*b);
+                self.openings[bit / 64] |= 1 << (bit % 64);
+            }
         }
         self.names.push(Name { code, words, exact });
     }
@@ -218,52 +226,69 @@ fn code_of(id: usize) -> &'static str {
 /// Every country name in `text`, longest name first where names overlap.
 pub fn find(text: &str) -> Vec<CountryMatch> {
     let table = &*TABLE;
-    let tokens: Vec<(Range<usize>, &str)> = words(text).collect();
+    let bytes = text.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
-    let mut folded: HashMap<usize, String> = HashMap::new();
-    while i < tokens.len() {
-        let (span, word) = &tokens[i];
-        // Names start with a capital in all three languages: the cheap test
-        // that keeps this fast on long pages.
-        if !word.chars().next().is_some_and(char::is_uppercase) {
+    // A byte scan: names start with a capital in all three languages, so
+    // only words starting with one are looked up (every page is read).
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b.is_ascii() && !b.is_ascii_alphanumeric() {
             i += 1;
             continue;
         }
-        let key = fold_word(word);
-        let mut best: Option<(usize, usize)> = None; // (last token, name)
-        for &n in table.first.get(&key).into_iter().flatten() {
-            if let Some(last) = match_name(table, &table.names[n], text, &tokens, i, &mut folded)
-                && best.is_none_or(|(b, _)| last > b)
-            {
-                best = Some((last, n));
-            }
+        let c = text[i..].chars().next().expect("on a char boundary");
+        if !c.is_alphanumeric() {
+            i += c.len_utf8();
+            continue;
         }
-        match best {
-            Some((last, n)) => {
+        let end = word_end(text, i);
+        let opening = || match bytes.get(i..i + 2) {
+            Some([a, b]) if a.is_ascii() && b.is_ascii() => {
+                let bit = usize::from(a.to_ascii_lowercase()) << 8 | usize::from(b.to_ascii_lowercase());
+                table.openings[bit / 64] & (1 << (bit % 64)) != 0
+            }
+            _ => true,
+        };
+        if c.is_uppercase()
+            && opening()
+            && let Some(names) = table.first.get(&fold_word(&text[i..end]))
+        {
+            // The words from here on (a name has a handful at most).
+            let tokens: Vec<(Range<usize>, &str)> = words(&text[i..])
+                .take(12)
+                .map(|(r, w)| (i + r.start..i + r.end, w))
+                .collect();
+            let best = names
+                .iter()
+                .filter_map(|&n| match_name(table, &table.names[n], text, &tokens).map(|last| (last, n)))
+                .max_by_key(|&(last, n)| (last, std::cmp::Reverse(n)));
+            if let Some((last, n)) = best {
                 out.push(CountryMatch {
-                    span: span.start..tokens[last].0.end,
+                    span: i..tokens[last].0.end,
                     code: code_of(table.names[n].code),
                 });
-                i = last + 1;
+                i = tokens[last].0.end;
+                continue;
             }
-            None => i += 1,
         }
+        i = end;
     }
     out
 }
 
-/// The index of the last token of `name` read from token `at`, if it is there.
-fn match_name(
-    table: &Table,
-    name: &Name,
-    text: &str,
-    tokens: &[(Range<usize>, &str)],
-    at: usize,
-    folded: &mut HashMap<usize, String>,
-) -> Option<usize> {
-    let mut t = at;
-    let mut last = at;
+/// Where the word starting at `at` ends.
+fn word_end(text: &str, at: usize) -> usize {
+    text[at..]
+        .char_indices()
+        .find(|(_, c)| !c.is_alphanumeric())
+        .map_or(text.len(), |(i, _)| at + i)
+}
+
+/// The index of the last token of `name` read from the first of `tokens`.
+fn match_name(table: &Table, name: &Name, text: &str, tokens: &[(Range<usize>, &str)]) -> Option<usize> {
+    let mut t = 0;
+    let mut last = 0;
     for (w, forms) in name.words.iter().enumerate() {
         loop {
             let (span, word) = tokens.get(t)?;
@@ -271,12 +296,12 @@ fn match_name(
             if w > 0 && text[tokens[last].0.end..span.start].contains([',', ';', ':', '|', '\n', '(', ')']) {
                 return None;
             }
-            let key = folded.entry(t).or_insert_with(|| fold_word(word));
+            let key = fold_word(word);
             if w > 0 && table.joining.contains(key.as_str()) {
                 t += 1;
                 continue;
             }
-            if !forms.iter().any(|f| f == key) {
+            if !forms.contains(&key) {
                 return None;
             }
             break;
@@ -285,7 +310,7 @@ fn match_name(
         t += 1;
     }
     if let Some(exact) = &name.exact {
-        let written: String = text[tokens[at].0.start..tokens[last].0.end]
+        let written: String = text[tokens[0].0.start..tokens[last].0.end]
             .chars()
             .filter(|c| c.is_alphanumeric())
             .collect();

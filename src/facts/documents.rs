@@ -18,6 +18,26 @@ pub fn item(line: &str) -> Option<&str> {
     (!rest.is_empty()).then_some(rest)
 }
 
+/// A word that names a document: the lexicon's words as word starts, the
+/// short ones ("id") as whole words.
+static DOCUMENT_WORD: LazyLock<Regex> = LazyLock::new(|| {
+    let words = &super::lexicon::LEXICON.document_words;
+    let long = super::word_alternation(
+        words.iter().filter(|w| w.chars().count() > 3).map(String::as_str),
+        true,
+        false,
+    );
+    let short = super::word_alternation(
+        words
+            .iter()
+            .filter(|w| w.chars().count() <= 3)
+            .map(String::as_str),
+        true,
+        true,
+    );
+    Regex::new(&format!("(?i){long}|{short}")).expect("document words")
+});
+
 /// A list written inside a sentence: "photo ID (original ID, a driver's
 /// license, or a passport)", "Uz zahtev: pasoš, fotografija i potvrda".
 /// The list is the part in brackets or after a colon (or the whole
@@ -27,8 +47,8 @@ pub fn item(line: &str) -> Option<&str> {
 /// slices of `sentence`, and the span of the list in it.
 pub fn inline_items(sentence: &str) -> Option<(std::ops::Range<usize>, Vec<&str>)> {
     let lexicon = &*super::lexicon::LEXICON;
-    let bytes = sentence.as_bytes();
-    if !bytes.contains(&b',') && !bytes.contains(&b' ') {
+    // Cheap tests first: every sentence of a page is asked.
+    if !DOCUMENT_WORD.is_match(sentence) {
         return None;
     }
     let region = if let (Some(open), Some(close)) = (sentence.find('('), sentence.rfind(')'))
@@ -84,16 +104,7 @@ pub fn inline_items(sentence: &str) -> Option<(std::ops::Range<usize>, Vec<&str>
     if region.start == 0 && words(items[0]) > 4 {
         return None;
     }
-    let names_a_document = |item: &str| {
-        item.split(|c: char| !c.is_alphanumeric()).any(|w| {
-            let w = w.to_lowercase();
-            !w.is_empty()
-                && lexicon
-                    .document_words
-                    .iter()
-                    .any(|d| w == *d || (d.chars().count() > 3 && w.starts_with(d.as_str())))
-        })
-    };
+    let names_a_document = |item: &str| DOCUMENT_WORD.is_match(item);
     if !items.iter().any(|i| names_a_document(i)) {
         return None;
     }

@@ -10,14 +10,25 @@ use regex::Regex;
 use super::lexicon::LEXICON;
 use super::{Unit, WB, word_alternation};
 
+/// A number in digits and its unit: "90 days", "2-3 weeks", "od 30 do 90
+/// dana", "90 (ninety) days", "(90) days". Numbers in words are read by
+/// looking back from each unit word (see [`find`]): a regex that may start
+/// at any word cannot skip through a page.
 static NUMBERED: LazyLock<Regex> = LazyLock::new(|| {
-    let nums = word_alternation(LEXICON.numbers.keys().map(String::as_str), true, true);
     let units = word_alternation(LEXICON.units.iter().map(|u| u.0.as_str()), true, true);
     let qualifiers = word_alternation(LEXICON.qualifiers.iter().map(String::as_str), true, true);
-    // Between number and unit may sit a spelled-out number in brackets
-    // ("90 (ninety) days") and a qualifier ("15 working days", "10 radnih dana").
     Regex::new(&format!(
-        r"(?:{WB}(?P<from>[0-9]{{1,4}})[^\S\n]*(?:-|–|to|do|deri në|deri)[^\S\n]*)?(?:(?P<num>{WB}[0-9]{{1,4}}|{nums})(?:[^\S\n]*\((?P<paren>[^)\n]{{1,30}})\))?|{WB}\p{{L}}+[^\S\n]*\((?P<pnum>[0-9]{{1,4}})\))(?:[^\S\n]+(?:{qualifiers}))?(?:[^\S\n]*-[^\S\n]*|[^\S\n]+)(?P<unit>{units})"
+        r"(?:{WB}(?P<from>[0-9]{{1,4}})[^\S\n]*(?:-|–|to|do|deri në|deri)[^\S\n]*)?(?:(?P<num>{WB}[0-9]{{1,4}})(?:[^\S\n]*\((?P<paren>[0-9a-zčćđšžëç ,.-]{{1,30}})\))?|\((?P<pnum>[0-9]{{1,4}})\))(?:[^\S\n]+(?:{qualifiers}))?(?:[^\S\n]*-[^\S\n]*|[^\S\n]+)(?P<unit>{units})"
+    ))
+    .unwrap()
+});
+
+/// A unit word alone, for numbers written in words.
+static UNIT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&word_alternation(
+        LEXICON.units.iter().map(|u| u.0.as_str()),
+        true,
+        true,
     ))
     .unwrap()
 });
@@ -65,18 +76,87 @@ fn number_of(word: &str) -> Option<u32> {
     LEXICON.numbers.get(&w).copied()
 }
 
+/// The number that `text[start..end]` (digits or a number word) ends:
+/// the longest phrase of the lexicon ending there ("twenty one", "njëzet e
+/// një", "dvadeset i pet"), with where it starts.
+fn number_before(text: &str, start: usize, end: usize) -> Option<(u32, usize)> {
+    let word = &text[start..end];
+    if let Ok(n) = word.parse() {
+        return Some((n, start));
+    }
+    // Up to three words before it, longest phrase first.
+    let mut starts = vec![start];
+    let mut at = start;
+    for _ in 0..3 {
+        let before = text[..at].trim_end_matches([' ', '-']);
+        if before.len() == at || before.ends_with('\n') {
+            break;
+        }
+        let from = before.rfind(|c: char| !c.is_alphanumeric()).map_or(0, |i| i + 1);
+        if from == before.len() {
+            break;
+        }
+        at = from;
+        starts.push(from);
+    }
+    starts
+        .iter()
+        .rev()
+        .find_map(|&from| number_of(&text[from..end].replace('-', " ")).map(|n| (n, from)))
+}
+
+/// The word that ends just before `at` (spaces or a hyphen between), on
+/// the same line: its start and end.
+fn word_before(text: &str, at: usize) -> Option<(usize, usize)> {
+    let lead = text[..at].trim_end_matches([' ', '-', '\u{a0}', '\t']);
+    if lead.len() == at {
+        return None;
+    }
+    let start = lead
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !c.is_alphanumeric())
+        .map_or(0, |(i, c)| i + c.len_utf8());
+    (start < lead.len()).then_some((start, lead.len()))
+}
+
+/// Adds a duration unless it is a year ("2014 godine"), nothing, or lies
+/// on a fee, an age, a date or a duration already found; both ends of a
+/// range ("2-3 weeks", "od 30 do 90 dana") are durations.
+fn push(
+    out: &mut Vec<DurationMatch>,
+    taken: &[Range<usize>],
+    span: Range<usize>,
+    n: u32,
+    unit: Unit,
+    from: Option<u32>,
+) {
+    if n == 0 || (unit == Unit::Years && (1900..=2100).contains(&n)) {
+        return;
+    }
+    if taken
+        .iter()
+        .chain(out.iter().map(|m| &m.span))
+        .any(|t| t.start < span.end && span.start < t.end)
+    {
+        return;
+    }
+    if let Some(from) = from.filter(|&f| f > 0) {
+        out.push(DurationMatch {
+            span: span.clone(),
+            n: from,
+            unit,
+        });
+    }
+    out.push(DurationMatch { span, n, unit });
+}
+
 /// Finds every duration in `text` (already transliterated to Latin),
 /// skipping ranges in `taken` (the fees of the same line).
 pub fn find(text: &str, taken: &[Range<usize>]) -> Vec<DurationMatch> {
     // Lower-case regexes over an ASCII-lowercased copy: see `fees::find`.
     let text = &text.to_ascii_lowercase();
     let mut out: Vec<DurationMatch> = Vec::new();
-    let free = |out: &[DurationMatch], r: &Range<usize>| {
-        !taken
-            .iter()
-            .chain(out.iter().map(|m| &m.span))
-            .any(|t| t.start < r.end && r.start < t.end)
-    };
     for m in GODINU_DANA.find_iter(text) {
         out.push(DurationMatch {
             span: m.range(),
@@ -85,7 +165,7 @@ pub fn find(text: &str, taken: &[Range<usize>]) -> Vec<DurationMatch> {
         });
     }
     for caps in NUMBERED.captures_iter(text) {
-        let whole = caps.get(0).unwrap();
+        let whole = caps.get(0).expect("match");
         let Some(num) = caps.name("num").or(caps.name("pnum")) else {
             continue;
         };
@@ -94,44 +174,64 @@ pub fn find(text: &str, taken: &[Range<usize>]) -> Vec<DurationMatch> {
         if matches!(prev.as_slice(), [c, d, ..] if matches!(c, '.' | ',' | '/') && d.is_ascii_digit()) {
             continue;
         }
-        // "ninety (90) days", "one hundred eighty (180) days": digits in
-        // brackets are the number.
+        // "90 (ninety) days" reads the digits; so does "ninety (90) days".
         let n = caps
             .name("paren")
             .and_then(|p| p.as_str().trim().parse().ok())
-            .or_else(|| number_of(num.as_str()));
+            .or_else(|| num.as_str().parse().ok());
         let (Some(n), Some(unit)) = (n, unit_of(&caps["unit"])) else {
             continue;
         };
-        // "2014 godine" is the year 2014, not a duration.
-        if n == 0 || (unit == Unit::Years && (1900..=2100).contains(&n)) || !free(&out, &whole.range()) {
-            continue;
-        }
-        // "2-3 weeks", "od 30 do 90 dana": both ends of a range are durations.
-        if let Some(from) = caps
-            .name("from")
-            .and_then(|f| f.as_str().parse().ok())
-            .filter(|&f| f > 0)
+        // "ninety (90) days": the words of the number belong to it.
+        let mut span = whole.range();
+        if caps.name("pnum").is_some()
+            && let Some((ws, we)) = word_before(text, span.start)
+            && let Some((_, from)) = number_before(text, ws, we)
         {
-            out.push(DurationMatch {
-                span: whole.range(),
-                n: from,
-                unit,
-            });
+            span.start = from;
         }
-        out.push(DurationMatch {
-            span: whole.range(),
+        push(
+            &mut out,
+            taken,
+            span,
             n,
             unit,
-        });
+            caps.name("from").and_then(|f| f.as_str().parse().ok()),
+        );
+    }
+    // Numbers in words: the words before a unit ("šest meseci", "twenty one
+    // days", "pesëmbëdhjetë ditë pune"), a qualifier between them allowed.
+    for u in UNIT.find_iter(text) {
+        let Some((word_start, word_end)) = word_before(text, u.start()) else {
+            continue;
+        };
+        let (word_start, word_end) = if LEXICON
+            .qualifiers
+            .iter()
+            .any(|q| *q == text[word_start..word_end])
+        {
+            match word_before(text, word_start) {
+                Some(w) => w,
+                None => continue,
+            }
+        } else {
+            (word_start, word_end)
+        };
+        if text[word_start..word_end].bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Some((n, from)) = number_before(text, word_start, word_end) else {
+            continue;
+        };
+        if let Some(unit) = unit_of(u.as_str()) {
+            push(&mut out, taken, from..u.end(), n, unit, None);
+        }
     }
     for caps in ARTICLE.captures_iter(text) {
         let art = caps.name("art").unwrap();
         let span = art.start()..caps.get(0).unwrap().end();
-        if let Some(unit) = unit_of(&caps["unit"])
-            && free(&out, &span)
-        {
-            out.push(DurationMatch { span, n: 1, unit });
+        if let Some(unit) = unit_of(&caps["unit"]) {
+            push(&mut out, taken, span, 1, unit, None);
         }
     }
     out.sort_by_key(|m| m.span.start);
