@@ -88,14 +88,9 @@ fn number_before(text: &str, start: usize, end: usize) -> Option<(u32, usize)> {
     let mut starts = vec![start];
     let mut at = start;
     for _ in 0..3 {
-        let before = text[..at].trim_end_matches([' ', '-']);
-        if before.len() == at || before.ends_with('\n') {
+        let Some((from, _)) = word_before(text, at) else {
             break;
-        }
-        let from = before.rfind(|c: char| !c.is_alphanumeric()).map_or(0, |i| i + 1);
-        if from == before.len() {
-            break;
-        }
+        };
         at = from;
         starts.push(from);
     }
@@ -108,6 +103,7 @@ fn number_before(text: &str, start: usize, end: usize) -> Option<(u32, usize)> {
 /// The word that ends just before `at` (spaces or a hyphen between), on
 /// the same line: its start and end.
 fn word_before(text: &str, at: usize) -> Option<(usize, usize)> {
+    // Only spaces and hyphens between: not a line, not a "€".
     let lead = text[..at].trim_end_matches([' ', '-', '\u{a0}', '\t']);
     if lead.len() == at {
         return None;
