@@ -13,13 +13,15 @@ use similar::ChangeTag;
 pub use crate::model::{Alert, AlertKind};
 use crate::model::{Change, Source, Verdict};
 
-/// The weekly digest: sources in trouble (id, failed checks, last error)
-/// and text-only changes (id, when, word diff) since `since`, which were
+/// The weekly digest: sources in trouble (id, failed checks, last error),
+/// the week's alerted changes (id, when, each change in words) and the
+/// text-only changes (id, when, word diff) since `since`, which were
 /// recorded but not alerted, so nothing is silently swallowed.
 pub fn digest(
     since: &str,
     now: &str,
     troubled: &[(String, u32, String)],
+    alerted: &[(String, String, Vec<String>)],
     changes: &[(String, String, String)],
 ) -> Alert {
     let mut text = format!("visawatch weekly digest, {since} to {now}\n\n");
@@ -29,6 +31,14 @@ pub fn digest(
         text.push_str("Sources in trouble (failed checks):\n");
         for (id, n, err) in troubled {
             let _ = writeln!(text, "  - {id}: {n} failed checks; last error: {}", one_line(err));
+        }
+    }
+    if alerted.is_empty() {
+        text.push_str("\nChanges alerted: none.\n");
+    } else {
+        text.push_str("\nChanges alerted:\n");
+        for (id, at, said) in alerted {
+            let _ = writeln!(text, "  - {id} at {at}: {}", one_line(&said.join("; ")));
         }
     }
     if changes.is_empty() {

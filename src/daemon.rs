@@ -432,9 +432,10 @@ fn digest(config: &Config, store: &mut Store) -> anyhow::Result<bool> {
         return Ok(false);
     }
     let changes = store.text_changes_after(&after)?;
+    let alerted = store.material_changes_after(&after)?;
     let troubled = store.troubled_after(&after)?;
     let q = Queued {
-        alert: alert::digest(&since, &now, &troubled, &changes),
+        alert: alert::digest(&since, &now, &troubled, &alerted, &changes),
         from: config.email.from.to_string(),
         recipients: config.recipients(None),
     };

@@ -328,6 +328,37 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(self.sql())
     }
 
+    /// Alerted (material) changes after a mark: (source id, when, the
+    /// changes in words), for the digest's look back at the week.
+    pub fn material_changes_after(
+        &self,
+        mark: &Marks,
+    ) -> Result<Vec<(String, String, Vec<String>)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT source_id, created_at, changes FROM changes WHERE id > ?1 AND material = 1
+                 ORDER BY source_id, id",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([mark.change], |r| {
+                let changes: String = r.get(2)?;
+                let changes: Vec<crate::model::Change> = serde_json::from_str(&changes).unwrap_or_default();
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    changes
+                        .iter()
+                        .filter(|c| c.kind.is_material())
+                        .map(crate::model::Change::describe)
+                        .collect(),
+                ))
+            })
+            .map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
     /// Sources with failed checks after a mark: (id, failed checks, last error).
     pub fn troubled_after(&self, mark: &Marks) -> Result<Vec<(String, u32, String)>, StoreError> {
         let mut stmt = self

@@ -105,4 +105,34 @@ mod tests {
         assert_eq!(find("Photo").first_seen, "2026-03-01");
         assert_eq!(find("Photo").context, "Documents");
     }
+
+    /// Issue 15: the new kinds in the ledger; a country keeps its first
+    /// sighting through a respelling and a script switch.
+    #[test]
+    fn ages_dates_and_countries_are_in_the_ledger() {
+        let snap = |h: &str, at: &str, text: &str| (h.to_string(), at.to_string(), crate::facts::parse(text));
+        let l = ledger(&[
+            snap(
+                "a",
+                "2026-01-01",
+                "Citizens of Albania and North Macedonia may enter with an ID card.\n",
+            ),
+            snap(
+                "b",
+                "2026-02-01",
+                "Citizens of Albania, Montenegro and the Republic of North Macedonia may enter with an ID card.\n\
+                 Children under 14 need the consent of both parents from 1 June 2026.\n",
+            ),
+        ]);
+        let find = |kind: &str, v: &str| {
+            l.iter()
+                .find(|e| e.kind == kind && e.value == v)
+                .unwrap_or_else(|| panic!("{kind} {v} in {l:?}"))
+        };
+        assert_eq!(find("country", "MK").first_seen, "2026-01-01");
+        assert_eq!(find("country", "ME").first_seen, "2026-02-01");
+        assert!(find("country", "ME").context.starts_with("Montenegro · "));
+        assert_eq!(find("age", "14 years").first_seen, "2026-02-01");
+        assert_eq!(find("date", "2026-06-01").first_seen, "2026-02-01");
+    }
 }

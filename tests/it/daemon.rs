@@ -339,6 +339,34 @@ async fn the_digest_reports_text_only_changes_and_sources_in_trouble() {
         body.contains("+Leja e qëndrimit") || body.contains("{+zgjatet+}"),
         "{body}"
     );
+
+    // An alerted change of a new kind (issue 15) is in the next digest's
+    // look back at what was alerted.
+    let with_countries = String::from_utf8(xk(50))
+        .unwrap()
+        .replace("dhe mund të vazhdohet", "dhe mund të zgjatet")
+        .replace(
+            "<h2>Taksa</h2>",
+            "<p>Shtetasit e Shqipërisë dhe të Malit të Zi hyjnë me letërnjoftim.</p><h2>Taksa</h2>",
+        )
+        .into_bytes();
+    http.reset().await;
+    serve(&http, "/xk", with_countries, "text/html; charset=utf-8").await;
+    let until = Instant::now() + Duration::from_secs(15);
+    let mut alerted = None;
+    while Instant::now() < until && alerted.is_none() {
+        if let Some(m) = smtp.next(1) {
+            let body = m.parsed().body_text(0).unwrap_or_default().to_string();
+            if m.subject().starts_with("[visawatch] weekly digest") && body.contains("  - xk at ") {
+                alerted = Some(body);
+            }
+        }
+    }
+    let body = alerted.expect("a digest with the alerted change arrives");
+    assert!(
+        body.contains("country added: Malit të Zi (ME)") && body.contains("country added: Shqipërisë (AL)"),
+        "{body}"
+    );
     assert_eq!(d.stop().await, 0);
 }
 

@@ -159,6 +159,72 @@ async fn material_change_mails_maintainers_and_editors_threaded() {
     assert!(smtp.drain().is_empty());
 }
 
+/// Issue 15: an age limit and a country list reach the alert's subject and
+/// body and the JSON report in words editors read.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_age_limit_and_a_country_added_are_alerted_in_words() {
+    let http = MockServer::start().await;
+    let smtp = SmtpServer::start(Options::default());
+    let env = with_baseline(&http, smtp.port, "Kosovo temporary residence permit").await;
+    let page = |countries: &str, age: u32| {
+        String::from_utf8(xk_page(50, None))
+            .unwrap()
+            .replace(
+                "<h2>Taksa</h2>",
+                &format!(
+                    "<p>Shtetasit e {countries} hyjnë me letërnjoftim.</p>\
+                     <p>Fëmijët nën {age} vjeç kanë nevojë për pëlqimin e të dy prindërve.</p><h2>Taksa</h2>"
+                ),
+            )
+            .into_bytes()
+    };
+    http.reset().await;
+    serve(
+        &http,
+        "/xk",
+        page("Shqipërisë dhe të Malit të Zi", 14),
+        "text/html; charset=utf-8",
+    )
+    .await;
+    let (_, r) = env.check().await;
+    assert_eq!(status(&r, "xk-permit"), "changed");
+    smtp.drain();
+
+    http.reset().await;
+    let after = page("Shqipërisë, të Malit të Zi dhe të Kroacisë", 16);
+    serve(&http, "/xk", after, "text/html; charset=utf-8").await;
+    let (_, r) = env.check().await;
+    assert_eq!(status(&r, "xk-permit"), "changed");
+    let changes = &source(&r, "xk-permit")["changes"];
+    assert!(
+        changes.as_array().unwrap().contains(&serde_json::json!({
+            "kind": "country_added", "before": null, "after": "HR", "context": "Kroacisë"
+        })),
+        "{changes}"
+    );
+    assert!(
+        changes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["kind"] == "age" && c["before"] == "14 years" && c["after"] == "16 years"),
+        "{changes}"
+    );
+    let got = smtp.drain();
+    assert_eq!(got.len(), 2, "maintainers and editors");
+    let subject = got[0].subject();
+    // The first change in the subject, every change in the body.
+    assert_eq!(
+        subject,
+        "[visawatch] Kosovo temporary residence permit: age limit 14 → 16 years (+1 more)"
+    );
+    let text = got[0].parsed().body_text(0).unwrap().to_string();
+    assert!(
+        text.contains("country added: Kroacisë (HR)") && text.contains("age limit 14 → 16 years"),
+        "{text}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_page_text_and_names_stay_inert() {
     let http = MockServer::start().await;
