@@ -232,6 +232,117 @@ pub struct Config {
     /// `[web]`: the editors' desk (served by `daemon` when present, and by `serve`).
     pub web: Option<Web>,
     pub sources: Vec<Source>,
+    /// `[[webhook]]`: chat and machine receivers of alerts.
+    pub webhooks: Vec<Webhook>,
+}
+
+/// A webhook alerts go to besides email (`[[webhook]]`).
+#[derive(Clone)]
+pub struct Webhook {
+    /// Unique, `[a-z0-9-]`: the name in the outbox and in logs.
+    pub name: String,
+    /// Where to POST. Slack and Teams URLs carry a token: never log it
+    /// ([`Webhook::redacted_url`]).
+    pub url: reqwest::Url,
+    pub format: HookFormat,
+    /// The signing key of a `json` webhook (decoded from `whsec_…`).
+    pub secret: Option<Vec<u8>>,
+    /// Source ids or globs (`xk-*`); empty: every source.
+    pub sources: Vec<String>,
+    pub events: Vec<HookEvent>,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Neither the URL's token nor the secret reaches a log.
+        f.debug_struct("Webhook")
+            .field("name", &self.name)
+            .field("url", &self.redacted_url())
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Webhook {
+    /// Whether this webhook wants `event` of `source` (`None`: not about
+    /// one source).
+    pub fn wants(&self, source: Option<&str>, event: HookEvent) -> bool {
+        self.events.contains(&event)
+            && (self.sources.is_empty()
+                || source.is_some_and(|id| self.sources.iter().any(|g| glob_match(g, id))))
+    }
+
+    /// The URL as it may be shown: scheme, host and port only.
+    pub fn redacted_url(&self) -> String {
+        let port = self.url.port().map(|p| format!(":{p}")).unwrap_or_default();
+        format!(
+            "{}://{}{port}/…",
+            self.url.scheme(),
+            self.url.host_str().unwrap_or("?")
+        )
+    }
+}
+
+/// `*` matches any run of characters; nothing else is special.
+fn glob_match(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first)
+        || !text[first.len()..].ends_with(last)
+        || text.len() < first.len() + last.len()
+    {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// What a webhook receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookFormat {
+    /// Standard Webhooks: signed JSON.
+    Json,
+    /// A Slack incoming-webhook message.
+    Slack,
+    /// A Teams Workflows message with an Adaptive Card.
+    Teams,
+}
+
+/// The events a webhook may subscribe to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookEvent {
+    Change,
+    SourceDown,
+    SourceRecovered,
+}
+
+impl HookEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookEvent::Change => "change",
+            HookEvent::SourceDown => "source_down",
+            HookEvent::SourceRecovered => "source_recovered",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<HookEvent> {
+        [
+            HookEvent::Change,
+            HookEvent::SourceDown,
+            HookEvent::SourceRecovered,
+        ]
+        .into_iter()
+        .find(|e| e.as_str() == s)
+    }
 }
 
 /// The editors' desk's settings.
@@ -348,6 +459,14 @@ pub enum ConfigError {
         column: usize,
         message: String,
     },
+    #[error("{path}:{line}:{column}: [[webhook]] {name}: {message}")]
+    Webhook {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        name: String,
+        message: String,
+    },
     #[error("{path}:{line}:{column}: [email]: {message}")]
     Email {
         path: PathBuf,
@@ -385,6 +504,19 @@ struct RawFile {
     web: Option<Spanned<RawWeb>>,
     #[serde(default)]
     source: Vec<Spanned<RawSource>>,
+    #[serde(default)]
+    webhook: Vec<Spanned<RawWebhook>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    name: Spanned<String>,
+    url: Spanned<String>,
+    format: Option<Spanned<String>>,
+    secret_env: Option<Spanned<String>>,
+    sources: Option<Spanned<Vec<String>>>,
+    events: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -649,7 +781,121 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         email,
         web,
         sources,
+        webhooks: parse_webhooks(raw.webhook, text, path)?,
     })
+}
+
+fn parse_webhooks(
+    raw: Vec<Spanned<RawWebhook>>,
+    text: &str,
+    path: &Path,
+) -> Result<Vec<Webhook>, ConfigError> {
+    let mut out: Vec<Webhook> = Vec::new();
+    for entry in raw {
+        let r = entry.into_inner();
+        let name = r.name.get_ref().clone();
+        let invalid = |span: Range<usize>, message: String| {
+            let (line, column) = line_col(text, span.start);
+            ConfigError::Webhook {
+                path: path.to_path_buf(),
+                line,
+                column,
+                name: name.clone(),
+                message,
+            }
+        };
+        if name.is_empty()
+            || name.len() > MAX_ID_LEN
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(invalid(
+                r.name.span(),
+                "name must be 1 to 64 of a-z, 0-9 and '-'".into(),
+            ));
+        }
+        if out.iter().any(|w| w.name == name) {
+            return Err(invalid(r.name.span(), "duplicate webhook name".into()));
+        }
+        let url = reqwest::Url::parse(r.url.get_ref())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+        // The URL itself is not repeated: Slack and Teams URLs are secrets.
+        let Some(url) = url else {
+            return Err(invalid(r.url.span(), "url is not an http(s) URL".into()));
+        };
+        let format = match r.format.as_ref().map(|f| f.get_ref().as_str()) {
+            None | Some("json") => HookFormat::Json,
+            Some("slack") => HookFormat::Slack,
+            Some("teams") => HookFormat::Teams,
+            Some(other) => {
+                let span = r.format.as_ref().map_or(0..0, |f| f.span());
+                return Err(invalid(
+                    span,
+                    format!("format `{other}` is not json, slack or teams"),
+                ));
+            }
+        };
+        let secret = match (&r.secret_env, format) {
+            (None, HookFormat::Json) => {
+                return Err(invalid(
+                    r.url.span(),
+                    "a json webhook needs secret_env, the variable holding its signing secret (whsec_…)"
+                        .into(),
+                ));
+            }
+            (None, _) => None,
+            (Some(var), _) => {
+                let value = std::env::var(var.get_ref()).map_err(|_| {
+                    invalid(
+                        var.span(),
+                        format!("environment variable {} is not set", var.get_ref()),
+                    )
+                })?;
+                // Never echo the value.
+                let key = value
+                    .strip_prefix("whsec_")
+                    .and_then(|b| {
+                        use base64::Engine;
+                        base64::engine::general_purpose::STANDARD.decode(b).ok()
+                    })
+                    .filter(|k| !k.is_empty())
+                    .ok_or_else(|| {
+                        invalid(
+                            var.span(),
+                            format!("{} does not hold whsec_ and a base64 key", var.get_ref()),
+                        )
+                    })?;
+                Some(key)
+            }
+        };
+        let events = match &r.events {
+            None => vec![HookEvent::Change],
+            Some(list) => {
+                let mut events = Vec::new();
+                for e in list.get_ref() {
+                    let Some(ev) = HookEvent::parse(e) else {
+                        return Err(invalid(
+                            list.span(),
+                            format!("event `{e}` is not change, source_down or source_recovered"),
+                        ));
+                    };
+                    events.push(ev);
+                }
+                events
+            }
+        };
+        out.push(Webhook {
+            name,
+            url,
+            format,
+            secret,
+            sources: r.sources.map(Spanned::into_inner).unwrap_or_default(),
+            events,
+        });
+    }
+    Ok(out)
 }
 
 fn parse_web(raw: Spanned<RawWeb>, text: &str, path: &Path) -> Result<Web, ConfigError> {

@@ -345,6 +345,12 @@ async fn deliver(
     if d.sent + d.failed > 0 {
         tracing::info!(sent = d.sent, failed = d.failed, "outbox delivered");
     }
+    if !config.webhooks.is_empty() {
+        let h = notify::deliver_hooks(store, config, &notify::hook_client(config), false, stop).await?;
+        if h.sent + h.failed > 0 {
+            tracing::info!(sent = h.sent, failed = h.failed, "webhooks delivered");
+        }
+    }
     if d.unaddressed > 0 {
         tracing::warn!(
             waiting = d.unaddressed,
@@ -438,6 +444,7 @@ fn digest(config: &Config, store: &mut Store) -> anyhow::Result<bool> {
         alert: alert::digest(&since, &now, &troubled, &alerted, &changes),
         from: config.email.from.to_string(),
         recipients: config.recipients(None),
+        hooks: Vec::new(),
     };
     store.queue(&q, &now, notify::message_id)?;
     store.set_meta(LAST_DIGEST, &now)?;

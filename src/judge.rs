@@ -10,8 +10,11 @@
 
 use crate::alert;
 use crate::compare;
-use crate::config::Config;
-use crate::model::{Alert, Check, Failure, Health, Outcome, Queued, Reading, Reason, Source, Time, stamp};
+use crate::config::{Config, HookEvent};
+use crate::model::{
+    Alert, Check, Failure, Health, HookQueued, Outcome, Queued, Reading, Reason, Source, Time, stamp,
+};
+use crate::webhook;
 
 /// How many checks in a row must show the same shrunken text before it is
 /// accepted as the page's real new content.
@@ -50,7 +53,20 @@ pub fn judge(config: &Config, source: &Source, reading: Reading, ctx: Context) -
         // The change's number is known only once stored: link by its check.
         let link = config.desk_link(&format!("/sources/{}/changes/{at}", source.id));
         let a = alert::change(source, verdict, prev, &read.text, &at, link.as_deref());
-        check.alerts.push(queued_for(config, source, a));
+        let mut q = queued_for(config, source, a);
+        q.hooks = hooks(
+            config,
+            &webhook::Event {
+                kind: HookEvent::Change,
+                source,
+                at: &at,
+                changes: &verdict.changes,
+                diff: Some(&verdict.diff),
+                link: link.as_deref(),
+                error: None,
+            },
+        );
+        check.alerts.push(q);
     }
     health_alerts(config, ctx.health, source, &mut check);
     check
@@ -108,7 +124,22 @@ pub fn queued_for(config: &Config, source: &Source, alert: Alert) -> Queued {
         alert,
         from: config.email.from.to_string(),
         recipients: config.recipients(Some(&source.id)),
+        hooks: Vec::new(),
     }
+}
+
+/// The webhook deliveries an event owes: one body per webhook that wants it.
+fn hooks(config: &Config, event: &webhook::Event<'_>) -> Vec<HookQueued> {
+    config
+        .webhooks
+        .iter()
+        .filter(|w| w.wants(Some(&event.source.id), event.kind))
+        .map(|w| HookQueued {
+            webhook: w.name.clone(),
+            event: event.kind.as_str(),
+            body: webhook::body(w.format, event),
+        })
+        .collect()
 }
 
 /// Source health: one "can no longer read" alert when a source reaches
@@ -126,13 +157,39 @@ fn health_alerts(config: &Config, health: &Health, source: &Source, check: &mut 
                 health.failures_in_a_row + 1,
                 health.last_ok_at.as_deref(),
             );
-            check.alerts.push(queued_for(config, source, a));
+            let mut q = queued_for(config, source, a);
+            q.hooks = hooks(
+                config,
+                &webhook::Event {
+                    kind: HookEvent::SourceDown,
+                    source,
+                    at: &stamp(&check.started_at),
+                    changes: &[],
+                    diff: None,
+                    link: None,
+                    error: Some(&failure.message),
+                },
+            );
+            check.alerts.push(q);
             check.blind = Some(true);
         }
         Some(_) => {}
         None if health.blind_since.is_some() => {
             let a = alert::recovered(source, health.failures_in_a_row);
-            check.alerts.push(queued_for(config, source, a));
+            let mut q = queued_for(config, source, a);
+            q.hooks = hooks(
+                config,
+                &webhook::Event {
+                    kind: HookEvent::SourceRecovered,
+                    source,
+                    at: &stamp(&check.started_at),
+                    changes: &[],
+                    diff: None,
+                    link: None,
+                    error: None,
+                },
+            );
+            check.alerts.push(q);
             check.blind = Some(false);
         }
         None => {}
@@ -214,6 +271,7 @@ pub fn network_news(
         alert,
         from: config.email.from.to_string(),
         recipients,
+        hooks: Vec::new(),
     })
 }
 

@@ -57,3 +57,4 @@ pub mod render;
 pub mod report;
 pub mod store;
 pub mod web;
+pub mod webhook;

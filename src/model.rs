@@ -528,6 +528,17 @@ pub struct Queued {
     /// The `From:` mailbox, formatted.
     pub from: String,
     pub recipients: Vec<lettre::Address>,
+    /// One body per webhook that wants this alert (`[[webhook]]`).
+    pub hooks: Vec<HookQueued>,
+}
+
+/// A webhook delivery to queue with an alert: the webhook's name (its URL
+/// and secret stay in the config) and the body it will receive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookQueued {
+    pub webhook: String,
+    pub event: &'static str,
+    pub body: String,
 }
 
 /// An outbox message with the recipients still owed it.

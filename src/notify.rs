@@ -468,3 +468,170 @@ pub async fn deliver(
     }
     Ok(counts)
 }
+
+/// What a round of webhook deliveries did.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct HooksDelivered {
+    pub sent: usize,
+    /// Left for a later try (429, 5xx, no answer) or rejected.
+    pub failed: usize,
+    /// Of `failed`: refused for good (another 4xx), or no longer configured.
+    pub rejected: usize,
+}
+
+/// The client webhooks are posted with: the run's timeout, no redirects (a
+/// receiver that moved is told, not followed).
+pub fn hook_client(config: &Config) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(config.settings.timeout_secs))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(config.settings.user_agent.clone())
+        .build()
+        .expect("a client without custom TLS builds")
+}
+
+/// Longest Retry-After honoured (a receiver asking for a week is retried
+/// at the usual pace).
+const RETRY_AFTER_MAX_SECS: i64 = 24 * 3600;
+
+/// Posts the webhook deliveries due (all pending ones when `force`): 2xx
+/// is sent; 429, 5xx, timeouts and connection errors are retried with
+/// exponential backoff, later if the receiver's Retry-After says so; any
+/// other status is rejected with its first 200 characters. At least once:
+/// a crash after the POST and before the mark repeats that delivery, with
+/// the same `webhook-id`.
+pub async fn deliver_hooks(
+    store: &mut Store,
+    config: &Config,
+    client: &reqwest::Client,
+    force: bool,
+    stop: &Stop,
+) -> Result<HooksDelivered, NotifyError> {
+    let mut counts = HooksDelivered::default();
+    let now = chrono::Utc::now().timestamp();
+    for due in store.hooks_due(now, force)? {
+        if stop.requested() {
+            counts.failed += 1;
+            continue;
+        }
+        let Some(hook) = config.webhooks.iter().find(|w| w.name == due.webhook) else {
+            let error = format!("webhook {} is no longer in the config", due.webhook);
+            tracing::warn!(webhook = %due.webhook, "delivery rejected: {error}");
+            store.mark_hook(due.id, Err((&error, None)))?;
+            counts.failed += 1;
+            counts.rejected += 1;
+            continue;
+        };
+        store.mark_hook_sending(due.id)?;
+        let id = hook_id(due.id);
+        let result = post(client, hook, &id, &due.body).await;
+        // The receiver's Retry-After when it gives one (it knows when it
+        // will be back), else `retry_backoff_secs` doubling per attempt.
+        let retry_at = |after: Option<i64>| {
+            let backoff = config
+                .email
+                .retry_backoff_secs
+                .max(1)
+                .saturating_mul(1u64 << due.attempts.min(20))
+                .min(BACKOFF_MAX_SECS) as i64;
+            let wait = after.map_or(backoff, |a| a.clamp(1, RETRY_AFTER_MAX_SECS));
+            Some(chrono::Utc::now().timestamp() + wait)
+        };
+        match result {
+            Posted::Sent(status) => {
+                store.mark_hook(due.id, Ok(&crate::clock::now_stamp()))?;
+                tracing::info!(webhook = %hook.name, webhook_id = %id, status, "webhook delivered");
+                counts.sent += 1;
+            }
+            Posted::Retry { error, after } => {
+                store.mark_hook(due.id, Err((&error, retry_at(after))))?;
+                tracing::warn!(webhook = %hook.name, webhook_id = %id, %error, "webhook not delivered; retried later");
+                counts.failed += 1;
+            }
+            Posted::Rejected(error) => {
+                store.mark_hook(due.id, Err((&error, None)))?;
+                tracing::warn!(webhook = %hook.name, webhook_id = %id, %error, "webhook refused the delivery (not retried)");
+                counts.failed += 1;
+                counts.rejected += 1;
+            }
+        }
+    }
+    Ok(counts)
+}
+
+/// The `webhook-id` of a delivery: the same on every retry.
+pub fn hook_id(delivery_id: i64) -> String {
+    format!("msg_visawatch_{delivery_id}")
+}
+
+/// How one POST went.
+pub enum Posted {
+    Sent(u16),
+    Retry { error: String, after: Option<i64> },
+    Rejected(String),
+}
+
+/// POSTs `body` to the webhook, signed when it has a secret. Errors never
+/// carry the URL (a Slack or Teams URL is a secret).
+pub async fn post(client: &reqwest::Client, hook: &crate::config::Webhook, id: &str, body: &str) -> Posted {
+    let timestamp = chrono::Utc::now().timestamp();
+    let mut request = client
+        .post(hook.url.clone())
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body.to_string());
+    if let Some(secret) = &hook.secret {
+        request = request
+            .header("webhook-id", id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header(
+                "webhook-signature",
+                crate::webhook::signature(secret, id, timestamp, body),
+            );
+    }
+    let response = match request.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let e = e.without_url();
+            let what = if e.is_timeout() {
+                "no answer in time"
+            } else {
+                "cannot connect"
+            };
+            return Posted::Retry {
+                error: format!("{what} ({})", hook.redacted_url()),
+                after: None,
+            };
+        }
+    };
+    let status = response.status();
+    if status.is_success() {
+        return Posted::Sent(status.as_u16());
+    }
+    let after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(retry_after_secs);
+    let text: String = response
+        .text()
+        .await
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect();
+    let error = format!("HTTP {}: {}", status.as_u16(), text.trim());
+    if status.as_u16() == 429 || status.is_server_error() {
+        Posted::Retry { error, after }
+    } else {
+        Posted::Rejected(error)
+    }
+}
+
+/// Retry-After in seconds: a number of seconds or an HTTP date.
+fn retry_after_secs(value: &str) -> Option<i64> {
+    if let Ok(secs) = value.trim().parse::<i64>() {
+        return Some(secs.max(0));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value.trim()).ok()?;
+    Some((at.timestamp() - chrono::Utc::now().timestamp()).max(0))
+}

@@ -343,6 +343,11 @@ pub async fn run(
         alerts.failed = d.failed;
         alerts.unaddressed = d.unaddressed;
         alerts.rejected = d.rejected;
+        if !config.webhooks.is_empty() {
+            let h = notify::deliver_hooks(store, config, &notify::hook_client(config), false, &stop).await?;
+            alerts.webhooks_sent = Some(h.sent);
+            alerts.webhooks_failed = Some(h.failed);
+        }
     }
     Ok(RunReport {
         started_at,

@@ -46,6 +46,12 @@ pub struct AlertCounts {
     /// Of `failed`: alerts the mail server refused for good (not retried).
     #[serde(skip)]
     pub rejected: usize,
+    /// Webhook deliveries, when `[[webhook]]`s are configured: sent, and
+    /// not delivered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhooks_sent: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhooks_failed: Option<usize>,
 }
 
 impl RunReport {
@@ -224,11 +230,40 @@ pub fn status(rows: &[StatusRow]) -> String {
 }
 
 /// `visawatch outbox`: one line per undelivered recipient.
-pub fn outbox(rows: &[OutboxRow]) -> String {
-    if rows.is_empty() {
+pub fn outbox(rows: &[OutboxRow], hooks: &[crate::store::HookRow]) -> String {
+    if rows.is_empty() && hooks.is_empty() {
         return "outbox empty: every alert was delivered\n".into();
     }
     let mut out = String::new();
+    // Webhook deliveries beside the emails: the webhook's name, never its URL.
+    for h in hooks {
+        let when = match h.status.as_str() {
+            "pending" if h.attempts == 0 => "not tried yet: goes out at the next run".to_string(),
+            "pending" => format!(
+                "next try {}",
+                chrono::DateTime::from_timestamp(h.next_attempt_at, 0)
+                    .map(|t| crate::model::stamp(&t))
+                    .unwrap_or_default()
+            ),
+            "sending" => "posted; the answer was not recorded (sent again, same webhook-id)".to_string(),
+            _ => "rejected, not retried".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "#{:<4} {:<9} {:<28} {} attempts, {}  {} of {}{}",
+            h.id,
+            h.status,
+            format!("webhook {}", h.webhook),
+            h.attempts,
+            when,
+            h.event,
+            h.source_id.as_deref().unwrap_or("-"),
+            h.last_error
+                .as_deref()
+                .map(|e| format!("\n      last error: {e}"))
+                .unwrap_or_default()
+        );
+    }
     for r in rows {
         let when = match r.status {
             DeliveryStatus::Pending if r.attempts == 0 => "not tried yet: goes out at the next run".into(),
@@ -381,9 +416,9 @@ mod tests {
     /// Issue 12: a delivery never tried said "next try 1970-01-01T00:00:00Z".
     #[test]
     fn an_untried_delivery_is_not_dated_1970() {
-        let out = outbox(&[row(DeliveryStatus::Pending, 0, "1970-01-01T00:00:00Z")]);
+        let out = outbox(&[row(DeliveryStatus::Pending, 0, "1970-01-01T00:00:00Z")], &[]);
         assert!(out.contains("not tried yet") && !out.contains("1970"), "{out}");
-        let out = outbox(&[row(DeliveryStatus::Pending, 2, "2026-11-30T07:00:00Z")]);
+        let out = outbox(&[row(DeliveryStatus::Pending, 2, "2026-11-30T07:00:00Z")], &[]);
         assert!(out.contains("next try 2026-11-30T07:00:00Z"), "{out}");
     }
 }

@@ -153,9 +153,14 @@ pub enum Command {
         /// Send every pending alert now, ignoring the backoff schedule.
         #[arg(long)]
         retry: bool,
-        /// Print a JSON array on stdout instead of lines.
+        /// Print JSON on stdout instead of lines: `{"emails": […], "webhooks": […]}`.
         #[arg(long)]
         json: bool,
+    },
+    /// Send a signed test event to a `[[webhook]]` and print the receiver's answer.
+    TestWebhook {
+        /// The webhook's name in sources.toml.
+        name: String,
     },
     /// Send a test message through the configured transport and print the outcome.
     TestEmail {
@@ -466,18 +471,64 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
                     }
                     eprintln!("{line}");
                 }
-                if d.failed > 0 {
+                let h = notify::deliver_hooks(
+                    &mut store,
+                    &config,
+                    &notify::hook_client(&config),
+                    true,
+                    &notify::Stop::default(),
+                )
+                .await?;
+                if h.sent + h.failed > 0 {
+                    eprintln!(
+                        "webhooks: {} delivered, {} not delivered ({} refused for good, not retried)",
+                        h.sent, h.failed, h.rejected
+                    );
+                }
+                if d.failed + h.failed > 0 {
                     code = Exit::Partial;
                 }
             }
             let store = Store::open(&cli.data, Access::Read)?;
             let rows = store.outbox()?;
+            let hooks = store.hook_outbox()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                let both = serde_json::json!({"emails": rows, "webhooks": hooks});
+                println!("{}", serde_json::to_string_pretty(&both)?);
             } else {
-                print!("{}", report::outbox(&rows));
+                print!("{}", report::outbox(&rows, &hooks));
             }
             Ok(code)
+        }
+        Command::TestWebhook { name } => {
+            let config = config::load(&cli.config)?;
+            let Some(hook) = config.webhooks.iter().find(|w| w.name == name) else {
+                let names: Vec<&str> = config.webhooks.iter().map(|w| w.name.as_str()).collect();
+                anyhow::bail!(
+                    "no [[webhook]] named `{name}` in {} (there are: {})",
+                    config.path.display(),
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                );
+            };
+            let body = crate::webhook::test_body(hook.format, &crate::clock::now_stamp());
+            let id = format!("msg_visawatch_test_{}", chrono::Utc::now().timestamp());
+            match notify::post(&notify::hook_client(&config), hook, &id, &body).await {
+                notify::Posted::Sent(status) => {
+                    println!(
+                        "webhook {name} ({}): HTTP {status}, delivered",
+                        hook.redacted_url()
+                    );
+                    Ok(Exit::Done)
+                }
+                notify::Posted::Retry { error, .. } | notify::Posted::Rejected(error) => {
+                    println!("webhook {name} ({}): NOT delivered: {error}", hook.redacted_url());
+                    Ok(Exit::Partial)
+                }
+            }
         }
         Command::TestEmail { to } => {
             let config = config::load(&cli.config)?;
@@ -499,6 +550,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
                 alert: crate::alert::test(&list, &now),
                 from: config.email.from.to_string(),
                 recipients: to.clone(),
+                hooks: Vec::new(),
             };
             // Not queued (it reports at once), but made as any alert is.
             let msg = notify::build(&crate::model::Outgoing {

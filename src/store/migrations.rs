@@ -127,4 +127,21 @@ CREATE TABLE reviews (
 );
 CREATE INDEX reviews_by_change ON reviews(change_id, id);
 "#,
+    // 9: webhook deliveries beside the emails (issue 16). The body is
+    // fixed when queued, so every retry sends the same bytes.
+    r#"
+CREATE TABLE hook_deliveries (
+    id              INTEGER PRIMARY KEY,
+    outbox_id       INTEGER NOT NULL REFERENCES outbox(id),
+    webhook         TEXT NOT NULL,
+    event           TEXT NOT NULL,
+    body            TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    sent_at         TEXT
+);
+CREATE INDEX hook_deliveries_due ON hook_deliveries(status, next_attempt_at);
+"#,
 ];

@@ -34,7 +34,7 @@ mod write;
 pub use desk::{
     ChangeDetail, Counts, DURATION_BUCKETS_MS, ReviewAction, ReviewRow, SnapshotRow, SourceRow, UserRow,
 };
-pub use outbox::OutboxRow;
+pub use outbox::{HookDue, HookRow, OutboxRow};
 pub use query::{ChangeRow, HistoryRow, LastCheck, Marks};
 pub use write::stale_text_files;
 

@@ -60,7 +60,37 @@ pub(super) fn queue(
             params![outbox_id, r.to_string()],
         )?;
     }
+    for h in &q.hooks {
+        tx.execute(
+            "INSERT INTO hook_deliveries (outbox_id, webhook, event, body, status) VALUES (?1, ?2, ?3, ?4, 'pending')",
+            params![outbox_id, h.webhook, h.event, h.body],
+        )?;
+    }
     Ok(outbox_id)
+}
+
+/// A webhook delivery that is due.
+#[derive(Debug, Clone)]
+pub struct HookDue {
+    pub id: i64,
+    pub webhook: String,
+    pub body: String,
+    pub attempts: u32,
+}
+
+/// A row of `visawatch outbox` for a webhook delivery not done.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HookRow {
+    pub id: i64,
+    pub source_id: Option<String>,
+    pub webhook: String,
+    pub event: String,
+    pub created_at: String,
+    /// `pending` or `rejected`.
+    pub status: String,
+    pub attempts: u32,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
 }
 
 /// Meta key: when the network alert said the network went down.
@@ -196,11 +226,13 @@ impl Store {
         Ok(out)
     }
 
-    /// When the earliest pending delivery is due (unix seconds), if any.
+    /// When the earliest pending delivery (email or webhook) is due (unix
+    /// seconds), if any.
     pub fn next_delivery_at(&self) -> Result<Option<i64>, StoreError> {
         self.conn
             .query_row(
-                "SELECT min(next_attempt_at) FROM deliveries WHERE status = 'pending'",
+                "SELECT min(t) FROM (SELECT min(next_attempt_at) AS t FROM deliveries WHERE status = 'pending'
+                   UNION ALL SELECT min(next_attempt_at) FROM hook_deliveries WHERE status = 'pending')",
                 [],
                 |r| r.get(0),
             )
@@ -295,6 +327,90 @@ impl Store {
             .map_err(self.sql())
     }
 
+    /// Webhook deliveries due at `now` (every pending one when `force`),
+    /// oldest first. One left `sending` by a process that died is due again:
+    /// the receiver may see it twice, with the same `webhook-id`.
+    pub fn hooks_due(&self, now: i64, force: bool) -> Result<Vec<HookDue>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, webhook, body, attempts FROM hook_deliveries
+                 WHERE status IN ('pending', 'sending') AND (?2 OR next_attempt_at <= ?1) ORDER BY id",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map(params![now, force], |r| {
+                Ok(HookDue {
+                    id: r.get(0)?,
+                    webhook: r.get(1)?,
+                    body: r.get(2)?,
+                    attempts: r.get(3)?,
+                })
+            })
+            .map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    /// Marks a webhook delivery as being sent (before the request).
+    pub fn mark_hook_sending(&self, id: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE hook_deliveries SET status = 'sending' WHERE id = ?1",
+                [id],
+            )
+            .map(drop)
+            .map_err(self.sql())
+    }
+
+    /// Records a webhook attempt: sent (`Ok`), to retry at `next_at`, or
+    /// rejected for good (`next_at` `None`).
+    pub fn mark_hook(&self, id: i64, result: Result<&str, (&str, Option<i64>)>) -> Result<(), StoreError> {
+        let done = match result {
+            Ok(at) => self.conn.execute(
+                "UPDATE hook_deliveries SET status = 'sent', attempts = attempts + 1, sent_at = ?2, last_error = NULL
+                 WHERE id = ?1",
+                params![id, at],
+            ),
+            Err((error, next_at)) => self.conn.execute(
+                "UPDATE hook_deliveries SET attempts = attempts + 1, last_error = ?2,
+                   status = CASE WHEN ?3 IS NULL THEN 'rejected' ELSE 'pending' END,
+                   next_attempt_at = coalesce(?3, next_attempt_at)
+                 WHERE id = ?1",
+                params![id, error, next_at],
+            ),
+        };
+        done.map(drop).map_err(self.sql())
+    }
+
+    /// Webhook deliveries not done (pending, sending, rejected), oldest first.
+    pub fn hook_outbox(&self) -> Result<Vec<HookRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT h.id, o.source_id, h.webhook, h.event, o.created_at, h.status, h.attempts,
+                        h.next_attempt_at, h.last_error
+                 FROM hook_deliveries h JOIN outbox o ON o.id = h.outbox_id
+                 WHERE h.status != 'sent' ORDER BY h.id",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(HookRow {
+                    id: r.get(0)?,
+                    source_id: r.get(1)?,
+                    webhook: r.get(2)?,
+                    event: r.get(3)?,
+                    created_at: r.get(4)?,
+                    status: r.get(5)?,
+                    attempts: r.get(6)?,
+                    next_attempt_at: r.get(7)?,
+                    last_error: r.get(8)?,
+                })
+            })
+            .map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
     /// Deliveries not done: pending and rejected, oldest first.
     pub fn outbox(&self) -> Result<Vec<OutboxRow>, StoreError> {
         let mut stmt = self
@@ -370,6 +486,7 @@ mod tests {
             alert: crate::alert::plain_alert(AlertKind::Digest, "s".into(), "t", "body".into()),
             from: "vw <a@example.org>".into(),
             recipients: vec!["e@example.org".parse().unwrap()],
+            hooks: Vec::new(),
         };
         let id = store
             .queue(&q, "2026-11-30T00:00:00Z", crate::notify::message_id)

@@ -290,7 +290,7 @@ async fn smtp_down_for_two_runs_then_up_delivers_each_once_in_order() {
 
     let (code, out, _) = env.run(&["outbox", "--json"]).await;
     assert_eq!(code, 0);
-    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rows: serde_json::Value = serde_json::from_str::<serde_json::Value>(&out).unwrap()["emails"].clone();
     assert_eq!(
         rows.as_array().unwrap().len(),
         4,
@@ -355,7 +355,7 @@ async fn a_rejected_recipient_does_not_block_the_others() {
     assert_eq!(got[0].to, ["editors@example.org"]);
 
     let (_, out, _) = env.run(&["outbox", "--json"]).await;
-    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rows: serde_json::Value = serde_json::from_str::<serde_json::Value>(&out).unwrap()["emails"].clone();
     assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
     assert_eq!(rows[0]["recipient"], "kosovo@example.org");
     assert_eq!(rows[0]["status"], "rejected");

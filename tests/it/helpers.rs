@@ -57,6 +57,29 @@ impl Env {
         cmd
     }
 
+    /// `run` with the webhook tests' signing secret in the environment.
+    pub async fn run_with_env(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self
+            .command(args)
+            .env("VISAWATCH_CMS_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+            .output()
+            .await
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `check --json` with the webhook tests' secret in the environment.
+    pub async fn check_with_env(&self) -> (i32, Value) {
+        let (code, stdout, stderr) = self.run_with_env(&["check", "--json"]).await;
+        let report = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("bad JSON ({e}), exit {code}\nstdout: {stdout}\nstderr: {stderr}"));
+        (code, report)
+    }
+
     /// `check --json`: exit code and the parsed report.
     pub async fn check(&self) -> (i32, Value) {
         let (code, stdout, stderr) = self.run(&["check", "--json"]).await;

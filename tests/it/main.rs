@@ -14,3 +14,4 @@ mod pdf;
 mod reliability;
 mod render;
 mod smtp;
+mod webhook;

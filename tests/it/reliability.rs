@@ -410,7 +410,7 @@ async fn sigterm_during_a_slow_delivery_exits_within_the_grace() {
         "exited {took:?} after SIGTERM (grace 2 s)"
     );
     let (_, out, _) = env.run(&["outbox", "--json"]).await;
-    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rows: serde_json::Value = serde_json::from_str::<serde_json::Value>(&out).unwrap()["emails"].clone();
     let pending = rows
         .as_array()
         .unwrap()
