@@ -476,3 +476,57 @@ async fn webhook_mistakes_are_refused_at_load_with_their_line() {
         assert!(err.contains(&want), "want {want:?} in:\n{err}");
     }
 }
+
+/// Killed while the receiver held the POST: the next run sends it again,
+/// with the same `webhook-id` (receivers dedupe on it), and only once.
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_during_a_post_the_next_run_repeats_it_once_with_the_same_id() {
+    let pages = MockServer::start().await;
+    let hooks = MockServer::start().await;
+    // The first answer takes 30 s: the process is killed before it comes.
+    Mock::given(method("POST"))
+        .and(path("/cms"))
+        .respond_with(ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(30)))
+        .up_to_n_times(1)
+        .mount(&hooks)
+        .await;
+    receiver(&hooks, "/cms", 200, None, None).await;
+    let env = Env::new();
+    env.write_config(&config(
+        &pages,
+        &hook(
+            "cms",
+            &format!("{}/cms", hooks.uri()),
+            "json",
+            "secret_env = \"VISAWATCH_CMS_SECRET\"",
+        ),
+    ));
+    serve(&pages, "/xk", xk(50), "text/html; charset=utf-8").await;
+    env.check_with_env().await;
+    pages.reset().await;
+    serve(&pages, "/xk", xk(65), "text/html; charset=utf-8").await;
+    let mut child = env
+        .command(&["check"])
+        .env("VISAWATCH_CMS_SECRET", secret_env())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while posts(&hooks, "/cms").await.is_empty() && std::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(posts(&hooks, "/cms").await.len(), 1, "the receiver has the POST");
+    child.kill().await.unwrap();
+
+    let (_, listing, _) = env.run_with_env(&["outbox"]).await;
+    assert!(
+        listing.contains("webhook cms") && listing.contains("sending"),
+        "{listing}"
+    );
+    let (_, r) = env.check_with_env().await;
+    assert_eq!(r["alerts"]["webhooks_sent"], 1, "{r}");
+    env.check_with_env().await;
+    let got = posts(&hooks, "/cms").await;
+    assert_eq!(got.len(), 2, "one repeat, no more");
+    assert_eq!(got[0].headers.get("webhook-id"), got[1].headers.get("webhook-id"));
+    assert_eq!(got[0].body, got[1].body, "the same bytes");
+}
