@@ -20,9 +20,12 @@
 //! - [`judge`]: PURE. what was read, the previous text and the health → the
 //!   [`model::Outcome`] to record and the alerts it causes, for whom.
 //! - [`alert`]: PURE. verdict or source health → subject, text and HTML.
+//! - [`webhook`]: PURE. the same events as JSON (Standard Webhooks, signed),
+//!   Slack and Teams bodies.
 //! - [`store`]: the data folder: SQLite (WAL), `<id>.txt` files, the outbox;
 //!   `store::query` is its read side.
-//! - [`notify`]: the outbox → SMTP (lettre) or `.eml` files, with retries.
+//! - [`notify`]: the outbox → SMTP (lettre) or `.eml` files, and webhook
+//!   POSTs, with retries.
 //! - [`clock`]: the one place that reads the wall clock.
 //! - [`pipeline`]: one run: the stages in order, concurrently, in batches.
 //! - [`daemon`]: when to run the pipeline (cron schedules, digest), told to
