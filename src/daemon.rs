@@ -345,11 +345,9 @@ async fn deliver(
     if d.sent + d.failed > 0 {
         tracing::info!(sent = d.sent, failed = d.failed, "outbox delivered");
     }
-    if !config.webhooks.is_empty() {
-        let h = notify::deliver_hooks(store, config, &notify::hook_client(config), false, stop).await?;
-        if h.sent + h.failed > 0 {
-            tracing::info!(sent = h.sent, failed = h.failed, "webhooks delivered");
-        }
+    let h = notify::deliver_hooks(store, config, false, stop).await?;
+    if h.sent + h.failed > 0 {
+        tracing::info!(sent = h.sent, failed = h.failed, "webhooks delivered");
     }
     if d.unaddressed > 0 {
         tracing::warn!(

@@ -503,13 +503,19 @@ const RETRY_AFTER_MAX_SECS: i64 = 24 * 3600;
 pub async fn deliver_hooks(
     store: &mut Store,
     config: &Config,
-    client: &reqwest::Client,
     force: bool,
     stop: &Stop,
 ) -> Result<HooksDelivered, NotifyError> {
     let mut counts = HooksDelivered::default();
     let now = chrono::Utc::now().timestamp();
-    for due in store.hooks_due(now, force)? {
+    let due = store.hooks_due(now, force)?;
+    // The client only when something is owed: an unchanged round pays nothing.
+    let client = if due.is_empty() {
+        return Ok(counts);
+    } else {
+        hook_client(config)
+    };
+    for due in due {
         if stop.requested() {
             counts.failed += 1;
             continue;
@@ -524,7 +530,7 @@ pub async fn deliver_hooks(
         };
         store.mark_hook_sending(due.id)?;
         let id = hook_id(due.id);
-        let result = post(client, hook, &id, &due.body).await;
+        let result = post(&client, hook, &id, &due.body).await;
         // The receiver's Retry-After when it gives one (it knows when it
         // will be back), else `retry_backoff_secs` doubling per attempt.
         let retry_at = |after: Option<i64>| {

@@ -343,8 +343,10 @@ pub async fn run(
         alerts.failed = d.failed;
         alerts.unaddressed = d.unaddressed;
         alerts.rejected = d.rejected;
-        if !config.webhooks.is_empty() {
-            let h = notify::deliver_hooks(store, config, &notify::hook_client(config), false, &stop).await?;
+        // Also with no [[webhook]] left: deliveries owed to a removed one
+        // are rejected, not left pending.
+        let h = notify::deliver_hooks(store, config, false, &stop).await?;
+        if !config.webhooks.is_empty() || h.sent + h.failed > 0 {
             alerts.webhooks_sent = Some(h.sent);
             alerts.webhooks_failed = Some(h.failed);
         }

@@ -471,14 +471,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
                     }
                     eprintln!("{line}");
                 }
-                let h = notify::deliver_hooks(
-                    &mut store,
-                    &config,
-                    &notify::hook_client(&config),
-                    true,
-                    &notify::Stop::default(),
-                )
-                .await?;
+                let h = notify::deliver_hooks(&mut store, &config, true, &notify::Stop::default()).await?;
                 if h.sent + h.failed > 0 {
                     eprintln!(
                         "webhooks: {} delivered, {} not delivered ({} refused for good, not retried)",
