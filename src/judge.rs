@@ -158,18 +158,9 @@ fn health_alerts(config: &Config, health: &Health, source: &Source, check: &mut 
                 health.last_ok_at.as_deref(),
             );
             let mut q = queued_for(config, source, a);
-            q.hooks = hooks(
-                config,
-                &webhook::Event {
-                    kind: HookEvent::SourceDown,
-                    source,
-                    at: &stamp(&check.started_at),
-                    changes: &[],
-                    diff: None,
-                    link: None,
-                    error: Some(&failure.message),
-                },
-            );
+            let at = stamp(&check.started_at);
+            let event = webhook::Event::health(HookEvent::SourceDown, source, &at, Some(&failure.message));
+            q.hooks = hooks(config, &event);
             check.alerts.push(q);
             check.blind = Some(true);
         }
@@ -177,17 +168,10 @@ fn health_alerts(config: &Config, health: &Health, source: &Source, check: &mut 
         None if health.blind_since.is_some() => {
             let a = alert::recovered(source, health.failures_in_a_row);
             let mut q = queued_for(config, source, a);
+            let at = stamp(&check.started_at);
             q.hooks = hooks(
                 config,
-                &webhook::Event {
-                    kind: HookEvent::SourceRecovered,
-                    source,
-                    at: &stamp(&check.started_at),
-                    changes: &[],
-                    diff: None,
-                    link: None,
-                    error: None,
-                },
+                &webhook::Event::health(HookEvent::SourceRecovered, source, &at, None),
             );
             check.alerts.push(q);
             check.blind = Some(false);

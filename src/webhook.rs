@@ -28,6 +28,21 @@ pub struct Event<'a> {
     pub error: Option<&'a str>,
 }
 
+impl<'a> Event<'a> {
+    /// A source going down (`error`: why) or reading again.
+    pub fn health(kind: HookEvent, source: &'a Source, at: &'a str, error: Option<&'a str>) -> Event<'a> {
+        Event {
+            kind,
+            source,
+            at,
+            changes: &[],
+            diff: None,
+            link: None,
+            error,
+        }
+    }
+}
+
 /// The body a webhook of `format` receives for `event`.
 pub fn body(format: HookFormat, event: &Event<'_>) -> String {
     let value = match format {
