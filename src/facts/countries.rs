@@ -254,9 +254,15 @@ pub fn find(text: &str) -> Vec<CountryMatch> {
             && opening()
             && let Some(names) = table.first.get(&fold_word(&text[i..end]))
         {
-            // The words from here on (a name has a handful at most).
+            // The words from here on, as many as the longest candidate
+            // needs (joining words between its words included).
+            let need = names
+                .iter()
+                .map(|&n| table.names[n].words.len())
+                .max()
+                .unwrap_or(1);
             let tokens: Vec<(Range<usize>, &str)> = words(&text[i..])
-                .take(12)
+                .take(need * 2)
                 .map(|(r, w)| (i + r.start..i + r.end, w))
                 .collect();
             let best = names
