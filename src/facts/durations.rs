@@ -84,6 +84,11 @@ fn number_before(text: &str, start: usize, end: usize) -> Option<(u32, usize)> {
     if let Ok(n) = word.parse() {
         return Some((n, start));
     }
+    // Most words before a unit ("per day", "the months") end no number:
+    // asked nothing more.
+    if !LEXICON.number_ends.contains(word) && !LEXICON.number_ends.contains(word.to_lowercase().as_str()) {
+        return None;
+    }
     // Up to three words before it, longest phrase first.
     let mut starts = vec![start];
     let mut at = start;

@@ -32,6 +32,9 @@ pub struct Lexicon {
     pub qualifiers: Vec<String>,
     pub units: Vec<(String, Unit)>,
     pub numbers: HashMap<String, u32>,
+    /// The last word of every number phrase ("one" of "twenty one",
+    /// "hundred" of "a hundred"): a word that is none ends no number.
+    pub number_ends: std::collections::HashSet<String>,
     pub months: HashMap<String, u8>,
     pub date_triggers: Vec<String>,
     pub age_before: Vec<String>,
@@ -184,6 +187,10 @@ impl Lexicon {
                 }
             }
         }
+        let number_ends = numbers
+            .keys()
+            .map(|k: &String| k.rsplit([' ', '-']).next().unwrap_or(k).to_string())
+            .collect();
         let mut months = HashMap::new();
         for (m, words) in &file.dates.months {
             let m: u8 = m
@@ -212,6 +219,7 @@ impl Lexicon {
             qualifiers: spellings(&file.durations.qualifiers),
             units,
             numbers,
+            number_ends,
             months,
             date_triggers: spellings(&file.dates.triggers),
             age_before: spellings(&file.ages.before),
