@@ -285,10 +285,23 @@ pub fn find(text: &str) -> Vec<CountryMatch> {
 
 /// Where the word starting at `at` ends.
 fn word_end(text: &str, at: usize) -> usize {
-    text[at..]
-        .char_indices()
-        .find(|(_, c)| !c.is_alphanumeric())
-        .map_or(text.len(), |(i, _)| at + i)
+    let bytes = text.as_bytes();
+    let mut i = at;
+    loop {
+        // ASCII bytes one by one; other letters decoded.
+        match bytes.get(i) {
+            None => return text.len(),
+            Some(b) if b.is_ascii_alphanumeric() => i += 1,
+            Some(b) if b.is_ascii() => return i,
+            Some(_) => {
+                let c = text[i..].chars().next().expect("on a char boundary");
+                if !c.is_alphanumeric() {
+                    return i;
+                }
+                i += c.len_utf8();
+            }
+        }
+    }
 }
 
 /// The index of the last token of `name` read from the first of `tokens`.

@@ -53,10 +53,8 @@ fn names_a_document(text: &str) -> bool {
 /// slices of `sentence`, and the span of the list in it.
 pub fn inline_items(sentence: &str) -> Option<(std::ops::Range<usize>, Vec<&str>)> {
     let lexicon = &*super::lexicon::LEXICON;
-    // Cheap tests first: every sentence of a page is asked.
-    if !names_a_document(sentence) {
-        return None;
-    }
+    // The shape first, the words last: every sentence of a page is asked,
+    // and few hold a list.
     let region = if let (Some(open), Some(close)) = (sentence.find('('), sentence.rfind(')'))
         && open < close
         && (sentence[open..close].contains(',')
