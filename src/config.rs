@@ -6,7 +6,7 @@
 //! duplicate or malformed ids, bad URLs, CSS selectors that do not parse, bad
 //! regexes. This module does not touch the network or the data folder.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -459,6 +459,13 @@ pub enum ConfigError {
         column: usize,
         message: String,
     },
+    #[error("{path}:{line}:{column}: {message}")]
+    Include {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("{path}:{line}:{column}: [[webhook]] {name}: {message}")]
     Webhook {
         path: PathBuf,
@@ -498,6 +505,8 @@ impl OneOrMany {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
+    /// Files of more `[[source]]` entries (globs relative to this file).
+    include: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     settings: RawSettings,
     email: Option<Spanned<RawEmail>>,
@@ -566,12 +575,17 @@ struct RawSource {
 
 /// Reads and validates a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    parse(&read_capped(path)?, path)
+}
+
+/// A config file's text: a regular file only (a FIFO or a device would
+/// block or never end), capped.
+fn read_capped(path: &Path) -> Result<String, ConfigError> {
     use std::io::Read;
     let io = |cause| ConfigError::Io {
         path: path.to_path_buf(),
         cause,
     };
-    // A FIFO or a device would block or never end: only a regular file, capped.
     let meta = std::fs::metadata(path).map_err(io)?;
     if !meta.is_file() || meta.len() > MAX_CONFIG_BYTES {
         return Err(ConfigError::Parse {
@@ -583,28 +597,18 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     std::fs::File::open(path)
         .and_then(|f| f.take(MAX_CONFIG_BYTES).read_to_string(&mut text))
         .map_err(io)?;
-    parse(&text, path)
+    Ok(text)
 }
 
 /// Largest `sources.toml` read (100,000 sources fit in far less).
 const MAX_CONFIG_BYTES: u64 = 64 << 20;
 
-/// Validates config text; `path` is only used in messages.
+/// Validates config text; `path` names it in messages and anchors `include`.
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let raw: RawFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
         path: path.to_path_buf(),
         message: e.to_string().trim_end().to_string(),
     })?;
-    let invalid = |span: Range<usize>, id: &str, message: String| {
-        let (line, column) = line_col(text, span.start);
-        ConfigError::Invalid {
-            path: path.to_path_buf(),
-            line,
-            column,
-            id: id.to_string(),
-            message,
-        }
-    };
     let s = settings(raw.settings, text, path)?;
     let schedule = parse_schedule(&s.schedule).map_err(|m| ConfigError::Parse {
         path: path.to_path_buf(),
@@ -620,9 +624,57 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     };
     let web = raw.web.map(|w| parse_web(w, text, path)).transpose()?;
 
-    let mut seen = HashSet::new();
-    let mut sources = Vec::with_capacity(raw.source.len());
-    for entry in raw.source {
+    let mut seen = HashMap::new();
+    let mut sources = parse_sources(raw.source, text, path, &mut seen)?;
+    // Catalogs across files: their sources join the main file's.
+    for file in included(raw.include, text, path)? {
+        let inc_text = read_capped(&file)?;
+        let inc: RawIncluded = toml::from_str(&inc_text).map_err(|e| ConfigError::Parse {
+            path: file.clone(),
+            message: format!(
+                "{} (an included file holds [[source]] entries only)",
+                e.to_string().trim_end()
+            ),
+        })?;
+        sources.extend(parse_sources(inc.source, &inc_text, &file, &mut seen)?);
+    }
+    if sources.is_empty() {
+        return Err(ConfigError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(Config {
+        path: path.to_path_buf(),
+        settings: s,
+        schedule,
+        digest_schedule,
+        email,
+        web,
+        sources,
+        webhooks: parse_webhooks(raw.webhook, text, path)?,
+    })
+}
+
+/// The `[[source]]` entries of one file (the main one or an included one),
+/// checked; `seen` carries the ids of the files read before, with where.
+fn parse_sources(
+    raw: Vec<Spanned<RawSource>>,
+    text: &str,
+    path: &Path,
+    seen: &mut HashMap<String, (PathBuf, usize)>,
+) -> Result<Vec<Source>, ConfigError> {
+    let invalid = |span: Range<usize>, id: &str, message: String| {
+        let (line, column) = line_col(text, span.start);
+        ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line,
+            column,
+            id: id.to_string(),
+            message,
+        }
+    };
+    let mut sources = Vec::with_capacity(raw.len());
+    for entry in raw {
         let entry_span = entry.span();
         let r = entry.into_inner();
         let id_span = r.id.span();
@@ -645,9 +697,16 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 format!("id is {} characters long (at most {MAX_ID_LEN})", id.len()),
             ));
         }
-        if !seen.insert(id.clone()) {
-            return Err(invalid(id_span, &id, "duplicate id".into()));
+        let here = (path.to_path_buf(), line_col(text, id_span.start).0);
+        if let Some((file, line)) = seen.get(&id) {
+            let also = if file == path {
+                format!("line {line}")
+            } else {
+                format!("{}:{line}", file.display())
+            };
+            return Err(invalid(id_span, &id, format!("duplicate id (also at {also})")));
         }
+        seen.insert(id.clone(), here);
         let url_span = r.url.span();
         let url_text = r.url.into_inner();
         let url = reqwest::Url::parse(&url_text)
@@ -768,21 +827,73 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             allow_private: r.allow_private,
         });
     }
-    if sources.is_empty() {
-        return Err(ConfigError::Empty {
+    Ok(sources)
+}
+
+/// An included file holds sources only.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIncluded {
+    #[serde(default)]
+    source: Vec<Spanned<RawSource>>,
+}
+
+/// The files `include` names, in order: each pattern relative to the main
+/// file's folder, `*` allowed in its last part (sorted matches), a plain
+/// path required to exist.
+fn included(raw: Option<Spanned<Vec<String>>>, text: &str, path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    let span = raw.span();
+    let invalid = |message: String| {
+        let (line, column) = line_col(text, span.start);
+        ConfigError::Include {
             path: path.to_path_buf(),
-        });
+            line,
+            column,
+            message,
+        }
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut files = Vec::new();
+    for pattern in raw.into_inner() {
+        let full = base.join(&pattern);
+        let name = full
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let dir = full.parent().unwrap_or(base).to_path_buf();
+        if dir.to_string_lossy().contains('*') {
+            return Err(invalid(format!("include `{pattern}`: `*` only in the file name")));
+        }
+        if !name.contains('*') {
+            if !full.is_file() {
+                return Err(invalid(format!(
+                    "include `{pattern}`: no such file ({})",
+                    full.display()
+                )));
+            }
+            files.push(full);
+            continue;
+        }
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| invalid(format!("include `{pattern}`: cannot read {}: {e}", dir.display())))?;
+        let mut matched: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.is_file()
+                    && p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| glob_match(&name, n))
+            })
+            .collect();
+        matched.sort();
+        files.extend(matched);
     }
-    Ok(Config {
-        path: path.to_path_buf(),
-        settings: s,
-        schedule,
-        digest_schedule,
-        email,
-        web,
-        sources,
-        webhooks: parse_webhooks(raw.webhook, text, path)?,
-    })
+    Ok(files)
 }
 
 fn parse_webhooks(
@@ -1077,7 +1188,7 @@ mod tests {
         let e = err(
             "[[source]]\nid = \"a\"\nurl = \"https://e.org/\"\n\n[[source]]\nid = \"a\"\nurl = \"https://e.org/2\"\n",
         );
-        assert_eq!(e, "sources.toml:6:6: source `a`: duplicate id");
+        assert_eq!(e, "sources.toml:6:6: source `a`: duplicate id (also at line 2)");
     }
 
     #[test]

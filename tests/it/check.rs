@@ -749,3 +749,75 @@ async fn sources_shows_each_schedule_and_its_next_run() {
     assert!((0..7).contains(&days_ahead), "{out}");
     assert!(out.contains("2 sources OK in"), "{out}");
 }
+
+/// Issue 17: catalogs across files. Included sources are checked like the
+/// main file's; a mistake in one names that file and line; an id used in
+/// two files names both.
+#[tokio::test(flavor = "multi_thread")]
+async fn included_catalogs_are_checked_and_their_mistakes_name_their_own_file() {
+    let http = MockServer::start().await;
+    for id in ["xk", "a", "b"] {
+        serve(&http, &format!("/{id}"), xk(50), "text/html; charset=utf-8").await;
+    }
+    let env = Env::new();
+    let dir = env.dir.path().join("sources.d");
+    std::fs::create_dir(&dir).unwrap();
+    let entry = |id: &str| source_toml(id, &format!("{}/{id}", http.uri()), "select = \".content\"");
+    env.write_config(&format!(
+        "include = [\"sources.d/*.toml\"]\n{FAST}\n{}",
+        entry("xk")
+    ));
+    std::fs::write(dir.join("a.toml"), entry("a")).unwrap();
+    std::fs::write(dir.join("b.toml"), entry("b")).unwrap();
+    std::fs::write(dir.join("notes.txt"), "not a catalog").unwrap();
+    let (code, r) = env.check().await;
+    assert_eq!(code, 0, "{r}");
+    for id in ["xk", "a", "b"] {
+        assert_eq!(status(&r, id), "baseline", "{r}");
+    }
+
+    // A mistake in an included file: its own path, line and column.
+    std::fs::write(
+        dir.join("b.toml"),
+        "[[source]]\nid = \"b\"\nurl = \"not a url\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = env.run(&["sources"]).await;
+    assert_eq!(code, 2, "{err}");
+    let b = dir.join("b.toml");
+    assert!(
+        err.contains(&format!("{}:3:7: source `b`: bad url", b.display())),
+        "{err}"
+    );
+
+    // The same id in two files: both places.
+    std::fs::write(dir.join("b.toml"), entry("xk")).unwrap();
+    let (code, _, err) = env.run(&["sources"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}:2:6: source `xk`: duplicate id (also at {}:",
+            b.display(),
+            env.config().display()
+        )),
+        "{err}"
+    );
+
+    // Settings belong to the main file only.
+    std::fs::write(dir.join("b.toml"), "[settings]\ntimeout_secs = 5\n").unwrap();
+    let (code, _, err) = env.run(&["sources"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("b.toml") && err.contains("[[source]] entries only"),
+        "{err}"
+    );
+
+    // A plain path that is not there.
+    env.write_config(&format!("include = [\"missing.toml\"]\n{FAST}\n{}", entry("xk")));
+    let (code, _, err) = env.run(&["sources"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("sources.toml:1:11: include `missing.toml`: no such file"),
+        "{err}"
+    );
+}

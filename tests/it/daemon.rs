@@ -523,3 +523,33 @@ async fn the_daemon_serves_the_desk_and_stops_with_it() {
         "the desk stopped with the daemon"
     );
 }
+
+/// Issue 17: SIGHUP reads the included catalogs again, a new file included.
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_reloads_the_included_catalogs() {
+    let http = MockServer::start().await;
+    serve(&http, "/xk", xk(50), "text/html; charset=utf-8").await;
+    serve(&http, "/other", xk(80), "text/html; charset=utf-8").await;
+    let env = Env::new();
+    let dir = env.dir.path().join("sources.d");
+    std::fs::create_dir(&dir).unwrap();
+    let catalog = |id: &str| source_toml(id, &format!("{}/{id}", http.uri()), "select = \".content\"");
+    std::fs::write(dir.join("a.toml"), catalog("xk")).unwrap();
+    let main = format!(
+        "include = [\"sources.d/*.toml\"]\n{}",
+        config(&http, 9, "* * * * * *", &[])
+    );
+    env.write_config(&main);
+    let d = Daemon::start(&env);
+    wait_for(10, "the included source's baseline", || async {
+        checks(&env, "xk").await >= 1
+    })
+    .await;
+    std::fs::write(dir.join("b.toml"), catalog("other")).unwrap();
+    d.signal("-HUP");
+    wait_for(10, "the newly included source's first check", || async {
+        checks(&env, "other").await >= 1
+    })
+    .await;
+    assert_eq!(d.stop().await, 0);
+}
