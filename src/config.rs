@@ -30,6 +30,8 @@ pub struct Settings {
     pub max_pdf_pages: usize,
     /// Requests at once to one host.
     pub per_host: usize,
+    /// Least time between the starts of two requests to one host.
+    pub per_host_gap_ms: u64,
     pub max_body_bytes: u64,
     /// Send If-None-Match / If-Modified-Since from the last good fetch.
     pub conditional_get: bool,
@@ -60,6 +62,7 @@ impl Default for Settings {
             concurrency: 8,
             max_pdf_pages: 200,
             per_host: 2,
+            per_host_gap_ms: 0,
             max_body_bytes: 10 * 1024 * 1024,
             conditional_get: true,
             retries: 2,
@@ -86,6 +89,7 @@ struct RawSettings {
     concurrency: Option<Spanned<i64>>,
     max_pdf_pages: Option<Spanned<i64>>,
     per_host: Option<Spanned<i64>>,
+    per_host_gap_ms: Option<Spanned<i64>>,
     max_body_bytes: Option<Spanned<i64>>,
     conditional_get: Option<bool>,
     retries: Option<Spanned<i64>>,
@@ -134,6 +138,13 @@ fn settings(raw: RawSettings, text: &str, path: &Path) -> Result<Settings, Confi
         s.max_pdf_pages as u64,
     )? as usize;
     s.per_host = num(raw.per_host, "per_host", 1, 256, s.per_host as u64)? as usize;
+    s.per_host_gap_ms = num(
+        raw.per_host_gap_ms,
+        "per_host_gap_ms",
+        0,
+        60_000,
+        s.per_host_gap_ms,
+    )?;
     s.max_body_bytes = num(raw.max_body_bytes, "max_body_bytes", 1, 1 << 30, s.max_body_bytes)?;
     s.retries = num(raw.retries, "retries", 0, 10, s.retries.into())? as u32;
     s.retry_backoff_ms = num(

@@ -261,7 +261,14 @@ pub struct Fetcher {
     global: Arc<Semaphore>,
     /// A run's stop request: fetches waiting for their turn do not start.
     stop: Option<tokio::sync::watch::Receiver<bool>>,
-    hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+    hosts: Mutex<HashMap<String, Arc<Host>>>,
+}
+
+/// One host's share of a run: its request slots, and when its next request
+/// may start (`per_host_gap_ms`).
+struct Host {
+    slots: Semaphore,
+    next_start: tokio::sync::Mutex<tokio::time::Instant>,
 }
 
 impl Fetcher {
@@ -315,7 +322,7 @@ impl Fetcher {
             .map_err(Clone::clone)
     }
 
-    fn host_limit(&self, url: &Url) -> Arc<Semaphore> {
+    fn host(&self, url: &Url) -> Arc<Host> {
         let key = format!(
             "{}:{}",
             url.host_str().unwrap_or(""),
@@ -324,7 +331,12 @@ impl Fetcher {
         let mut hosts = self.hosts.lock().expect("host map poisoned");
         hosts
             .entry(key)
-            .or_insert_with(|| Arc::new(Semaphore::new(self.settings.per_host)))
+            .or_insert_with(|| {
+                Arc::new(Host {
+                    slots: Semaphore::new(self.settings.per_host),
+                    next_start: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+                })
+            })
             .clone()
     }
 
@@ -341,10 +353,22 @@ impl Fetcher {
         let mut attempt = 0;
         loop {
             let result = {
-                // Permits are held only while a request is in flight, not while backing off.
+                // Permits are held only while a request is in flight, not
+                // while backing off. The host's turn comes first: sources
+                // waiting for a busy host hold no global slot meanwhile.
+                let host = self.host(url);
+                let _host = host.slots.acquire().await.expect("semaphore closed");
+                let gap = Duration::from_millis(self.settings.per_host_gap_ms);
+                if !gap.is_zero() {
+                    let start = {
+                        let mut next = host.next_start.lock().await;
+                        let start = (*next).max(tokio::time::Instant::now());
+                        *next = start + gap;
+                        start
+                    };
+                    tokio::time::sleep_until(start).await;
+                }
                 let _global = self.global.acquire().await.expect("semaphore closed");
-                let host = self.host_limit(url);
-                let _host = host.acquire().await.expect("semaphore closed");
                 // Asked to stop while this waited its turn: it does not start.
                 if self.stop.as_ref().is_some_and(|s| *s.borrow()) {
                     return Err(FetchError::Stopped);

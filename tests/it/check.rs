@@ -821,3 +821,63 @@ async fn included_catalogs_are_checked_and_their_mistakes_name_their_own_file() 
         "{err}"
     );
 }
+
+/// Records when each request arrived, and answers with the Kosovo page.
+#[derive(Clone)]
+struct Arrivals(std::sync::Arc<std::sync::Mutex<Vec<std::time::Instant>>>);
+
+impl wiremock::Respond for Arrivals {
+    fn respond(&self, _: &wiremock::Request) -> wiremock::ResponseTemplate {
+        self.0.lock().unwrap().push(std::time::Instant::now());
+        wiremock::ResponseTemplate::new(200).set_body_raw(xk(50), "text/html; charset=utf-8")
+    }
+}
+
+/// Issue 17: `per_host_gap_ms` spaces the starts of requests to one host;
+/// another host's requests are not held back by it.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_to_one_host_are_spaced_and_other_hosts_are_not_slowed() {
+    let (slow, fast) = (MockServer::start().await, MockServer::start().await);
+    let (at_slow, at_fast) = (Arrivals(Default::default()), Arrivals(Default::default()));
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .respond_with(at_slow.clone())
+        .mount(&slow)
+        .await;
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .respond_with(at_fast.clone())
+        .mount(&fast)
+        .await;
+    let mut config = String::from(
+        "[settings]\ntimeout_secs = 5\nretries = 0\nper_host = 4\nconcurrency = 8\nper_host_gap_ms = 400\n",
+    );
+    for i in 0..3 {
+        config += &source_toml(&format!("slow-{i}"), &format!("{}/p{i}", slow.uri()), "");
+        config += &source_toml(&format!("fast-{i}"), &format!("{}/p{i}", fast.uri()), "");
+    }
+    let env = Env::new();
+    env.write_config(&config);
+    let (code, r) = env.check().await;
+    assert_eq!(code, 0, "{r}");
+    let arrivals = |a: &Arrivals| {
+        let mut t = a.0.lock().unwrap().clone();
+        t.sort();
+        assert_eq!(t.len(), 3);
+        t
+    };
+    let (s, f) = (arrivals(&at_slow), arrivals(&at_fast));
+    for t in [&s, &f] {
+        for w in t.windows(2) {
+            assert!(
+                w[1] - w[0] >= Duration::from_millis(380),
+                "one host spaced: {t:?}"
+            );
+        }
+    }
+    // Each host keeps its own pace: the second host's first request does
+    // not wait for the first host's three.
+    let apart = if s[0] > f[0] { s[0] - f[0] } else { f[0] - s[0] };
+    assert!(
+        apart < Duration::from_millis(300),
+        "hosts start together: {apart:?}"
+    );
+}
