@@ -351,21 +351,23 @@ impl Fetcher {
         let client = self.client_for(allow_private || host_is_private(url))?;
         let base = Duration::from_millis(self.settings.retry_backoff_ms);
         let mut attempt = 0;
+        let host = self.host(url);
+        let gap = Duration::from_millis(self.settings.per_host_gap_ms);
         loop {
             let result = {
                 // Permits are held only while a request is in flight, not
                 // while backing off. The host's turn comes first: sources
                 // waiting for a busy host hold no global slot meanwhile.
-                let host = self.host(url);
                 let _host = host.slots.acquire().await.expect("semaphore closed");
-                let gap = Duration::from_millis(self.settings.per_host_gap_ms);
-                if !gap.is_zero() {
-                    let start = {
-                        let mut next = host.next_start.lock().await;
-                        let start = (*next).max(tokio::time::Instant::now());
-                        *next = start + gap;
-                        start
-                    };
+                // The host's pace: `per_host_gap_ms` between starts, and
+                // its own Retry-After when it asked for a pause.
+                let start = {
+                    let mut next = host.next_start.lock().await;
+                    let start = (*next).max(tokio::time::Instant::now());
+                    *next = start + gap;
+                    start
+                };
+                if start > tokio::time::Instant::now() {
                     tokio::time::sleep_until(start).await;
                 }
                 let _global = self.global.acquire().await.expect("semaphore closed");
@@ -375,6 +377,18 @@ impl Fetcher {
                 }
                 self.fetch_once(client, url, validators).await
             };
+            // A 429 or 503 with Retry-After pauses the whole host for that
+            // long (at most an hour); other hosts go on.
+            if let Err(FetchError::Status {
+                status: 429 | 503,
+                retry_after: Some(after),
+                ..
+            }) = &result
+            {
+                let until = tokio::time::Instant::now() + after.0.min(Duration::from_secs(3600));
+                let mut next = host.next_start.lock().await;
+                *next = (*next).max(until);
+            }
             match result {
                 Err(e) if attempt < self.settings.retries => match e.retry_delay(attempt, base) {
                     Some(delay) => {

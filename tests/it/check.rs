@@ -881,3 +881,64 @@ async fn requests_to_one_host_are_spaced_and_other_hosts_are_not_slowed() {
         "hosts start together: {apart:?}"
     );
 }
+
+/// Answers 503 with Retry-After: 2 the first time, the page after.
+#[derive(Clone)]
+struct BusyOnce(Arrivals);
+
+impl wiremock::Respond for BusyOnce {
+    fn respond(&self, req: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let first = self.0.0.lock().unwrap().is_empty();
+        let page = self.0.respond(req);
+        if first {
+            wiremock::ResponseTemplate::new(503).insert_header("Retry-After", "2")
+        } else {
+            page
+        }
+    }
+}
+
+/// Issue 17: a host that answers 503 with Retry-After is left alone that
+/// long; the run goes on with the other hosts meanwhile.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_after_pauses_that_host_only() {
+    let (busy, other) = (MockServer::start().await, MockServer::start().await);
+    let (at_busy, at_other) = (Arrivals(Default::default()), Arrivals(Default::default()));
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .respond_with(BusyOnce(at_busy.clone()))
+        .mount(&busy)
+        .await;
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .respond_with(at_other.clone())
+        .mount(&other)
+        .await;
+    let mut config =
+        String::from("[settings]\ntimeout_secs = 5\nretries = 0\nper_host = 1\nconcurrency = 8\n");
+    for i in 0..3 {
+        config += &source_toml(&format!("busy-{i}"), &format!("{}/p{i}", busy.uri()), "");
+        config += &source_toml(&format!("other-{i}"), &format!("{}/p{i}", other.uri()), "");
+    }
+    let env = Env::new();
+    env.write_config(&config);
+    let (_, r) = env.check().await;
+    let busy_at = at_busy.0.lock().unwrap().clone();
+    let other_at = at_other.0.lock().unwrap().clone();
+    assert_eq!((busy_at.len(), other_at.len()), (3, 3), "{r}");
+    // After the 503, the busy host's next request waits its 2 s.
+    assert!(
+        busy_at[1] - busy_at[0] >= Duration::from_millis(1900),
+        "{busy_at:?}"
+    );
+    // The other host is done meanwhile.
+    assert!(
+        other_at
+            .iter()
+            .all(|t| *t < busy_at[0] + Duration::from_millis(1500)),
+        "{other_at:?}"
+    );
+    let failed: Vec<&str> = ["busy-0", "busy-1", "busy-2"]
+        .into_iter()
+        .filter(|id| status(&r, id) == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "only the source that got the 503 failed: {r}");
+}
