@@ -130,6 +130,27 @@ async fn text_of(b: &WebDriver, by: By) -> String {
     element(b, by).await.text().await.unwrap()
 }
 
+/// Waits until an element shows `want`, across the page load a form post
+/// starts: an element of the page being left goes stale (a race seen in
+/// CI), so each try looks it up again.
+async fn wait_for_text(b: &WebDriver, by: By, want: &str) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let shown = match b.find(by.clone()).await {
+            Ok(e) => e.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if shown.contains(want) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "{by:?} never showed {want:?} (last: {shown:?})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// Wider than the window: the page scrolls sideways.
 async fn scrolls_sideways(b: &WebDriver) -> bool {
     b.execute(
@@ -167,11 +188,7 @@ async fn an_editor_works_the_queue_down_in_a_browser() {
     b.screenshot(&artifact("change-1280.png")).await.unwrap();
 
     click(&b, By::Id("applied")).await;
-    b.query(By::Id("review-state"))
-        .with_text("applied")
-        .first()
-        .await
-        .expect("the change shows as applied");
+    wait_for_text(&b, By::Id("review-state"), "applied").await;
     click(&b, By::LinkText("Review queue")).await;
     element(&b, By::Id("queue-empty")).await;
     b.quit().await.unwrap();
