@@ -91,6 +91,16 @@ fn config(pages: &MockServer, hooks: &str) -> String {
     )
 }
 
+/// The signed `json` webhook named `cms`, at `base`/cms.
+fn cms_hook(base: &str) -> String {
+    hook(
+        "cms",
+        &format!("{base}/cms"),
+        "json",
+        "secret_env = \"VISAWATCH_CMS_SECRET\"",
+    )
+}
+
 /// `[[webhook]]` entries.
 fn hook(name: &str, url: &str, format: &str, extra: &str) -> String {
     format!("[[webhook]]\nname = \"{name}\"\nurl = \"{url}\"\nformat = \"{format}\"\n{extra}\n")
@@ -120,12 +130,7 @@ async fn a_change_reaches_json_slack_and_teams_receivers_signed_and_routed() {
     env.write_config(&config(
         &pages,
         &[
-            hook(
-                "cms",
-                &format!("{u}/cms"),
-                "json",
-                "secret_env = \"VISAWATCH_CMS_SECRET\"",
-            ),
+            cms_hook(&u),
             hook("editors-slack", &format!("{u}/slack/T0KEN"), "slack", ""),
             hook(
                 "editors-teams",
@@ -203,15 +208,7 @@ async fn a_receiver_asking_to_wait_gets_the_delivery_once_after_the_wait() {
     receiver(&hooks, "/cms", 503, Some("2"), Some(1)).await;
     receiver(&hooks, "/cms", 200, None, None).await;
     let env = Env::new();
-    env.write_config(&config(
-        &pages,
-        &hook(
-            "cms",
-            &format!("{}/cms", hooks.uri()),
-            "json",
-            "secret_env = \"VISAWATCH_CMS_SECRET\"",
-        ),
-    ));
+    env.write_config(&config(&pages, &cms_hook(&hooks.uri())));
     let r = baseline_then_change(&env, &pages).await;
     assert_eq!(r["alerts"]["webhooks_failed"], 1, "{r}");
     assert_eq!(posts(&hooks, "/cms").await.len(), 1);
@@ -251,15 +248,7 @@ async fn a_receiver_refusing_the_payload_is_not_retried() {
     let hooks = MockServer::start().await;
     receiver(&hooks, "/cms", 400, None, None).await;
     let env = Env::new();
-    env.write_config(&config(
-        &pages,
-        &hook(
-            "cms",
-            &format!("{}/cms", hooks.uri()),
-            "json",
-            "secret_env = \"VISAWATCH_CMS_SECRET\"",
-        ),
-    ));
+    env.write_config(&config(&pages, &cms_hook(&hooks.uri())));
     baseline_then_change(&env, &pages).await;
     assert_eq!(posts(&hooks, "/cms").await.len(), 1);
     env.run_with_env(&["outbox", "--retry"]).await;
@@ -292,12 +281,7 @@ async fn a_source_going_down_and_back_reaches_the_webhooks_that_asked() {
                 "slack",
                 "events = [\"source_down\", \"source_recovered\"]",
             ),
-            hook(
-                "cms",
-                &format!("{u}/cms"),
-                "json",
-                "secret_env = \"VISAWATCH_CMS_SECRET\"",
-            ),
+            cms_hook(&u),
         ]
         .concat(),
     ));
@@ -335,12 +319,7 @@ async fn webhook_secrets_and_tokenised_urls_never_reach_the_log() {
     env.write_config(&config(
         &pages,
         &[
-            hook(
-                "cms",
-                &format!("{}/cms", hooks.uri()),
-                "json",
-                "secret_env = \"VISAWATCH_CMS_SECRET\"",
-            ),
+            cms_hook(&hooks.uri()),
             hook(
                 "slack",
                 &format!("http://127.0.0.1:{closed}/services/T0KEN/XYZZY"),
@@ -387,16 +366,7 @@ async fn test_webhook_sends_a_signed_test_event_and_prints_the_answer() {
     let u = hooks.uri();
     env.write_config(&config(
         &hooks,
-        &[
-            hook(
-                "cms",
-                &format!("{u}/cms"),
-                "json",
-                "secret_env = \"VISAWATCH_CMS_SECRET\"",
-            ),
-            hook("broken", &format!("{u}/broken"), "slack", ""),
-        ]
-        .concat(),
+        &[cms_hook(&u), hook("broken", &format!("{u}/broken"), "slack", "")].concat(),
     ));
     let (code, out, _) = env.run_with_env(&["test-webhook", "cms"]).await;
     assert_eq!(code, 0, "{out}");
@@ -492,15 +462,7 @@ async fn killed_during_a_post_the_next_run_repeats_it_once_with_the_same_id() {
         .await;
     receiver(&hooks, "/cms", 200, None, None).await;
     let env = Env::new();
-    env.write_config(&config(
-        &pages,
-        &hook(
-            "cms",
-            &format!("{}/cms", hooks.uri()),
-            "json",
-            "secret_env = \"VISAWATCH_CMS_SECRET\"",
-        ),
-    ));
+    env.write_config(&config(&pages, &cms_hook(&hooks.uri())));
     serve(&pages, "/xk", xk(50), "text/html; charset=utf-8").await;
     env.check_with_env().await;
     pages.reset().await;
