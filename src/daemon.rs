@@ -1,6 +1,6 @@
 //! `visawatch daemon`: the long-running service. Decides *when* to run the
 //! same pipeline as `check` (cron schedules, catch-up after a restart, the
-//! weekly digest, the weekly integrity check); *what* a run does stays in
+//! weekly digest, the weekly integrity check and prune); *what* a run does stays in
 //! `pipeline`.
 //!
 //! It is told what to do through a channel of [`Signal`]s, which the CLI
@@ -124,6 +124,8 @@ const MAX_PAUSE_SECS: u64 = 600;
 /// How often the database's integrity is checked while the daemon runs.
 const VERIFY_EVERY: chrono::Duration = chrono::Duration::days(7);
 const LAST_VERIFY: &str = "last_verified_at";
+const PRUNE_EVERY: chrono::Duration = chrono::Duration::days(7);
+const LAST_PRUNE: &str = "last_pruned_at";
 
 /// What the daemon can be told while it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -317,6 +319,24 @@ async fn tick(
         store.verify()?;
         store.set_meta(LAST_VERIFY, &crate::clock::now_stamp())?;
         tracing::info!("database integrity verified");
+    }
+    let pruned = store
+        .meta(LAST_PRUNE)?
+        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    if !ctl.stopping() && pruned.is_none_or(|t| Utc::now() - t >= PRUNE_EVERY) {
+        let keep = config.settings.keep_checks_days;
+        let p = store.prune(Utc::now(), keep)?;
+        store.set_meta(LAST_PRUNE, &crate::clock::now_stamp())?;
+        tracing::info!(
+            keep_checks_days = keep,
+            checks = p.checks,
+            snapshots = p.snapshots,
+            alerts = p.alerts,
+            bytes_before = p.bytes_before,
+            bytes_after = p.bytes_after,
+            "history pruned"
+        );
     }
     if ctl.reload_wanted {
         reload(config_path, data, config, mailer);

@@ -171,6 +171,17 @@ pub enum Command {
     /// Check the database's integrity (SQLite quick_check); exit 2 with the
     /// recovery steps when it is damaged.
     Verify,
+    /// Delete unchanged and failed checks older than `keep_checks_days`
+    /// (changes, their snapshots and reviews stay) and shrink the file.
+    /// The daemon does this weekly.
+    Prune {
+        /// Keep this many days of checks instead of `keep_checks_days`.
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
+        keep_days: Option<u32>,
+        /// Print what was removed as a JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// The latest change's diff.
     Diff {
         /// The source's id in sources.toml (`visawatch sources` lists them).
@@ -581,6 +592,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             .await?
             .with_context(|| format!("verifying data folder {}", cli.data.display()))?;
             println!("{}: ok", cli.data.join(crate::store::DB_FILE).display());
+            Ok(Exit::Done)
+        }
+        Command::Prune { keep_days, json } => {
+            let config = config::load(&cli.config)?;
+            let keep = keep_days.unwrap_or(config.settings.keep_checks_days);
+            let data = cli.data.clone();
+            let db = data.join(crate::store::DB_FILE);
+            if !db.exists() {
+                return Err(crate::store::StoreError::Missing { path: db }.into());
+            }
+            let pruned = tokio::task::spawn_blocking(move || {
+                let mut store = Store::open(&data, Access::WriteWait)?;
+                store.prune(crate::clock::now(), keep)
+            })
+            .await?
+            .with_context(|| format!("pruning data folder {}", cli.data.display()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&pruned)?);
+            } else {
+                print!("{}", report::pruned(&pruned, keep));
+            }
             Ok(Exit::Done)
         }
         Command::Diff { id, words } => {

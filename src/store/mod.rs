@@ -6,6 +6,7 @@
 //! - this file: opening (the lock, migrations, the integrity check), errors;
 //! - `write`: each check's outcome in one transaction, the `<id>.txt` files;
 //! - `outbox`: alerts and their per-recipient deliveries;
+//! - `prune`: history retention (old unchanged checks) and vacuum;
 //! - `query`: the read side (status, history, changes, what a run needs).
 //!
 //! A crash leaves either a whole outcome or none of it. A lock file keeps
@@ -28,6 +29,7 @@ use crate::model::{
 mod desk;
 mod migrations;
 mod outbox;
+mod prune;
 mod query;
 mod write;
 
@@ -35,6 +37,7 @@ pub use desk::{
     ChangeDetail, Counts, DURATION_BUCKETS_MS, ReviewAction, ReviewRow, SnapshotRow, SourceRow, UserRow,
 };
 pub use outbox::{HookDue, HookRow, OutboxRow};
+pub use prune::Pruned;
 pub use query::{ChangeRow, HistoryRow, LastCheck, Marks};
 pub use write::stale_text_files;
 
@@ -197,6 +200,11 @@ impl Store {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(corrupt)?;
         if access.locks() {
+            if version == 0 {
+                // Before WAL and the first table, or it takes a full VACUUM (see `prune`).
+                conn.pragma_update(None, "auto_vacuum", prune::INCREMENTAL)
+                    .map_err(corrupt)?;
+            }
             conn.pragma_update(None, "journal_mode", "WAL").map_err(corrupt)?;
             conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
             // SQLite folds the WAL into the database every 1,000 pages; doing

@@ -9,6 +9,7 @@ mod desk;
 mod email;
 mod golden;
 mod helpers;
+mod history;
 mod pairs;
 mod pdf;
 mod reliability;
