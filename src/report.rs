@@ -394,6 +394,22 @@ pub fn facts(f: &Facts) -> String {
     out
 }
 
+/// `visawatch prune`: what went and what the file weighs now.
+pub fn pruned(p: &crate::store::Pruned, keep_days: u32) -> String {
+    let mb = |b: u64| b as f64 / 1_048_576.0;
+    format!(
+        "pruned {} unchanged or failed checks older than {keep_days} days, {} unreferenced snapshots, \
+         {} delivered alerts older than a year, {} expired sessions\n\
+         database: {:.1} MB -> {:.1} MB\n",
+        p.checks,
+        p.snapshots,
+        p.alerts,
+        p.sessions,
+        mb(p.bytes_before),
+        mb(p.bytes_after),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,20 +437,4 @@ mod tests {
         let out = outbox(&[row(DeliveryStatus::Pending, 2, "2026-11-30T07:00:00Z")], &[]);
         assert!(out.contains("next try 2026-11-30T07:00:00Z"), "{out}");
     }
-}
-
-/// `visawatch prune`: what went and what the file weighs now.
-pub fn pruned(p: &crate::store::Pruned, keep_days: u32) -> String {
-    let mb = |b: u64| b as f64 / 1_048_576.0;
-    format!(
-        "pruned {} unchanged or failed checks older than {keep_days} days, {} unreferenced snapshots, \
-         {} delivered alerts older than a year, {} expired sessions\n\
-         database: {:.1} MB -> {:.1} MB\n",
-        p.checks,
-        p.snapshots,
-        p.alerts,
-        p.sessions,
-        mb(p.bytes_before),
-        mb(p.bytes_after),
-    )
 }
