@@ -15,7 +15,7 @@ use reqwest::{StatusCode, Url};
 use tokio::sync::Semaphore;
 
 use crate::config::Settings;
-use crate::model::{BodyKind, CharsetSource, Fetched, Page, Reason, Validators};
+use crate::model::{BodyKind, CharsetSource, Fetched, Page, Reason, RobotsFile, Validators};
 
 /// Why a fetch failed. The message is what the report and `history` show.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -58,6 +58,10 @@ pub enum FetchError {
     /// Not started: the run was asked to stop while this waited its turn.
     #[error("not started: stopping")]
     Stopped,
+    /// `respect_robots = true`: the host's robots.txt forbids the URL, or
+    /// could not be read (RFC 9309: then nothing of the host is fetched).
+    #[error("{url}: {detail} (respect_robots = true)")]
+    Robots { url: String, detail: String },
 }
 
 impl From<FetchError> for crate::model::Failure {
@@ -105,7 +109,17 @@ impl FetchError {
             FetchError::Private { .. } => Reason::PrivateNetwork,
             FetchError::Other { .. } => Reason::Other,
             FetchError::Stopped => Reason::Stopped,
+            FetchError::Robots { .. } => Reason::Robots,
         }
+    }
+}
+
+/// The rules of a robots.txt as kept: a 2xx body's, else none (all allowed).
+fn rules_of(f: &RobotsFile) -> Rules {
+    if (200..300).contains(&f.status) {
+        Rules::Read(robotxt::Robots::parse(&f.body, ROBOTS_AGENT))
+    } else {
+        Rules::Read(robotxt::Robots::allow_all())
     }
 }
 
@@ -169,7 +183,7 @@ pub fn is_private(ip: std::net::IpAddr) -> bool {
 }
 
 /// A URL whose host is a private address or a `localhost` name.
-fn host_is_private(url: &Url) -> bool {
+pub fn host_is_private(url: &Url) -> bool {
     let Some(host) = url.host_str() else { return false };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     match host.parse::<std::net::IpAddr>() {
@@ -262,13 +276,41 @@ pub struct Fetcher {
     /// A run's stop request: fetches waiting for their turn do not start.
     stop: Option<tokio::sync::watch::Receiver<bool>>,
     hosts: Mutex<HashMap<String, Arc<Host>>>,
+    /// `respect_robots`: each origin's rules.
+    robots: Option<RobotsRules>,
 }
+
+/// `respect_robots`: each origin's robots.txt, read once per run unless
+/// the store had it from the last day, and the files this run read (for
+/// the store to keep).
+struct RobotsRules {
+    known: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Rules>>>>,
+    fetched: Mutex<Vec<RobotsFile>>,
+}
+
+enum Rules {
+    Read(robotxt::Robots),
+    /// Not readable (a 5xx, 429 or no answer): RFC 9309 says fetch nothing.
+    Unreachable(String),
+}
+
+/// The name robots.txt groups are matched against.
+const ROBOTS_AGENT: &str = "visawatch";
 
 /// One host's share of a run: its request slots, and when its next request
 /// may start (`per_host_gap_ms`).
 struct Host {
     slots: Semaphore,
     next_start: tokio::sync::Mutex<tokio::time::Instant>,
+}
+
+/// What `per_host` counts as one host: its name and port.
+pub fn host_key(url: &Url) -> String {
+    format!(
+        "{}:{}",
+        url.host_str().unwrap_or(""),
+        url.port_or_known_default().unwrap_or(0)
+    )
 }
 
 impl Fetcher {
@@ -292,6 +334,7 @@ impl Fetcher {
             global: Arc::new(Semaphore::new(settings.concurrency)),
             hosts: Mutex::new(HashMap::new()),
             stop: None,
+            robots: None,
         };
         let (mut private, mut public) = (false, false);
         for (url, allow_private) in sources {
@@ -306,6 +349,33 @@ impl Fetcher {
             f.client_for(true)?;
         }
         Ok(f)
+    }
+
+    /// Obeys each host's robots.txt, starting from the files of `cached`
+    /// (those the store read in the last day).
+    pub fn with_robots(mut self, cached: Vec<RobotsFile>) -> Self {
+        let known = cached
+            .into_iter()
+            .map(|f| {
+                (
+                    f.origin.clone(),
+                    Arc::new(tokio::sync::OnceCell::new_with(Some(rules_of(&f)))),
+                )
+            })
+            .collect();
+        self.robots = Some(RobotsRules {
+            known: Mutex::new(known),
+            fetched: Mutex::new(Vec::new()),
+        });
+        self
+    }
+
+    /// The robots.txt files this run read (none without `respect_robots`).
+    pub fn fetched_robots(&self) -> Vec<RobotsFile> {
+        self.robots
+            .as_ref()
+            .map(|r| std::mem::take(&mut *r.fetched.lock().expect("robots poisoned")))
+            .unwrap_or_default()
     }
 
     /// Fetches that have not started when `stop` turns true never start.
@@ -323,11 +393,7 @@ impl Fetcher {
     }
 
     fn host(&self, url: &Url) -> Arc<Host> {
-        let key = format!(
-            "{}:{}",
-            url.host_str().unwrap_or(""),
-            url.port_or_known_default().unwrap_or(0)
-        );
+        let key = host_key(url);
         let mut hosts = self.hosts.lock().expect("host map poisoned");
         hosts
             .entry(key)
@@ -353,24 +419,14 @@ impl Fetcher {
         let mut attempt = 0;
         let host = self.host(url);
         let gap = Duration::from_millis(self.settings.per_host_gap_ms);
+        if let Some(rules) = &self.robots {
+            self.obey_robots(rules, client, url, &host).await?;
+        }
         loop {
             let result = {
                 // Permits are held only while a request is in flight, not
-                // while backing off. The host's turn comes first: sources
-                // waiting for a busy host hold no global slot meanwhile.
-                let _host = host.slots.acquire().await.expect("semaphore closed");
-                // The host's pace: `per_host_gap_ms` between starts, and
-                // its own Retry-After when it asked for a pause.
-                let start = {
-                    let mut next = host.next_start.lock().await;
-                    let start = (*next).max(tokio::time::Instant::now());
-                    *next = start + gap;
-                    start
-                };
-                if start > tokio::time::Instant::now() {
-                    tokio::time::sleep_until(start).await;
-                }
-                let _global = self.global.acquire().await.expect("semaphore closed");
+                // while backing off.
+                let _turn = self.take_turn(&host, gap).await;
                 // Asked to stop while this waited its turn: it does not start.
                 if self.stop.as_ref().is_some_and(|s| *s.borrow()) {
                     return Err(FetchError::Stopped);
@@ -400,6 +456,131 @@ impl Fetcher {
                 },
                 other => return other,
             }
+        }
+    }
+
+    /// Waits for the host's turn, then a global slot: sources waiting for
+    /// a busy host hold no global slot meanwhile. The host's pace is
+    /// `gap` between starts, and its own Retry-After when it asked for a pause.
+    async fn take_turn<'a>(
+        &'a self,
+        host: &'a Host,
+        gap: Duration,
+    ) -> (tokio::sync::SemaphorePermit<'a>, tokio::sync::SemaphorePermit<'a>) {
+        let host_slot = host.slots.acquire().await.expect("semaphore closed");
+        let start = {
+            let mut next = host.next_start.lock().await;
+            let start = (*next).max(tokio::time::Instant::now());
+            *next = start + gap;
+            start
+        };
+        if start > tokio::time::Instant::now() {
+            tokio::time::sleep_until(start).await;
+        }
+        let global = self.global.acquire().await.expect("semaphore closed");
+        (host_slot, global)
+    }
+
+    /// `Err(Robots)` when the origin's robots.txt forbids `url` (read now
+    /// if this run has not read it yet, in the host's turn like any request).
+    async fn obey_robots(
+        &self,
+        rules: &RobotsRules,
+        client: &reqwest::Client,
+        url: &Url,
+        host: &Host,
+    ) -> Result<(), FetchError> {
+        let origin = url.origin().ascii_serialization();
+        let cell = rules
+            .known
+            .lock()
+            .expect("robots poisoned")
+            .entry(origin.clone())
+            .or_default()
+            .clone();
+        let found = cell
+            .get_or_init(|| async {
+                let (rules_now, file) = self.read_robots(client, &origin, host).await;
+                if let Some(file) = file {
+                    rules.fetched.lock().expect("robots poisoned").push(file);
+                }
+                rules_now
+            })
+            .await;
+        let detail = match found {
+            Rules::Read(robots) => {
+                let path = match url.query() {
+                    Some(q) => format!("{}?{q}", url.path()),
+                    None => url.path().to_string(),
+                };
+                if robots.is_allowed(&path) {
+                    return Ok(());
+                }
+                format!("disallowed by {origin}/robots.txt")
+            }
+            Rules::Unreachable(why) => {
+                format!("{origin}/robots.txt could not be read ({why}), so nothing of that host is fetched")
+            }
+        };
+        Err(FetchError::Robots {
+            url: url.to_string(),
+            detail,
+        })
+    }
+
+    /// Reads `origin/robots.txt`: the rules, and the file to keep for the
+    /// day (none when unreachable: it is asked again next run).
+    async fn read_robots(
+        &self,
+        client: &reqwest::Client,
+        origin: &str,
+        host: &Host,
+    ) -> (Rules, Option<RobotsFile>) {
+        let Ok(robots_url) = Url::parse(&format!("{origin}/robots.txt")) else {
+            return (Rules::Unreachable("not a URL".into()), None);
+        };
+        let gap = Duration::from_millis(self.settings.per_host_gap_ms);
+        let _turn = self.take_turn(host, gap).await;
+        let file = |status: u16, body: Vec<u8>| RobotsFile {
+            origin: origin.to_string(),
+            fetched_at: crate::model::stamp(&chrono::Utc::now()),
+            status,
+            body,
+        };
+        let mut resp = match client.get(robots_url.clone()).send().await {
+            Ok(resp) => resp,
+            Err(e) => {
+                return (
+                    Rules::Unreachable(self.classify(&robots_url, e).to_string()),
+                    None,
+                );
+            }
+        };
+        let status = resp.status();
+        if status.is_success() {
+            let mut body = Vec::new();
+            loop {
+                match resp.chunk().await {
+                    // Rules past the limit are not read (RFC 9309: 500 KiB at least).
+                    Ok(Some(chunk)) if body.len() < robotxt::BYTE_LIMIT => body.extend_from_slice(&chunk),
+                    Ok(_) => break,
+                    Err(e) => {
+                        return (
+                            Rules::Unreachable(self.classify(&robots_url, e).to_string()),
+                            None,
+                        );
+                    }
+                }
+            }
+            body.truncate(robotxt::BYTE_LIMIT);
+            let f = file(status.as_u16(), body);
+            (rules_of(&f), Some(f))
+        } else if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS {
+            // No robots.txt (404, 403…): everything may be fetched.
+            let f = file(status.as_u16(), Vec::new());
+            (rules_of(&f), Some(f))
+        } else {
+            (Rules::Unreachable(format!("HTTP {}", status.as_u16())), None)
         }
     }
 

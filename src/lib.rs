@@ -27,6 +27,8 @@
 //! - [`notify`]: the outbox → SMTP (lettre) or `.eml` files, and webhook
 //!   POSTs, with retries.
 //! - [`clock`]: the one place that reads the wall clock.
+//! - [`dispatch`]: PURE. which source of a run starts next (hosts take
+//!   turns, each host's sources spread over the daemon's jitter window).
 //! - [`pipeline`]: one run: the stages in order, concurrently, in batches.
 //! - [`daemon`]: when to run the pipeline (cron schedules, digest), told to
 //!   stop or reload through a channel.
@@ -47,6 +49,7 @@ pub mod compare;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod dispatch;
 pub mod extract;
 pub mod facts;
 pub mod fetch;

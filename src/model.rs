@@ -24,7 +24,8 @@ pub struct Source {
     /// Extra noise patterns: canonical lines they match are ignored.
     pub ignore: Vec<regex::Regex>,
     /// Daemon: this source's own schedule (else `[settings] schedule`).
-    pub schedule: Option<cron::Schedule>,
+    /// Boxed: a parsed schedule is large, and most sources have none.
+    pub schedule: Option<Box<cron::Schedule>>,
     /// May redirect or resolve into loopback, private and link-local
     /// networks (a public source may not; see `fetch`).
     pub allow_private: bool,
@@ -362,6 +363,9 @@ pub enum Reason {
     Internal,
     /// Never started: the run was stopping. Not recorded.
     Stopped,
+    /// `respect_robots = true` and the host's robots.txt disallows the URL
+    /// (or could not be read).
+    Robots,
     Other,
 }
 
@@ -394,6 +398,7 @@ impl Reason {
             Reason::Suspect => "suspect",
             Reason::Internal => "internal",
             Reason::Stopped => "stopped",
+            Reason::Robots => "robots",
             Reason::Other => "other",
         }
     }
@@ -493,6 +498,17 @@ pub struct Health {
     /// Set while a "can no longer read" alert is outstanding.
     pub blind_since: Option<String>,
     pub last_ok_at: Option<String>,
+}
+
+/// A host's robots.txt as fetched (`respect_robots`), kept a day per
+/// origin (`https://host:port`) so each host is asked once a day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RobotsFile {
+    pub origin: String,
+    pub fetched_at: String,
+    /// 2xx: `body` holds the rules; another status: no rules (all allowed).
+    pub status: u16,
+    pub body: Vec<u8>,
 }
 
 /// The last good snapshot of a source.

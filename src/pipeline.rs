@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 
 use crate::clock::now;
 use crate::config::Config;
+use crate::dispatch::{Dispatch, Next};
 use crate::facts::noise;
 use crate::fetch::{FetchError, Fetcher};
 use crate::judge::{self, Context};
@@ -54,7 +55,8 @@ pub struct RunOptions {
     /// skipped, in-flight ones get `grace` to finish and be recorded.
     pub stop: Option<tokio::sync::watch::Receiver<bool>>,
     pub grace: Duration,
-    /// Daemon: each source waits a random delay below this before fetching.
+    /// Daemon: each host's sources start spread evenly over this window
+    /// (from a random start per host), not all at its first second.
     pub jitter: Duration,
     /// Daemon: its browser for rendered pages, kept across runs (else a run
     /// starts one on its first rendered page and closes it at its end).
@@ -84,8 +86,14 @@ pub async fn run(
     // Building the client reads the system's root certificates: let that
     // happen on another core while the store is read.
     let settings = config.settings.clone();
+    // One source of each kind tells which clients to build.
+    let private = |s: &&&Source| s.allow_private || crate::fetch::host_is_private(&s.url);
     let targets: Vec<(reqwest::Url, bool)> =
-        sources.iter().map(|s| (s.url.clone(), s.allow_private)).collect();
+        [sources.iter().find(private), sources.iter().find(|s| !private(s))]
+            .into_iter()
+            .flatten()
+            .map(|s| (s.url.clone(), s.allow_private))
+            .collect();
     let fetcher =
         tokio::task::spawn_blocking(move || Fetcher::new(&settings, targets.iter().map(|(u, p)| (u, *p))));
     let recheck = Duration::from_millis(config.settings.retry_backoff_ms.max(100));
@@ -95,20 +103,25 @@ pub async fn run(
     let (mut known, health) = store.prefetch(&ids)?;
     // `<id>.txt` files that a kill or a hand left stale, found beside the fetches.
     let expected: Vec<(String, Option<String>)> = known
-        .iter()
-        .filter_map(|(id, k)| k.as_ref().map(|k| (id.clone(), k.file_stamp.clone())))
+        .iter_mut()
+        .zip(&sources)
+        .filter_map(|(k, s)| k.as_mut().map(|k| (s.id.clone(), k.file_stamp.take())))
         .collect();
     let dir = store.dir().to_path_buf();
     let stale_files = tokio::task::spawn_blocking(move || crate::store::stale_text_files(&dir, expected));
-    let fetcher = Arc::new(
-        fetcher
-            .await
-            .map_err(|e| FetchError::Other {
-                url: String::new(),
-                detail: format!("building the HTTP client crashed: {e}"),
-            })??
-            .with_stop(opts.stop.clone()),
-    );
+    let mut fetcher = fetcher
+        .await
+        .map_err(|e| FetchError::Other {
+            url: String::new(),
+            detail: format!("building the HTTP client crashed: {e}"),
+        })??
+        .with_stop(opts.stop.clone());
+    if config.settings.respect_robots {
+        // Each host's robots.txt is read at most once a day.
+        let since = stamp(&(now() - chrono::Duration::days(1)));
+        fetcher = fetcher.with_robots(store.robots_since(&since)?);
+    }
+    let fetcher = Arc::new(fetcher);
 
     // Started on the first rendered page, stopped when the run ends.
     let own_renderer = opts.renderer.is_none();
@@ -120,48 +133,22 @@ pub async fn run(
             .then(|| Arc::new(crate::render::Renderer::new(&config.settings))),
     };
     let bar = progress_bar(opts.progress, sources.len());
-    // A source holds a slot from its fetch to the end of its extraction, so
-    // at most `concurrency` page bodies are in memory at once, not every
-    // page fetched faster than it can be parsed.
-    let slots = Arc::new(tokio::sync::Semaphore::new(config.settings.concurrency));
+    // At most `concurrency` sources are in flight, each from its fetch to
+    // the end of its extraction: that many page bodies in memory at once,
+    // and that many tasks, however many sources the run has.
+    let concurrency = config.settings.concurrency;
+    let host_keys: Vec<String> = sources.iter().map(|s| crate::fetch::host_key(&s.url)).collect();
+    let mut dispatch = Dispatch::new(
+        host_keys.iter().map(String::as_str),
+        config.settings.per_host,
+        opts.jitter,
+        fastrand::u64(..),
+    );
+    drop(host_keys);
+    let run_clock = tokio::time::Instant::now();
     let mut tasks = JoinSet::new();
     // Which source a task checks, for a task that crashes.
     let mut task_source = HashMap::new();
-    for (index, source) in sources.iter().enumerate() {
-        let fetcher = fetcher.clone();
-        let renderer = renderer.clone();
-        let source = (*source).clone();
-        let k = known.remove(&source.id).flatten();
-        let validators = k.as_ref().map(|k| k.validators.clone());
-        let prev_len = k.as_ref().map(|k| k.text_len);
-        let prev_body = k.and_then(|k| k.body_hash);
-        let stop = opts.stop.clone();
-        let jitter = opts.jitter;
-        let slots = slots.clone();
-        let handle = tasks.spawn(async move {
-            if !jitter.is_zero() {
-                tokio::time::sleep(jitter.mul_f64(fastrand::f64())).await;
-            }
-            let _slot = slots.acquire_owned().await.expect("semaphore never closed");
-            if stop.is_some_and(|s| *s.borrow()) {
-                return (index, (now(), Instant::now()), None);
-            }
-            let started = (now(), Instant::now());
-            let result = read_source(
-                &fetcher,
-                renderer.as_deref(),
-                &source,
-                validators,
-                prev_len,
-                prev_body,
-                recheck,
-            )
-            .await;
-            (index, started, Some(result))
-        });
-        task_source.insert(handle.id(), index);
-    }
-
     let mut reports: Vec<Option<SourceReport>> = vec![None; sources.len()];
     let mut queued = 0;
     let mut stop = opts.stop.clone();
@@ -177,15 +164,54 @@ pub async fn run(
     let mut unreachable: Vec<(usize, Check)> = Vec::new();
     let mut hosts: HashMap<&str, judge::HostSeen> = HashMap::new();
     loop {
+        // Start what may start (none once stopping).
+        let mut start_at = None;
+        while deadline.is_none() && !stop.as_ref().is_some_and(|s| *s.borrow()) && tasks.len() < concurrency {
+            let index = match dispatch.next(run_clock.elapsed()) {
+                Next::Start(index) => index,
+                Next::Wait(at) => {
+                    start_at = Some(run_clock + at);
+                    break;
+                }
+                Next::Busy | Next::Done => break,
+            };
+            let source = sources[index].clone();
+            let k = known[index].take();
+            let fetcher = fetcher.clone();
+            let renderer = renderer.clone();
+            let handle = tasks.spawn(async move {
+                let started = (now(), Instant::now());
+                let validators = k.as_ref().map(|k| k.validators.clone());
+                let prev_len = k.as_ref().map(|k| k.text_len);
+                let prev_body = k.and_then(|k| k.body_hash);
+                let result = read_source(
+                    &fetcher,
+                    renderer.as_deref(),
+                    &source,
+                    validators,
+                    prev_len,
+                    prev_body,
+                    recheck,
+                )
+                .await;
+                (index, started, result)
+            });
+            task_source.insert(handle.id(), index);
+        }
+        if tasks.is_empty() && start_at.is_none() {
+            // Everything started has ended, and nothing more will start.
+            break;
+        }
         let event = tokio::select! {
             joined = tasks.join_next_with_id() => Event::Joined(joined),
+            () = sleep_until(start_at) => Event::StartDue,
             () = sleep_until(flush_at) => Event::FlushDue,
             () = sleep_until(deadline) => Event::GraceOver,
             stopping = wait_for_stop(stop.as_mut().filter(|_| deadline.is_none() && !stop_gone)) => Event::Stop(stopping),
         };
         let joined = match event {
             Event::Joined(Some(joined)) => joined,
-            Event::Joined(None) => break,
+            Event::Joined(None) | Event::StartDue => continue,
             Event::FlushDue => {
                 flush(store, &mut pending, &mut reports, &bar)?;
                 flush_at = None;
@@ -219,22 +245,30 @@ pub async fn run(
             ready.push(j);
         }
         for joined in ready {
+            if let Ok((id, _)) = &joined {
+                task_source.remove(id);
+            }
             let (index, (started_at, clock), result) = match joined {
                 // Never started because the run is stopping: left for the next run.
-                Ok((_, (_, _, Some(Reading::Failed(f))))) if f.reason == crate::model::Reason::Stopped => {
+                Ok((_, (index, _, Reading::Failed(f)))) if f.reason == crate::model::Reason::Stopped => {
+                    dispatch.finished(index);
                     continue;
                 }
-                Ok((_, (index, started, Some(result)))) => (index, started, result),
-                Ok((_, (_, _, None))) => continue,
-                Err(crash) if crash.is_panic() => match task_source.get(&crash.id()) {
-                    Some(&index) => (
-                        index,
-                        (now(), Instant::now()),
-                        Reading::Failed(internal_failure(format!("check crashed: {crash}"))),
-                    ),
-                    None => continue,
+                Ok((_, (index, started, result))) => {
+                    dispatch.finished(index);
+                    (index, started, result)
+                }
+                Err(crash) => match task_source.remove(&crash.id()) {
+                    Some(index) if crash.is_panic() => {
+                        dispatch.finished(index);
+                        (
+                            index,
+                            (now(), Instant::now()),
+                            Reading::Failed(internal_failure(format!("check crashed: {crash}"))),
+                        )
+                    }
+                    _ => continue,
                 },
-                Err(_) => continue,
             };
             let source = sources[index];
             if let Reading::Failed(f) = &result {
@@ -244,15 +278,7 @@ pub async fn run(
                     tracing::warn!(source = %source.id, error = %f.message, "check failed");
                 }
             }
-            let rec = outcome(
-                config,
-                store,
-                source,
-                &health[&source.id],
-                started_at,
-                clock,
-                result,
-            )?;
+            let rec = outcome(config, store, source, &health[index], started_at, clock, result)?;
             let seen = hosts
                 .entry(source.url.host_str().unwrap_or_default())
                 .or_default();
@@ -317,6 +343,7 @@ pub async fn run(
         store.record_network(&q, since, &at, notify::message_id)?;
         queued += 1;
     }
+    store.save_robots(&fetcher.fetched_robots())?;
     // A convenience copy: failing to repair one is worth a warning, not the run.
     for id in stale_files.await.unwrap_or_default() {
         tracing::info!(source = %id, "repairing a stale text file from the latest snapshot");
@@ -351,10 +378,14 @@ pub async fn run(
             alerts.webhooks_failed = Some(h.failed);
         }
     }
+    // `filter_map`, not `flatten`: it collects in place, into the same
+    // allocation, instead of a second vector as long as the run.
+    #[allow(clippy::filter_map_identity)]
+    let sources: Vec<SourceReport> = reports.into_iter().filter_map(|r| r).collect();
     Ok(RunReport {
         started_at,
         finished_at: stamp(&now()),
-        sources: reports.into_iter().flatten().collect(),
+        sources,
         alerts,
         delivered_to: mailer.map(Mailer::describe),
     })
@@ -369,6 +400,8 @@ const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// What the run loop woke up for.
 enum Event<T> {
     Joined(Option<T>),
+    /// A source's start time (in the jitter window) has come.
+    StartDue,
     FlushDue,
     GraceOver,
     /// `true`: asked to stop; `false`: whoever could ask is gone.

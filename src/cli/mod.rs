@@ -2,6 +2,7 @@
 //! composing config, store and pipeline. Printing happens here and in
 //! `report`; the stages never print.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -367,7 +368,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             };
             let report = pipeline::run(&config, &mut store, Some(&mailer), &opts).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                // Written as it is serialised: a report of 100,000
+                // sources is never a second copy in memory.
+                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                serde_json::to_writer_pretty(&mut out, &report)?;
+                writeln!(out)?;
+                out.flush()?;
             } else {
                 print!("{}", report::human(&report));
             }

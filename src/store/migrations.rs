@@ -144,4 +144,13 @@ CREATE TABLE hook_deliveries (
 );
 CREATE INDEX hook_deliveries_due ON hook_deliveries(status, next_attempt_at);
 "#,
+    // 10: robots.txt per origin, fetched at most once a day (issue 17).
+    r#"
+CREATE TABLE robots (
+    origin     TEXT PRIMARY KEY,
+    fetched_at TEXT NOT NULL,
+    status     INTEGER NOT NULL,
+    body       BLOB NOT NULL
+);
+"#,
 ];

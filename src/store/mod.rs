@@ -617,11 +617,11 @@ pub(crate) mod tests {
         assert_eq!(health.failures_in_a_row, 2);
         assert_eq!(health.last_ok_at.as_deref(), Some("2026-11-02T06:00:00Z"));
         let (known, all) = store.prefetch(&["xk", "new-source"]).unwrap();
-        assert_eq!(all["xk"].failures_in_a_row, 2);
-        assert_eq!(all["xk"].last_ok_at.as_deref(), Some("2026-11-02T06:00:00Z"));
-        assert_eq!(known["xk"].as_ref().map(|k| k.text_len), Some(4));
-        assert!(known["new-source"].is_none());
-        assert_eq!(all["new-source"].failures_in_a_row, 0);
+        assert_eq!(all[0].failures_in_a_row, 2);
+        assert_eq!(all[0].last_ok_at.as_deref(), Some("2026-11-02T06:00:00Z"));
+        assert_eq!(known[0].as_ref().map(|k| k.text_len), Some(4));
+        assert!(known[1].is_none());
+        assert_eq!(all[1].failures_in_a_row, 0);
     }
 
     /// Issue 12: a folder from a newer visawatch was called unusable, with

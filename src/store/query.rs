@@ -119,20 +119,38 @@ impl Store {
             .map_err(self.sql())
     }
 
+    /// The robots.txt files fetched since `since` (a stored time).
+    pub fn robots_since(&self, since: &str) -> Result<Vec<crate::model::RobotsFile>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT origin, fetched_at, status, body FROM robots WHERE fetched_at >= ?1")
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([since], |r| {
+                Ok(crate::model::RobotsFile {
+                    origin: r.get(0)?,
+                    fetched_at: r.get(1)?,
+                    status: r.get(2)?,
+                    body: r.get(3)?,
+                })
+            })
+            .map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
     /// What a run needs to know of its sources up front, read in one
     /// transaction with two queries over all sources (a query per source
     /// costs more than the whole unchanged round's network time): the last
-    /// good check of each, and its health. Ids never checked get no
-    /// [`Known`] and a clean [`Health`].
+    /// good check of each, and its health, in the order of `ids`. Ids never
+    /// checked get no [`Known`] and a clean [`Health`].
     #[allow(clippy::type_complexity)]
-    pub fn prefetch(
-        &self,
-        ids: &[&str],
-    ) -> Result<(HashMap<String, Option<Known>>, HashMap<String, Health>), StoreError> {
+    pub fn prefetch(&self, ids: &[&str]) -> Result<(Vec<Option<Known>>, Vec<Health>), StoreError> {
         let tx = self.conn.unchecked_transaction().map_err(self.sql())?;
-        let mut known: HashMap<String, Option<Known>> = ids.iter().map(|id| (id.to_string(), None)).collect();
-        let mut health: HashMap<String, Health> =
-            ids.iter().map(|id| (id.to_string(), Health::default())).collect();
+        // Vectors by position, not maps by id: a run of 100,000 sources
+        // keeps no second copy of every id.
+        let position: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        let mut known: Vec<Option<Known>> = std::iter::repeat_with(|| None).take(ids.len()).collect();
+        let mut health: Vec<Health> = std::iter::repeat_with(Health::default).take(ids.len()).collect();
         // octet_length reads the text's size from its record header, not the text.
         let mut known_stmt = tx
             .prepare(
@@ -141,9 +159,12 @@ impl Store {
                  LEFT JOIN text_files f ON f.source_id = src.id",
             )
             .map_err(self.sql())?;
-        let rows = known_stmt
-            .query_map([], |r| {
-                let k = Known {
+        let mut rows = known_stmt.query([]).map_err(self.sql())?;
+        while let Some(r) = rows.next().map_err(self.sql())? {
+            let id = r.get_ref(0).and_then(|v| Ok(v.as_str()?)).map_err(self.sql())?;
+            let Some(&i) = position.get(id) else { continue };
+            let k = (|| {
+                Ok(Known {
                     validators: Validators {
                         etag: r.get(1)?,
                         last_modified: r.get(2)?,
@@ -151,30 +172,25 @@ impl Store {
                     text_len: r.get::<_, i64>(3)? as usize,
                     body_hash: r.get(4)?,
                     file_stamp: r.get(5)?,
-                };
-                Ok((r.get::<_, String>(0)?, k))
-            })
+                })
+            })()
             .map_err(self.sql())?;
-        for row in rows {
-            let (id, k) = row.map_err(self.sql())?;
-            if let Some(slot) = known.get_mut(&id) {
-                *slot = Some(k);
-            }
+            known[i] = Some(k);
         }
+        drop(rows);
         let mut health_stmt = tx
             .prepare(&format!(
                 "SELECT src.blind_since, {HEALTH_COLUMNS}, src.id FROM sources src"
             ))
             .map_err(self.sql())?;
-        let rows = health_stmt
-            .query_map([], |r| Ok((r.get::<_, String>(3)?, health_row(r)?)))
-            .map_err(self.sql())?;
-        for row in rows {
-            let (id, h) = row.map_err(self.sql())?;
-            if let Some(slot) = health.get_mut(&id) {
-                *slot = h;
+        let mut rows = health_stmt.query([]).map_err(self.sql())?;
+        while let Some(r) = rows.next().map_err(self.sql())? {
+            let id = r.get_ref(3).and_then(|v| Ok(v.as_str()?)).map_err(self.sql())?;
+            if let Some(&i) = position.get(id) {
+                health[i] = health_row(r).map_err(self.sql())?;
             }
         }
+        drop(rows);
         drop((known_stmt, health_stmt));
         tx.commit().map_err(self.sql())?;
         Ok((known, health))

@@ -185,6 +185,26 @@ impl Store {
         tx.commit().map_err(sql)
     }
 
+    /// Keeps the robots.txt files a run fetched, for the rest of the day.
+    pub fn save_robots(&mut self, files: &[crate::model::RobotsFile]) -> Result<(), StoreError> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        let path = self.db_path.clone();
+        let sql = |source| sql_error(&path, source);
+        let tx = self.conn.transaction().map_err(sql)?;
+        for f in files {
+            tx.prepare_cached(
+                "INSERT INTO robots (origin, fetched_at, status, body) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(origin) DO UPDATE SET fetched_at = excluded.fetched_at,
+                   status = excluded.status, body = excluded.body",
+            )
+            .and_then(|mut st| st.execute(params![f.origin, f.fetched_at, f.status, f.body]))
+            .map_err(sql)?;
+        }
+        tx.commit().map_err(sql)
+    }
+
     /// The data folder.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -239,7 +259,7 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "Fee 50 EUR\n");
         let stale = |store: &Store| {
             let (known, _) = store.prefetch(&["xk"]).unwrap();
-            let stamp = known["xk"].as_ref().unwrap().file_stamp.clone();
+            let stamp = known[0].as_ref().unwrap().file_stamp.clone();
             stale_text_files(dir.path(), vec![("xk".into(), stamp)])
         };
         assert!(stale(&store).is_empty(), "just written");

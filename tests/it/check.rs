@@ -942,3 +942,98 @@ async fn a_retry_after_pauses_that_host_only() {
         .collect();
     assert_eq!(failed.len(), 1, "only the source that got the 503 failed: {r}");
 }
+
+/// How many requests `server` received for `path`.
+async fn asked(server: &MockServer, path: &str) -> usize {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == path)
+        .count()
+}
+
+/// Issue 17: with `respect_robots = true`, a URL the host's robots.txt
+/// disallows for visawatch is not fetched and fails with reason `robots`;
+/// a host without robots.txt is fetched; one whose robots.txt cannot be
+/// read is left alone (RFC 9309); each robots.txt is read once a day.
+#[tokio::test]
+async fn robots_txt_is_obeyed_and_read_once_a_day() {
+    let (strict, open, broken) = (
+        MockServer::start().await,
+        MockServer::start().await,
+        MockServer::start().await,
+    );
+    serve(
+        &strict,
+        "/robots.txt",
+        b"User-agent: *\nDisallow: /\n\nUser-agent: visawatch\nAllow: /\nDisallow: /internal/\n".to_vec(),
+        "text/plain",
+    )
+    .await;
+    for page in ["/permits", "/internal/fees"] {
+        serve(&strict, page, xk(50), "text/html; charset=utf-8").await;
+    }
+    serve(&open, "/permits", xk(50), "text/html; charset=utf-8").await;
+    wiremock::Mock::given(wiremock::matchers::path("/robots.txt"))
+        .respond_with(wiremock::ResponseTemplate::new(503))
+        .mount(&broken)
+        .await;
+    serve(&broken, "/permits", xk(50), "text/html; charset=utf-8").await;
+    let env = Env::new();
+    let sel = "select = \".content\"";
+    env.write_config(&format!(
+        "{FAST}respect_robots = true\n{}{}{}{}",
+        source_toml("allowed", &format!("{}/permits", strict.uri()), sel),
+        source_toml("disallowed", &format!("{}/internal/fees", strict.uri()), sel),
+        source_toml("no-robots", &format!("{}/permits", open.uri()), sel),
+        source_toml("robots-down", &format!("{}/permits", broken.uri()), sel),
+    ));
+    for _ in 0..2 {
+        let (code, r) = env.check().await;
+        assert_eq!(code, 1, "{r}");
+        assert_ne!(status(&r, "allowed"), "failed", "{r}");
+        assert_ne!(status(&r, "no-robots"), "failed", "{r}");
+        assert_eq!(status(&r, "disallowed"), "failed");
+        let error = source(&r, "disallowed")["error"].as_str().unwrap();
+        assert!(
+            error.contains("/internal/fees")
+                && error.contains("disallowed by")
+                && error.contains("robots.txt"),
+            "{error}"
+        );
+        assert_eq!(status(&r, "robots-down"), "failed");
+        let error = source(&r, "robots-down")["error"].as_str().unwrap();
+        assert!(
+            error.contains("robots.txt could not be read (HTTP 503)"),
+            "{error}"
+        );
+    }
+    let db = rusqlite::Connection::open(env.data().join("visawatch.db")).unwrap();
+    let reasons: Vec<String> = db
+        .prepare("SELECT DISTINCT reason FROM checks WHERE source_id IN ('disallowed', 'robots-down')")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(reasons, ["robots"]);
+    assert_eq!(
+        asked(&strict, "/internal/fees").await,
+        0,
+        "a disallowed page is never fetched"
+    );
+    assert_eq!(
+        asked(&strict, "/robots.txt").await,
+        1,
+        "read once, kept for the day"
+    );
+    assert_eq!(asked(&open, "/robots.txt").await, 1, "a 404 is kept too");
+    assert_eq!(
+        asked(&broken, "/robots.txt").await,
+        2,
+        "an unreadable one is asked again"
+    );
+    assert_eq!(asked(&broken, "/permits").await, 0);
+}
