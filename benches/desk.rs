@@ -6,14 +6,21 @@
 //! server's peak RSS.
 //!
 //!     cargo build --release && cargo bench --bench desk
+//!
+//! At scale (issue 17): `VISAWATCH_BENCH_SOURCES=100000 VISAWATCH_BENCH_DAYS=30`.
 
 use std::time::{Duration, Instant};
 
 use rusqlite::params;
 use visawatch::store::{Access, Store};
 
-const SOURCES: usize = 1000;
-const DAYS: usize = 365;
+/// Sources and days of history: 1,000 × 365 unless the environment says.
+fn size(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
 /// One source in this many changes on a given day (1,000 / 100 = 10 a day).
 const CHANGE_EVERY: usize = 100;
 const AWAITING: i64 = 1000;
@@ -34,16 +41,16 @@ fn text(source: usize, version: usize) -> String {
     t
 }
 
-fn build(dir: &std::path::Path) {
+fn build(dir: &std::path::Path, sources: usize, days: usize) {
     drop(Store::open(dir, Access::WriteWait).expect("a new data folder"));
     let mut db = rusqlite::Connection::open(dir.join("visawatch.db")).unwrap();
     let tx = db.transaction().unwrap();
     let start = chrono::DateTime::parse_from_rfc3339("2025-11-30T06:00:00Z")
         .unwrap()
         .to_utc();
-    let mut version = vec![0usize; SOURCES];
+    let mut version = vec![0usize; sources];
     let hash = |s: usize, v: usize| format!("{:064x}", s * 100_000 + v);
-    for s in 0..SOURCES {
+    for s in 0..sources {
         tx.execute(
             "INSERT INTO sources (id, name, url, current_hash) VALUES (?1, ?2, ?3, NULL)",
             params![
@@ -55,7 +62,7 @@ fn build(dir: &std::path::Path) {
         .unwrap();
     }
     let mut change_no = 0i64;
-    for day in 0..DAYS {
+    for day in 0..days {
         let at = visawatch::model::stamp(&(start + chrono::Duration::days(day as i64)));
         for (s, version_of_s) in version.iter_mut().enumerate() {
             let id = format!("src-{s:04}");
@@ -101,8 +108,8 @@ fn build(dir: &std::path::Path) {
                 .unwrap();
             }
             tx.execute(
-                "UPDATE sources SET current_hash = ?2 WHERE id = ?1",
-                params![id, h],
+                "UPDATE sources SET current_hash = ?2, last_status = ?3 WHERE id = ?1",
+                params![id, h, status],
             )
             .unwrap();
         }
@@ -115,8 +122,8 @@ fn build(dir: &std::path::Path) {
     .unwrap();
     tx.commit().unwrap();
     println!(
-        "history: {SOURCES} sources, {} checks, {change_no} changes, {AWAITING} awaiting review",
-        SOURCES * DAYS
+        "history: {sources} sources, {} checks, {change_no} changes, {AWAITING} awaiting review",
+        sources * days
     );
 }
 
@@ -129,7 +136,11 @@ fn main() {
     let work = tempfile::tempdir().unwrap();
     let data = work.path().join("data");
     let t = Instant::now();
-    build(&data);
+    let (sources, days) = (
+        size("VISAWATCH_BENCH_SOURCES", 1000),
+        size("VISAWATCH_BENCH_DAYS", 365),
+    );
+    build(&data, sources, days);
     println!("built in {:.1} s", t.elapsed().as_secs_f64());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -138,7 +149,7 @@ fn main() {
         .port();
     let config = work.path().join("sources.toml");
     let mut toml = format!("[web]\nlisten = \"127.0.0.1:{port}\"\n\n");
-    for s in 0..SOURCES {
+    for s in 0..sources {
         toml.push_str(&format!(
             "[[source]]\nid = \"src-{s:04}\"\nurl = \"https://gov.example.org/{s}\"\n\n"
         ));

@@ -11,7 +11,11 @@
 #   unchanged  every answer a 304
 #   changed    one page's requirements edited (gen_corpus.py mutate): 10 %
 #              of the sources changed
-# then `status`, `sources` and `prune` on the same data folder.
+# then `status`, `sources` and `prune` on the same data folder (one day of
+# history: prune finds nothing to remove; it shows the cost of looking).
+# With SCALE_DAEMON_SECS=S, then runs `visawatch daemon` over the same
+# sources every 30 s for S seconds and prints its resident memory every
+# 30 s (flat is the point).
 # Work folder: /tmp/visawatch-scale-N (kept for a look afterwards).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -76,19 +80,35 @@ measure() {
   read -r secs kb < run/time
   local db
   db=$(du -cm data/visawatch.db* | tail -1 | cut -f1)
-  printf '| %-9s | %8s s | %6d MB | %6s MB |\n' "$label" "$secs" $((kb / 1024)) "$db"
+  printf '| %-9s | %7s s | %5d MB | %5s MB |\n' "$label" "$secs" $((kb / 1024)) "$db"
 }
 
 echo "N = $n sources ($(nproc) cores)"
-echo "| round     |     time |    RSS   | database |"
-echo "|-----------|----------|----------|----------|"
+echo "| round     |      time |      RSS | database |"
+echo "|-----------|----------:|---------:|---------:|"
 measure baseline --init check --json
 measure unchanged check --json
 python3 "$gen" mutate corpus --fraction 0.1 --round 1 >/dev/null
 measure changed check --json
 measure status status
 measure sources sources
+measure prune prune
 for round in baseline unchanged changed; do
   echo "$round: $(grep -o '"status": "[a-z]*"' "run/$round.out" | sort | uniq -c | tr -s ' \n' ' ')"
 done
 echo "expected: $n baseline, $n unchanged, $((n / 10)) changed"
+
+if [ -n "${SCALE_DAEMON_SECS:-}" ]; then
+  sed -i 's/^concurrency = 32$/concurrency = 32\nschedule = "*\/30 * * * * *"\njitter_secs = 0/' sources.toml
+  "$bin" --config sources.toml --data data daemon 2> run/daemon.log &
+  daemon=$!
+  echo "daemon RSS (MB) every 30 s over ${SCALE_DAEMON_SECS} s:"
+  end=$(( $(date +%s) + SCALE_DAEMON_SECS ))
+  while [ "$(date +%s)" -lt "$end" ]; do
+    sleep 30
+    printf '%s ' $(( $(awk '/VmRSS/ {print $2}' "/proc/$daemon/status") / 1024 ))
+  done
+  echo
+  kill -TERM "$daemon"; wait "$daemon" || true
+  echo "runs finished: $(grep -c 'run finished' run/daemon.log)"
+fi

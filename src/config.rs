@@ -723,14 +723,24 @@ fn read_sources<T: serde::de::DeserializeOwned + WithSources>(
     let inline = parse_sources(file.take_sources(), 0, &rest, &rest_newlines, path, seen)?;
     sources.reserve(tables.len() + inline.len());
     sources.extend(inline);
-    for t in tables {
-        let table: RawIncluded = match toml::from_str(&text[t.clone()]) {
-            Ok(table) => table,
+    // Neighbouring tables are read a few dozen at a time: one parse per
+    // table cost as much again in setting up the parser.
+    let mut i = 0;
+    while i < tables.len() {
+        let start = tables[i].start;
+        let mut end = tables[i].end;
+        i += 1;
+        while i < tables.len() && tables[i].start == end && i % 64 != 0 {
+            end = tables[i].end;
+            i += 1;
+        }
+        let chunk: RawIncluded = match toml::from_str(&text[start..end]) {
+            Ok(chunk) => chunk,
             // Said with the line in the file: the whole file gives the
             // same mistake with its own position.
             Err(e) => return Err(parse_error(toml::from_str::<T>(text).err().unwrap_or(e))),
         };
-        sources.extend(parse_sources(table.source, t.start, text, &newlines, path, seen)?);
+        sources.extend(parse_sources(chunk.source, start, text, &newlines, path, seen)?);
     }
     Ok((file, rest))
 }

@@ -34,7 +34,8 @@ mod query;
 mod write;
 
 pub use desk::{
-    ChangeDetail, Counts, DURATION_BUCKETS_MS, ReviewAction, ReviewRow, SnapshotRow, SourceRow, UserRow,
+    Attention, ChangeDetail, Counts, DURATION_BUCKETS_MS, ReviewAction, ReviewRow, SnapshotRow, SourceRow,
+    UserRow,
 };
 pub use outbox::{HookDue, HookRow, OutboxRow};
 pub use prune::Pruned;

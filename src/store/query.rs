@@ -178,22 +178,27 @@ impl Store {
             known[i] = Some(k);
         }
         drop(rows);
-        let mut health_stmt = tx
+        drop(known_stmt);
+        self.read_healths(&position, &mut health)?;
+        tx.commit().map_err(self.sql())?;
+        Ok((known, health))
+    }
+
+    fn read_healths(&self, position: &HashMap<&str, usize>, health: &mut [Health]) -> Result<(), StoreError> {
+        let mut stmt = self
+            .conn
             .prepare(&format!(
                 "SELECT src.blind_since, {HEALTH_COLUMNS}, src.id FROM sources src"
             ))
             .map_err(self.sql())?;
-        let mut rows = health_stmt.query([]).map_err(self.sql())?;
+        let mut rows = stmt.query([]).map_err(self.sql())?;
         while let Some(r) = rows.next().map_err(self.sql())? {
             let id = r.get_ref(3).and_then(|v| Ok(v.as_str()?)).map_err(self.sql())?;
             if let Some(&i) = position.get(id) {
                 health[i] = health_row(r).map_err(self.sql())?;
             }
         }
-        drop(rows);
-        drop((known_stmt, health_stmt));
-        tx.commit().map_err(self.sql())?;
-        Ok((known, health))
+        Ok(())
     }
 
     /// Checks and changes of a source, newest first.

@@ -61,10 +61,11 @@ pub(super) fn write_outcome(
     if status != Status::Failed {
         let v = read.map(|r| &r.validators);
         tx.prepare_cached(
-            "UPDATE sources SET current_hash = ?2,
+            "UPDATE sources SET current_hash = ?2, last_status = ?6,
                etag = CASE WHEN ?3 THEN ?4 ELSE etag END,
                last_modified = CASE WHEN ?3 THEN ?5 ELSE last_modified END
-             WHERE id = ?1 AND (current_hash IS NOT ?2 OR (?3 AND (etag IS NOT ?4 OR last_modified IS NOT ?5)))",
+             WHERE id = ?1 AND (current_hash IS NOT ?2 OR last_status IS NOT ?6
+               OR (?3 AND (etag IS NOT ?4 OR last_modified IS NOT ?5)))",
         )
         .and_then(|mut st| {
             st.execute(params![
@@ -73,8 +74,14 @@ pub(super) fn write_outcome(
                 v.is_some(),
                 v.and_then(|v| v.etag.clone()),
                 v.and_then(|v| v.last_modified.clone()),
+                status.as_str(),
             ])
         })?;
+    } else {
+        tx.prepare_cached(
+            "UPDATE sources SET last_status = 'failed' WHERE id = ?1 AND last_status IS NOT 'failed'",
+        )
+        .and_then(|mut st| st.execute([&rec.source_id]))?;
     }
     if let (Some(verdict), Some(after)) = (rec.outcome.verdict(), &hash) {
         let before: String = tx.prepare_cached("SELECT snapshot_hash FROM checks WHERE source_id = ?1 AND id < ?2 AND snapshot_hash IS NOT NULL ORDER BY id DESC LIMIT 1").and_then(|mut st| st.query_row(params![rec.source_id, check_id],

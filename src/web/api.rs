@@ -94,7 +94,7 @@ pub async fn source(
         let lookup = id.clone();
         let found = desk
             .db(move |s| {
-                let Some(row) = s.desk_sources()?.into_iter().find(|r| r.id == lookup) else {
+                let Some(row) = s.desk_source(&lookup)? else {
                     return Ok(None);
                 };
                 let facts = s

@@ -39,7 +39,7 @@ const STYLESHEET: &str = include_str!("desk.css");
 pub struct Desk {
     pub data: PathBuf,
     /// `sources.toml` as last read, and its modification time then.
-    config: Mutex<(Arc<Config>, Option<std::time::SystemTime>)>,
+    config: Mutex<Loaded>,
     /// `Secure` cookies (the desk is reached over https).
     pub secure: bool,
     pub limiter: auth::Limiter,
@@ -47,6 +47,47 @@ pub struct Desk {
     handles: Mutex<Vec<Store>>,
     /// Under the daemon: whether its scheduler still runs (for `/healthz`).
     pub scheduler: Option<Arc<AtomicBool>>,
+}
+
+/// The configuration the desk works from, with what its pages derive from
+/// it once rather than at every request (with 100,000 sources, sorting
+/// their ids or maintainers at each request cost most of the overview's time).
+#[derive(Clone)]
+pub struct Catalog {
+    pub config: Arc<Config>,
+    /// Indices of `config.sources`, in the order of their ids.
+    pub by_id: Arc<[u32]>,
+    /// Every maintainer named, sorted, once each.
+    pub maintainers: Arc<[String]>,
+}
+
+struct Loaded {
+    catalog: Catalog,
+    stamp: Option<std::time::SystemTime>,
+}
+
+impl Loaded {
+    fn new(config: Arc<Config>, stamp: Option<std::time::SystemTime>) -> Loaded {
+        let mut by_id: Vec<u32> = (0..config.sources.len() as u32).collect();
+        by_id.sort_unstable_by(|a, b| {
+            config.sources[*a as usize]
+                .id
+                .cmp(&config.sources[*b as usize].id)
+        });
+        let maintainers: std::collections::BTreeSet<String> = config
+            .sources
+            .iter()
+            .flat_map(|s| s.maintainers.iter().map(|a| a.to_string()))
+            .collect();
+        Loaded {
+            catalog: Catalog {
+                config,
+                by_id: by_id.into(),
+                maintainers: maintainers.into_iter().collect(),
+            },
+            stamp,
+        }
+    }
 }
 
 impl Desk {
@@ -59,7 +100,7 @@ impl Desk {
         let stamp = modified(&config.path);
         Desk {
             data,
-            config: Mutex::new((config, stamp)),
+            config: Mutex::new(Loaded::new(config, stamp)),
             secure,
             limiter: auth::Limiter::default(),
             handles: Mutex::new(Vec::new()),
@@ -71,18 +112,23 @@ impl Desk {
     /// added, a maintainer changed; also after the daemon's reload). A file
     /// that no longer loads is logged and the last good one kept.
     pub fn config(&self) -> Arc<Config> {
+        self.catalog().config
+    }
+
+    /// [`Desk::config`], with what the overview derives from it.
+    pub fn catalog(&self) -> Catalog {
         let mut current = self.config.lock().unwrap_or_else(|e| e.into_inner());
-        let stamp = modified(&current.0.path);
-        if stamp.is_some() && stamp != current.1 {
-            match crate::config::load(&current.0.path) {
-                Ok(fresh) => *current = (Arc::new(fresh), stamp),
+        let stamp = modified(&current.catalog.config.path);
+        if stamp.is_some() && stamp != current.stamp {
+            match crate::config::load(&current.catalog.config.path) {
+                Ok(fresh) => *current = Loaded::new(Arc::new(fresh), stamp),
                 Err(e) => {
                     tracing::warn!(error = %e, "desk: sources.toml changed but does not load; keeping the last good one");
-                    current.1 = stamp;
+                    current.stamp = stamp;
                 }
             }
         }
-        current.0.clone()
+        current.catalog.clone()
     }
 
     /// Runs `f` on a database handle, off the async threads.

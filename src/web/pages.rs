@@ -234,19 +234,32 @@ pub async fn logout(
 
 // Overview.
 
-/// How urgent a source is: unreadable first, then changes awaiting review,
-/// then a failed last check.
-fn attention(r: &SourceRow) -> (u8, std::cmp::Reverse<u32>) {
-    let rank = if r.blind_since.is_some() {
+/// Rows on one page of the overview: with 100,000 sources, the page is
+/// read and drawn in milliseconds, and the browser is not handed 20 MB.
+const PER_PAGE: usize = 100;
+
+/// A source as the overview lists it before reading its page's rows.
+struct Listed<'a> {
+    id: &'a str,
+    source: Option<&'a crate::model::Source>,
+    status: Option<Status>,
+    blind: bool,
+    awaiting: u32,
+}
+
+/// Where a source stands in the overview: unreadable first, then those with
+/// the most changes awaiting review, then those whose last check failed.
+fn attention(blind: bool, awaiting: u32, status: Option<Status>) -> (u8, std::cmp::Reverse<u32>) {
+    let rank = if blind {
         0
-    } else if r.awaiting_review > 0 {
+    } else if awaiting > 0 {
         1
-    } else if r.last_status == Some(Status::Failed) {
+    } else if status == Some(Status::Failed) {
         2
     } else {
         3
     };
-    (rank, std::cmp::Reverse(r.awaiting_review))
+    (rank, std::cmp::Reverse(awaiting))
 }
 
 pub async fn overview(
@@ -258,15 +271,112 @@ pub async fn overview(
         Ok(w) => w,
         Err(redirect) => return Ok(redirect),
     };
-    let config = desk.config();
-    let mut rows = desk.db(|s| s.desk_sources()).await?;
-    // Sources in sources.toml that no check has reached yet.
-    for source in &config.sources {
-        if !rows.iter().any(|r| r.id == source.id) {
-            rows.push(SourceRow {
-                id: source.id.clone(),
-                name: source.name.clone(),
-                url: source.url.to_string(),
+    let super::Catalog {
+        config,
+        by_id,
+        maintainers,
+    } = desk.catalog();
+    let att = desk.db(|s| s.desk_attention()).await?;
+    let maintainer = q.get("maintainer").filter(|m| !m.is_empty()).cloned();
+    let status = q.get("status").filter(|m| !m.is_empty()).cloned();
+    // Every source, in id order: those in sources.toml (some not checked
+    // yet) merged with those the store knows (some from an earlier
+    // sources.toml). One pass over lists already in id order: at 100,000
+    // sources, sorting or hashing every id cost most of the page's time.
+    let mut listed: Vec<Listed> = Vec::with_capacity(by_id.len().max(att.sources.len()));
+    let (mut c, mut d, mut b, mut a) = (0, 0, 0, 0);
+    loop {
+        let from_config = by_id.get(c).map(|&i| config.sources[i as usize].id.as_str());
+        let from_store = att.sources.get(d).map(|(id, _)| id.as_str());
+        let id = match (from_config, from_store) {
+            (None, None) => break,
+            (Some(x), Some(y)) => x.min(y),
+            (Some(x), None) => x,
+            (None, Some(y)) => y,
+        };
+        let mut entry = Listed {
+            id,
+            source: None,
+            status: None,
+            blind: false,
+            awaiting: 0,
+        };
+        if from_config == Some(id) {
+            entry.source = Some(&config.sources[by_id[c] as usize]);
+            c += 1;
+        }
+        if from_store == Some(id) {
+            entry.status = att.sources[d].1;
+            d += 1;
+        }
+        while b < att.blind.len() && att.blind[b].as_str() < id {
+            b += 1;
+        }
+        entry.blind = att.blind.get(b).is_some_and(|x| x == id);
+        while a < att.awaiting.len() && att.awaiting[a].0.as_str() < id {
+            a += 1;
+        }
+        if let Some((x, n)) = att.awaiting.get(a)
+            && x == id
+        {
+            entry.awaiting = *n;
+        }
+        let keep = maintainer.as_deref().is_none_or(|m| {
+            entry.source.is_some_and(|s| {
+                s.maintainers
+                    .iter()
+                    .any(|a| a.to_string().eq_ignore_ascii_case(m))
+            })
+        }) && match status.as_deref() {
+            None => true,
+            Some("awaiting") => entry.awaiting > 0,
+            Some("unreadable") => entry.blind,
+            Some(s) => entry.status.is_some_and(|st| st.as_str() == s),
+        };
+        if keep {
+            listed.push(entry);
+        }
+    }
+    // Stable: within a rank, still in id order.
+    listed.sort_by_key(|e| attention(e.blind, e.awaiting, e.status));
+    let pages = listed.len().div_ceil(PER_PAGE).max(1);
+    let page = q
+        .get("page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(1)
+        .clamp(1, pages);
+    let page_of = &listed[((page - 1) * PER_PAGE).min(listed.len())..];
+    let page_of = &page_of[..PER_PAGE.min(page_of.len())];
+    let shown: Vec<String> = page_of.iter().map(|e| e.id.to_string()).collect();
+    // What a source no check has reached yet shows: its name and URL.
+    let unchecked: Vec<(String, String)> = page_of
+        .iter()
+        .map(|e| {
+            e.source
+                .map(|s| (s.name.clone(), s.url.to_string()))
+                .unwrap_or_default()
+        })
+        .collect();
+    let total = listed.len();
+    let awaiting: u32 = listed.iter().map(|e| e.awaiting).sum();
+    drop(listed);
+    let found = desk
+        .db(move |s| {
+            let mut rows = Vec::with_capacity(shown.len());
+            for id in shown {
+                rows.push(s.desk_source(&id)?.ok_or(id));
+            }
+            Ok(rows)
+        })
+        .await?;
+    let rows: Vec<SourceRow> = found
+        .into_iter()
+        .zip(unchecked)
+        .map(|(row, (name, url))| {
+            row.unwrap_or_else(|id| SourceRow {
+                name: if name.is_empty() { id.clone() } else { name },
+                url,
+                id,
                 last_check_at: None,
                 last_status: None,
                 last_error: None,
@@ -274,40 +384,23 @@ pub async fn overview(
                 blind_since: None,
                 awaiting_review: 0,
                 last_material_at: None,
-            });
-        }
-    }
-    let maintainer = q.get("maintainer").filter(|m| !m.is_empty()).cloned();
-    let status = q.get("status").filter(|m| !m.is_empty()).cloned();
-    let maintained_by = |id: &str, m: &str| {
-        config.sources.iter().find(|s| s.id == id).is_some_and(|s| {
-            s.maintainers
-                .iter()
-                .any(|a| a.to_string().eq_ignore_ascii_case(m))
+            })
         })
-    };
-    rows.retain(|r| {
-        maintainer.as_deref().is_none_or(|m| maintained_by(&r.id, m))
-            && match status.as_deref() {
-                None => true,
-                Some("awaiting") => r.awaiting_review > 0,
-                Some("unreadable") => r.blind_since.is_some(),
-                Some(s) => r.last_status.is_some_and(|st| st.as_str() == s),
-            }
-    });
-    rows.sort_by(|a, b| attention(a).cmp(&attention(b)).then(a.id.cmp(&b.id)));
-    let mut maintainers: Vec<String> = config
-        .sources
-        .iter()
-        .flat_map(|s| s.maintainers.iter().map(|a| a.to_string()))
         .collect();
-    maintainers.sort();
-    maintainers.dedup();
-    let awaiting: u32 = rows.iter().map(|r| r.awaiting_review).sum();
+    // A link to another page of the same filtered list.
+    let page_link = |n: usize| {
+        let mut link = format!("/?page={n}");
+        for (key, value) in [("status", &status), ("maintainer", &maintainer)] {
+            if let Some(v) = value {
+                link.push_str(&format!("&{key}={}", form_urlencode(v)));
+            }
+        }
+        link
+    };
     let body = html! {
         h1 { "Sources" }
         p.summary {
-            (crate::model::count(rows.len(), "source")) " · "
+            (crate::model::count(total, "source")) " · "
             a href="/review" { (crate::model::count(awaiting as usize, "change")) " awaiting review" }
         }
         form.filters method="get" action="/" {
@@ -321,7 +414,7 @@ pub async fn overview(
             label for="maintainer" { "Maintainer" }
             select #maintainer name="maintainer" {
                 option value="" { "anyone" }
-                @for m in &maintainers {
+                @for m in maintainers.iter() {
                     option value=(m) selected[maintainer.as_deref() == Some(m.as_str())] { (m) }
                 }
             }
@@ -359,6 +452,13 @@ pub async fn overview(
                         }
                     }
                 }
+            }
+        }
+        @if pages > 1 {
+            nav.pages aria-label="Pages" {
+                @if page > 1 { a rel="prev" href=(page_link(page - 1)) { "← previous" } " " }
+                "page " (page) " of " (pages)
+                @if page < pages { " " a rel="next" href=(page_link(page + 1)) { "next →" } }
             }
         }
     };
@@ -621,7 +721,7 @@ pub async fn source(
     );
     let loaded: Option<Loaded> = desk
         .db(move |s| {
-            let Some(row) = s.desk_sources()?.into_iter().find(|r| r.id == lookup) else {
+            let Some(row) = s.desk_source(&lookup)? else {
                 return Ok(None);
             };
             let snaps = s.snapshots_of(&lookup)?;
@@ -723,4 +823,15 @@ pub async fn source(
         }
     };
     Ok(layout(&row.name, Some(&who), body).into_response())
+}
+
+/// A query-string value: every byte but the unreserved ones percent-encoded.
+fn form_urlencode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

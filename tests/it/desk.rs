@@ -598,3 +598,57 @@ async fn reviews_and_a_running_check_both_land() {
     let (_, sources) = desk.api("/api/v1/sources").await;
     assert_eq!(sources.as_array().unwrap().len(), 41);
 }
+
+/// Issue 17: the overview of many sources comes in pages of 100, in
+/// attention order (the source awaiting review first), with links that
+/// keep the filters; a page past the end shows the last one.
+#[tokio::test]
+async fn the_overview_of_many_sources_comes_in_pages() {
+    let desk = Desk::start().await;
+    let cookie = desk.sign_in().await;
+    // 150 more sources, not checked yet: the desk reads sources.toml again.
+    let mut config = std::fs::read_to_string(desk.env.config()).unwrap();
+    for i in 0..150 {
+        config += &source_toml(
+            &format!("extra-{i:03}"),
+            &format!("http://127.0.0.1:9/extra/{i}"),
+            "maintainers = [\"serbia@example.org\"]",
+        );
+    }
+    std::fs::write(desk.env.config(), config).unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let rows = |html: &str| html.matches("data-label=\"Source\"").count();
+
+    let (code, first) = desk.get("/", &cookie).await;
+    assert_eq!(code, 200);
+    assert!(first.contains("151 sources"), "{first}");
+    assert_eq!(rows(&first), 100);
+    assert!(
+        first.contains("page 1 of 2") && first.contains("href=\"/?page=2\""),
+        "{first}"
+    );
+    let xk = first.find("Kosovo permit").expect("the source awaiting review");
+    assert!(
+        xk < first.find("extra-000").unwrap(),
+        "awaiting review comes first"
+    );
+
+    let (_, second) = desk.get("/?page=2", &cookie).await;
+    assert_eq!(rows(&second), 51);
+    assert!(second.contains("page 2 of 2") && second.contains("href=\"/?page=1\""));
+    assert!(second.contains("extra-149") && !second.contains("Kosovo permit"));
+    let (_, past) = desk.get("/?page=99", &cookie).await;
+    assert!(past.contains("page 2 of 2"), "a page past the end is the last");
+
+    let (_, filtered) = desk
+        .get("/?maintainer=serbia%40example.org&page=2", &cookie)
+        .await;
+    assert_eq!(rows(&filtered), 50);
+    assert!(
+        filtered.contains("href=\"/?page=1&amp;maintainer=serbia%40example.org\""),
+        "{filtered}"
+    );
+    let (_, awaiting) = desk.get("/?status=awaiting", &cookie).await;
+    assert_eq!(rows(&awaiting), 1);
+    assert!(!awaiting.contains("page 1 of"));
+}
