@@ -59,7 +59,7 @@ fn main() {
         for (s, v) in version.iter_mut().enumerate() {
             let outcome = if day == 0 {
                 Outcome::Baseline(Read::of_text(&text(&seeds, s, 0)))
-            } else if (s + day as usize) % CHANGE_EVERY == 0 {
+            } else if (s + day as usize).is_multiple_of(CHANGE_EVERY) {
                 let before = text(&seeds, s, *v);
                 *v += 1;
                 let after = text(&seeds, s, *v);
