@@ -67,7 +67,7 @@ done
 {
   printf '[settings]\nconcurrency = 32\nper_host = 32\nper_host_gap_ms = 0\n\n'
   for i in $(seq 0 $((n - 1))); do
-    printf '[[source]]\nid = "s%06d"\nurl = "http://127.0.0.1:%d/p/%d"\nselect = "main#main-content"\nallow_private = true\n\n' \
+    printf '[[source]]\nid = "s%06d"\nurl = "http://127.0.0.1:%d/p/%d"\nselect = "main#main-content"\nallow_private = true\nmaintainers = ["editors@example.org"]\n\n' \
       "$i" "$port" "$i"
   done
 } > sources.toml

@@ -367,107 +367,117 @@ pub async fn deliver(
         }
     }
     let backoff_secs = config.email.retry_backoff_secs;
-    let mut due = store.due(now.timestamp(), force)?;
-    for o in &mut due {
-        o.thread_root = thread_root(store, o)?;
-    }
     let mut server_down: Option<String> = None;
-    for o in &due {
-        let next_at = |attempts: u32| {
-            let delay = backoff_secs
-                .saturating_mul(1u64 << attempts.min(20))
-                .min(BACKOFF_MAX_SECS);
-            Some(now.timestamp() + delay as i64)
-        };
-        if server_down.is_some() || stop.requested() {
-            // Not attempted: keeps its schedule, counts as not delivered.
-            tracing::debug!(message_id = %o.message_id, "delivery skipped (server unreachable or stopping)");
-            counts.failed += 1;
-            continue;
+    // A page of alerts at a time: a run that changed 10,000 sources does
+    // not hold 10,000 messages in memory to send them.
+    let mut after = 0;
+    loop {
+        let mut due = store.due_after(now.timestamp(), force, after, DUE_PAGE)?;
+        let Some(last) = due.last() else { break };
+        after = last.outbox_id;
+        for o in &mut due {
+            o.thread_root = thread_root(store, o)?;
         }
-        let msg = match build(o) {
-            Ok(m) => m,
-            Err(e) => {
-                for (id, _, _) in &o.pending {
-                    store.mark_failed(*id, &e.to_string(), None)?;
-                }
-                tracing::error!(message_id = %o.message_id, error = %e, "alert cannot be built");
+        for o in &due {
+            let next_at = |attempts: u32| {
+                let delay = backoff_secs
+                    .saturating_mul(1u64 << attempts.min(20))
+                    .min(BACKOFF_MAX_SECS);
+                Some(now.timestamp() + delay as i64)
+            };
+            if server_down.is_some() || stop.requested() {
+                // Not attempted: keeps its schedule, counts as not delivered.
+                tracing::debug!(message_id = %o.message_id, "delivery skipped (server unreachable or stopping)");
                 counts.failed += 1;
-                counts.rejected += 1;
                 continue;
             }
-        };
-        let batches: Vec<Vec<&(i64, Address, u32)>> = if mailer.one_envelope_per_recipient() {
-            o.pending.iter().map(|p| vec![p]).collect()
-        } else {
-            vec![o.pending.iter().collect()]
-        };
-        let mut all_sent = true;
-        // Whether some recipient's delivery is left for a later try.
-        let mut retried = false;
-        for batch in batches {
-            if stop.requested() {
-                all_sent = false;
-                retried = true;
-                break;
-            }
-            let rcpts: Vec<Address> = batch.iter().map(|(_, r, _)| r.clone()).collect();
-            let ids: Vec<i64> = batch.iter().map(|(id, _, _)| *id).collect();
-            store.mark_sending(&ids)?;
-            let sent = {
-                let send = mailer.send(&msg, &rcpts);
-                tokio::pin!(send);
-                tokio::select! {
-                    r = &mut send => Some(r),
-                    () = stop.wait() => tokio::time::timeout(stop.grace, &mut send).await.ok(),
-                }
-            };
-            let Some(sent) = sent else {
-                // Stopping, and the server did not finish within the grace:
-                // abandoned, pending again (it may still have arrived).
-                store.recover_sending(INTERRUPTED)?;
-                tracing::warn!(message_id = %o.message_id, "stopping: delivery abandoned; it stays pending");
-                all_sent = false;
-                retried = true;
-                break;
-            };
-            match sent {
-                Ok(reply) => {
-                    let at = crate::clock::now_stamp();
-                    for (id, rcpt, _) in &batch {
-                        store.mark_sent(*id, &at)?;
-                        tracing::info!(message_id = %o.message_id, recipient = %rcpt, %reply, "alert sent");
-                    }
-                }
+            let msg = match build(o) {
+                Ok(m) => m,
                 Err(e) => {
-                    all_sent = false;
-                    retried |= !e.permanent;
-                    for (id, rcpt, attempts) in &batch {
-                        let next = if e.permanent { None } else { next_at(*attempts) };
-                        store.mark_failed(*id, &e.detail, next)?;
-                        tracing::warn!(
-                            message_id = %o.message_id, recipient = %rcpt, error = %e.detail,
-                            permanent = e.permanent, "alert not delivered"
-                        );
+                    for (id, _, _) in &o.pending {
+                        store.mark_failed(*id, &e.to_string(), None)?;
                     }
-                    if e.connection {
-                        server_down = Some(e.detail.clone());
-                        // The batches not tried keep their schedule.
-                        retried = true;
-                        break;
+                    tracing::error!(message_id = %o.message_id, error = %e, "alert cannot be built");
+                    counts.failed += 1;
+                    counts.rejected += 1;
+                    continue;
+                }
+            };
+            let batches: Vec<Vec<&(i64, Address, u32)>> = if mailer.one_envelope_per_recipient() {
+                o.pending.iter().map(|p| vec![p]).collect()
+            } else {
+                vec![o.pending.iter().collect()]
+            };
+            let mut all_sent = true;
+            // Whether some recipient's delivery is left for a later try.
+            let mut retried = false;
+            for batch in batches {
+                if stop.requested() {
+                    all_sent = false;
+                    retried = true;
+                    break;
+                }
+                let rcpts: Vec<Address> = batch.iter().map(|(_, r, _)| r.clone()).collect();
+                let ids: Vec<i64> = batch.iter().map(|(id, _, _)| *id).collect();
+                store.mark_sending(&ids)?;
+                let sent = {
+                    let send = mailer.send(&msg, &rcpts);
+                    tokio::pin!(send);
+                    tokio::select! {
+                        r = &mut send => Some(r),
+                        () = stop.wait() => tokio::time::timeout(stop.grace, &mut send).await.ok(),
+                    }
+                };
+                let Some(sent) = sent else {
+                    // Stopping, and the server did not finish within the grace:
+                    // abandoned, pending again (it may still have arrived).
+                    store.recover_sending(INTERRUPTED)?;
+                    tracing::warn!(message_id = %o.message_id, "stopping: delivery abandoned; it stays pending");
+                    all_sent = false;
+                    retried = true;
+                    break;
+                };
+                match sent {
+                    Ok(reply) => {
+                        let at = crate::clock::now_stamp();
+                        for (id, rcpt, _) in &batch {
+                            store.mark_sent(*id, &at)?;
+                            tracing::info!(message_id = %o.message_id, recipient = %rcpt, %reply, "alert sent");
+                        }
+                    }
+                    Err(e) => {
+                        all_sent = false;
+                        retried |= !e.permanent;
+                        for (id, rcpt, attempts) in &batch {
+                            let next = if e.permanent { None } else { next_at(*attempts) };
+                            store.mark_failed(*id, &e.detail, next)?;
+                            tracing::warn!(
+                                message_id = %o.message_id, recipient = %rcpt, error = %e.detail,
+                                permanent = e.permanent, "alert not delivered"
+                            );
+                        }
+                        if e.connection {
+                            server_down = Some(e.detail.clone());
+                            // The batches not tried keep their schedule.
+                            retried = true;
+                            break;
+                        }
                     }
                 }
             }
-        }
-        if all_sent {
-            counts.sent += 1;
-        } else {
-            counts.failed += 1;
-            counts.rejected += usize::from(!retried);
+            if all_sent {
+                counts.sent += 1;
+            } else {
+                counts.failed += 1;
+                counts.rejected += usize::from(!retried);
+            }
         }
     }
     Ok(counts)
 }
+
+/// Alerts read from the outbox at a time.
+const DUE_PAGE: i64 = 64;
 
 /// What a round of webhook deliveries did.
 #[derive(Debug, Default, Clone, Copy, Serialize)]
@@ -508,59 +518,63 @@ pub async fn deliver_hooks(
 ) -> Result<HooksDelivered, NotifyError> {
     let mut counts = HooksDelivered::default();
     let now = chrono::Utc::now().timestamp();
-    let due = store.hooks_due(now, force)?;
+    let mut page = store.hooks_due(now, force, 0, DUE_PAGE)?;
     // The client only when something is owed: an unchanged round pays nothing.
-    let client = if due.is_empty() {
+    let client = if page.is_empty() {
         return Ok(counts);
     } else {
         hook_client(config)
     };
-    for due in due {
-        if stop.requested() {
-            counts.failed += 1;
-            continue;
-        }
-        let Some(hook) = config.webhooks.iter().find(|w| w.name == due.webhook) else {
-            let error = format!("webhook {} is no longer in the config", due.webhook);
-            tracing::warn!(webhook = %due.webhook, "delivery rejected: {error}");
-            store.mark_hook(due.id, Err((&error, None)))?;
-            counts.failed += 1;
-            counts.rejected += 1;
-            continue;
-        };
-        store.mark_hook_sending(due.id)?;
-        let id = hook_id(due.id);
-        let result = post(&client, hook, &id, &due.body).await;
-        // The receiver's Retry-After when it gives one (it knows when it
-        // will be back), else `retry_backoff_secs` doubling per attempt.
-        let retry_at = |after: Option<i64>| {
-            let backoff = config
-                .email
-                .retry_backoff_secs
-                .max(1)
-                .saturating_mul(1u64 << due.attempts.min(20))
-                .min(BACKOFF_MAX_SECS) as i64;
-            let wait = after.map_or(backoff, |a| a.clamp(1, RETRY_AFTER_MAX_SECS));
-            Some(chrono::Utc::now().timestamp() + wait)
-        };
-        match result {
-            Posted::Sent(status) => {
-                store.mark_hook(due.id, Ok(&crate::clock::now_stamp()))?;
-                tracing::info!(webhook = %hook.name, webhook_id = %id, status, "webhook delivered");
-                counts.sent += 1;
-            }
-            Posted::Retry { error, after } => {
-                store.mark_hook(due.id, Err((&error, retry_at(after))))?;
-                tracing::warn!(webhook = %hook.name, webhook_id = %id, %error, "webhook not delivered; retried later");
+    // A page at a time, as for emails.
+    while let Some(last) = page.last().map(|d| d.id) {
+        for due in std::mem::take(&mut page) {
+            if stop.requested() {
                 counts.failed += 1;
+                continue;
             }
-            Posted::Rejected(error) => {
+            let Some(hook) = config.webhooks.iter().find(|w| w.name == due.webhook) else {
+                let error = format!("webhook {} is no longer in the config", due.webhook);
+                tracing::warn!(webhook = %due.webhook, "delivery rejected: {error}");
                 store.mark_hook(due.id, Err((&error, None)))?;
-                tracing::warn!(webhook = %hook.name, webhook_id = %id, %error, "webhook refused the delivery (not retried)");
                 counts.failed += 1;
                 counts.rejected += 1;
+                continue;
+            };
+            store.mark_hook_sending(due.id)?;
+            let id = hook_id(due.id);
+            let result = post(&client, hook, &id, &due.body).await;
+            // The receiver's Retry-After when it gives one (it knows when it
+            // will be back), else `retry_backoff_secs` doubling per attempt.
+            let retry_at = |after: Option<i64>| {
+                let backoff = config
+                    .email
+                    .retry_backoff_secs
+                    .max(1)
+                    .saturating_mul(1u64 << due.attempts.min(20))
+                    .min(BACKOFF_MAX_SECS) as i64;
+                let wait = after.map_or(backoff, |a| a.clamp(1, RETRY_AFTER_MAX_SECS));
+                Some(chrono::Utc::now().timestamp() + wait)
+            };
+            match result {
+                Posted::Sent(status) => {
+                    store.mark_hook(due.id, Ok(&crate::clock::now_stamp()))?;
+                    tracing::info!(webhook = %hook.name, webhook_id = %id, status, "webhook delivered");
+                    counts.sent += 1;
+                }
+                Posted::Retry { error, after } => {
+                    store.mark_hook(due.id, Err((&error, retry_at(after))))?;
+                    tracing::warn!(webhook = %hook.name, webhook_id = %id, %error, "webhook not delivered; retried later");
+                    counts.failed += 1;
+                }
+                Posted::Rejected(error) => {
+                    store.mark_hook(due.id, Err((&error, None)))?;
+                    tracing::warn!(webhook = %hook.name, webhook_id = %id, %error, "webhook refused the delivery (not retried)");
+                    counts.failed += 1;
+                    counts.rejected += 1;
+                }
             }
         }
+        page = store.hooks_due(now, force, last, DUE_PAGE)?;
     }
     Ok(counts)
 }

@@ -319,15 +319,25 @@ pub fn history(rows: &[HistoryRow]) -> String {
 /// after `now` (by its schedule, before the daemon's jitter).
 pub fn sources(config: &Config, now: crate::model::Time) -> String {
     let mut out = String::new();
-    for s in &config.sources {
-        let _ = writeln!(out, "{}  {}\n    {}", s.id, s.name, s.url);
-        let schedule = config.schedule_of(s);
+    let describe = |schedule: &cron::Schedule, own: &str| {
         let next = schedule
             .after(&now)
             .next()
             .map_or_else(|| "never".to_string(), |t| crate::model::stamp(&t));
-        let own = if s.schedule.is_some() { "" } else { " (default)" };
-        let _ = writeln!(out, "    schedule: \"{schedule}\"{own} UTC, next run {next}");
+        format!("    schedule: \"{schedule}\"{own} UTC, next run {next}")
+    };
+    // The default schedule's line, worked out once for all its sources.
+    let default = describe(&config.schedule, " (default)");
+    for s in &config.sources {
+        let _ = writeln!(out, "{}  {}\n    {}", s.id, s.name, s.url);
+        match &s.schedule {
+            Some(own) => {
+                let _ = writeln!(out, "{}", describe(own, ""));
+            }
+            None => {
+                let _ = writeln!(out, "{default}");
+            }
+        }
         if !s.select.is_empty() {
             let _ = writeln!(out, "    select: {}", s.select.join(", "));
         }

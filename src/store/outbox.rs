@@ -163,18 +163,30 @@ impl Store {
     /// Outbox messages with deliveries due at `now` (all pending ones when
     /// `force`), oldest first.
     pub fn due(&self, now: i64, force: bool) -> Result<Vec<Outgoing>, StoreError> {
+        self.due_after(now, force, 0, i64::MAX)
+    }
+
+    /// [`Store::due`], a page at a time: at most `limit` alerts after
+    /// outbox row `after`.
+    pub fn due_after(
+        &self,
+        now: i64,
+        force: bool,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<Outgoing>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare(
+            .prepare_cached(
                 "SELECT o.id, o.source_id, o.kind, o.created_at, o.message_id, o.thread_root, o.sender,
                         o.subject, o.text_body, o.html_body
-                 FROM outbox o WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.outbox_id = o.id
+                 FROM outbox o WHERE o.id > ?3 AND EXISTS (SELECT 1 FROM deliveries d WHERE d.outbox_id = o.id
                    AND d.status = 'pending' AND (?2 OR d.next_attempt_at <= ?1))
-                 ORDER BY o.id",
+                 ORDER BY o.id LIMIT ?4",
             )
             .map_err(self.sql())?;
         let mut out: Vec<Outgoing> = stmt
-            .query_map(params![now, force], |r| {
+            .query_map(params![now, force, after, limit], |r| {
                 Ok(Outgoing {
                     outbox_id: r.get(0)?,
                     source_id: r.get(1)?,
@@ -330,16 +342,23 @@ impl Store {
     /// Webhook deliveries due at `now` (every pending one when `force`),
     /// oldest first. One left `sending` by a process that died is due again:
     /// the receiver may see it twice, with the same `webhook-id`.
-    pub fn hooks_due(&self, now: i64, force: bool) -> Result<Vec<HookDue>, StoreError> {
+    pub fn hooks_due(
+        &self,
+        now: i64,
+        force: bool,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<HookDue>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare(
+            .prepare_cached(
                 "SELECT id, webhook, body, attempts FROM hook_deliveries
-                 WHERE status IN ('pending', 'sending') AND (?2 OR next_attempt_at <= ?1) ORDER BY id",
+                 WHERE id > ?3 AND status IN ('pending', 'sending') AND (?2 OR next_attempt_at <= ?1)
+                 ORDER BY id LIMIT ?4",
             )
             .map_err(self.sql())?;
         let rows = stmt
-            .query_map(params![now, force], |r| {
+            .query_map(params![now, force, after, limit], |r| {
                 Ok(HookDue {
                     id: r.get(0)?,
                     webhook: r.get(1)?,
