@@ -264,6 +264,9 @@ pub struct Config {
     pub sources: Vec<Source>,
     /// `[[webhook]]`: chat and machine receivers of alerts.
     pub webhooks: Vec<Webhook>,
+    /// Each source's position by id, built on first use (a lookup per
+    /// alert over 100,000 sources was a scan each).
+    by_id: std::sync::OnceLock<HashMap<String, usize>>,
 }
 
 /// A webhook alerts go to besides email (`[[webhook]]`).
@@ -401,13 +404,25 @@ impl Config {
         Some(format!("{base}{path}"))
     }
 
+    /// The source with this id.
+    pub fn source(&self, id: &str) -> Option<&Source> {
+        let by_id = self.by_id.get_or_init(|| {
+            self.sources
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.id.clone(), i))
+                .collect()
+        });
+        by_id.get(id).map(|&i| &self.sources[i])
+    }
+
     /// Who receives an alert about `source_id` now: its maintainers (while
     /// the source is still configured) and `[email].to`, each once. Decided
     /// at delivery, so an alert queued while nobody was configured goes out
     /// once someone is.
     pub fn recipients(&self, source_id: Option<&str>) -> Vec<lettre::Address> {
         let maintainers = source_id
-            .and_then(|id| self.sources.iter().find(|s| s.id == id))
+            .and_then(|id| self.source(id))
             .map(|s| s.maintainers.clone())
             .unwrap_or_default();
         let mut out: Vec<lettre::Address> = Vec::new();
@@ -686,6 +701,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         web,
         sources,
         webhooks: parse_webhooks(raw.webhook, text, path)?,
+        by_id: std::sync::OnceLock::new(),
     })
 }
 

@@ -295,11 +295,15 @@ async fn tick(
             return Ok(());
         }
         let after = Utc::now();
-        for id in &due {
-            if let Some(source) = config.sources.iter().find(|s| &s.id == id) {
-                let upcoming = config.schedule_of(source).after(&after).next();
-                plan_now.insert(id.clone(), upcoming.unwrap_or(far_future()));
-            }
+        let due: std::collections::HashSet<String> = due.into_iter().collect();
+        // The default schedule's next firing, once for all its sources.
+        let default_next = config.schedule.after(&after).next().unwrap_or(far_future());
+        for source in config.sources.iter().filter(|s| due.contains(&s.id)) {
+            let upcoming = match &source.schedule {
+                None => default_next,
+                Some(own) => own.after(&after).next().unwrap_or(far_future()),
+            };
+            plan_now.insert(source.id.clone(), upcoming);
         }
     } else {
         // Nothing due: a wake-up for the outbox's retries and the digest.

@@ -72,16 +72,20 @@ pub async fn run(
     opts: &RunOptions,
 ) -> Result<RunReport, RunError> {
     let started_at = stamp(&now());
-    for id in &opts.only {
-        if !config.sources.iter().any(|s| &s.id == id) {
-            return Err(RunError::UnknownSource(id.clone()));
-        }
-    }
+    // Sets, not lists: the daemon names every due source, maybe 100,000.
+    let only: std::collections::HashSet<&str> = opts.only.iter().map(String::as_str).collect();
     let sources: Vec<&Source> = config
         .sources
         .iter()
-        .filter(|s| opts.only.is_empty() || opts.only.contains(&s.id))
+        .filter(|s| only.is_empty() || only.contains(s.id.as_str()))
         .collect();
+    if sources.len() < only.len() {
+        let known: std::collections::HashSet<&str> = sources.iter().map(|s| s.id.as_str()).collect();
+        if let Some(id) = opts.only.iter().find(|id| !known.contains(id.as_str())) {
+            return Err(RunError::UnknownSource(id.clone()));
+        }
+    }
+    drop(only);
 
     // Building the client reads the system's root certificates: let that
     // happen on another core while the store is read.

@@ -749,7 +749,7 @@ pub async fn source(
         .await?;
     let Some((row, ledger, snaps, history, pair)) = loaded else {
         // Configured but never checked: say so rather than 404.
-        if let Some(source) = desk.config().sources.iter().find(|s| s.id == id) {
+        if let Some(source) = desk.config().source(&id) {
             let body = html! {
                 h1 { (source.name) }
                 p.meta { a.official href=(source.url.as_str()) rel="noreferrer" { (source.url.as_str()) } }
