@@ -53,23 +53,30 @@ impl Dispatch {
     /// `hosts` names each source's host (`host:port`), in the run's order.
     /// `jitter` is the window to spread each host's sources over (zero: all
     /// may start at once); `seed` picks each host's start within it.
-    pub fn new<'a>(
-        hosts: impl IntoIterator<Item = &'a str>,
+    pub fn new<S: AsRef<str> + Into<String>>(
+        hosts: impl IntoIterator<Item = S>,
         per_host: usize,
         jitter: Duration,
         seed: u64,
     ) -> Self {
-        let mut index: HashMap<&str, u32> = HashMap::new();
+        // Owned keys, taken one by one: a run's 100,000 host names are
+        // never all held at once, only each host's once.
+        let mut index: HashMap<String, u32> = HashMap::new();
         let mut list: Vec<Host> = Vec::new();
         let mut host_of = Vec::new();
         for (i, name) in hosts.into_iter().enumerate() {
-            let h = *index.entry(name).or_insert_with(|| {
-                list.push(Host {
-                    queue: VecDeque::new(),
-                    in_flight: 0,
-                });
-                (list.len() - 1) as u32
-            });
+            let h = match index.get(name.as_ref()) {
+                Some(&h) => h,
+                None => {
+                    list.push(Host {
+                        queue: VecDeque::new(),
+                        in_flight: 0,
+                    });
+                    let h = (list.len() - 1) as u32;
+                    index.insert(name.into(), h);
+                    h
+                }
+            };
             list[h as usize].queue.push_back((i as u32, 0));
             host_of.push(h);
         }

@@ -105,14 +105,10 @@ pub async fn run(
     // is read only when there is a new text to compare it with.
     let ids: Vec<&str> = sources.iter().map(|s| s.id.as_str()).collect();
     let (mut known, health) = store.prefetch(&ids)?;
-    // `<id>.txt` files that a kill or a hand left stale, found beside the fetches.
-    let expected: Vec<(String, Option<String>)> = known
-        .iter_mut()
-        .zip(&sources)
-        .filter_map(|(k, s)| k.as_mut().map(|k| (s.id.clone(), k.file_stamp.take())))
-        .collect();
-    let dir = store.dir().to_path_buf();
-    let stale_files = tokio::task::spawn_blocking(move || crate::store::stale_text_files(&dir, expected));
+    // Each task also looks at its source's `<id>.txt` (one `stat`): a kill
+    // or a hand may have left it stale.
+    let dir: Arc<std::path::Path> = store.dir().into();
+    let mut stale_files: Vec<usize> = Vec::new();
     let mut fetcher = fetcher
         .await
         .map_err(|e| FetchError::Other {
@@ -141,14 +137,12 @@ pub async fn run(
     // the end of its extraction: that many page bodies in memory at once,
     // and that many tasks, however many sources the run has.
     let concurrency = config.settings.concurrency;
-    let host_keys: Vec<String> = sources.iter().map(|s| crate::fetch::host_key(&s.url)).collect();
     let mut dispatch = Dispatch::new(
-        host_keys.iter().map(String::as_str),
+        sources.iter().map(|s| crate::fetch::host_key(&s.url)),
         config.settings.per_host,
         opts.jitter,
         fastrand::u64(..),
     );
-    drop(host_keys);
     let run_clock = tokio::time::Instant::now();
     let mut tasks = JoinSet::new();
     // Which source a task checks, for a task that crashes.
@@ -180,10 +174,14 @@ pub async fn run(
                 Next::Busy | Next::Done => break,
             };
             let source = sources[index].clone();
-            let k = known[index].take();
+            let mut k = known[index].take();
             let fetcher = fetcher.clone();
             let renderer = renderer.clone();
+            let dir = dir.clone();
             let handle = tasks.spawn(async move {
+                let stale = k.as_mut().is_some_and(|k| {
+                    crate::store::text_file_is_stale(&dir, &source.id, k.file_stamp.take().as_deref())
+                });
                 let started = (now(), Instant::now());
                 let validators = k.as_ref().map(|k| k.validators.clone());
                 let prev_len = k.as_ref().map(|k| k.text_len);
@@ -198,7 +196,7 @@ pub async fn run(
                     recheck,
                 )
                 .await;
-                (index, started, result)
+                (index, started, result, stale)
             });
             task_source.insert(handle.id(), index);
         }
@@ -252,13 +250,16 @@ pub async fn run(
             if let Ok((id, _)) = &joined {
                 task_source.remove(id);
             }
+            if let Ok((_, (index, _, _, true))) = &joined {
+                stale_files.push(*index);
+            }
             let (index, (started_at, clock), result) = match joined {
                 // Never started because the run is stopping: left for the next run.
-                Ok((_, (index, _, Reading::Failed(f)))) if f.reason == crate::model::Reason::Stopped => {
+                Ok((_, (index, _, Reading::Failed(f), _))) if f.reason == crate::model::Reason::Stopped => {
                     dispatch.finished(index);
                     continue;
                 }
-                Ok((_, (index, started, result))) => {
+                Ok((_, (index, started, result, _))) => {
                     dispatch.finished(index);
                     (index, started, result)
                 }
@@ -282,7 +283,15 @@ pub async fn run(
                     tracing::warn!(source = %source.id, error = %f.message, "check failed");
                 }
             }
-            let rec = outcome(config, store, source, &health[index], started_at, clock, result)?;
+            let rec = outcome(
+                config,
+                store,
+                source,
+                health[index].as_deref(),
+                started_at,
+                clock,
+                result,
+            )?;
             let seen = hosts
                 .entry(source.url.host_str().unwrap_or_default())
                 .or_default();
@@ -349,9 +358,9 @@ pub async fn run(
     }
     store.save_robots(&fetcher.fetched_robots())?;
     // A convenience copy: failing to repair one is worth a warning, not the run.
-    for id in stale_files.await.unwrap_or_default() {
+    for id in stale_files.into_iter().map(|i| &sources[i].id) {
         tracing::info!(source = %id, "repairing a stale text file from the latest snapshot");
-        if let Err(e) = store.repair_text_file(&id) {
+        if let Err(e) = store.repair_text_file(id) {
             tracing::warn!(source = %id, error = %e, "cannot repair the text file");
         }
     }
@@ -465,11 +474,25 @@ fn outcome(
     config: &Config,
     store: &Store,
     source: &Source,
-    health: &crate::model::Health,
+    health: Option<&crate::model::Health>,
     started_at: crate::model::Time,
     clock: Instant,
     reading: Reading,
 ) -> Result<Check, StoreError> {
+    // A source whose last check read the page has a clean health; when it
+    // fails now, the alert needs when it was last read: asked only then.
+    let asked;
+    let health = match health {
+        Some(h) => h,
+        None if matches!(reading, Reading::Failed(_) | Reading::Suspect(..)) => {
+            asked = store.health(&source.id)?;
+            &asked
+        }
+        None => {
+            asked = crate::model::Health::default();
+            &asked
+        }
+    };
     // Clean the stored text again: the source's ignore patterns may have changed.
     let previous = match &reading {
         Reading::Text(_) | Reading::Suspect(..) => store

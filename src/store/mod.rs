@@ -40,7 +40,7 @@ pub use desk::{
 pub use outbox::{HookDue, HookRow, OutboxRow};
 pub use prune::Pruned;
 pub use query::{ChangeRow, HistoryRow, LastCheck, Marks};
-pub use write::stale_text_files;
+pub use write::text_file_is_stale;
 
 use migrations::MIGRATIONS;
 use write::file_stamp;
@@ -618,11 +618,12 @@ pub(crate) mod tests {
         assert_eq!(health.failures_in_a_row, 2);
         assert_eq!(health.last_ok_at.as_deref(), Some("2026-11-02T06:00:00Z"));
         let (known, all) = store.prefetch(&["xk", "new-source"]).unwrap();
-        assert_eq!(all[0].failures_in_a_row, 2);
-        assert_eq!(all[0].last_ok_at.as_deref(), Some("2026-11-02T06:00:00Z"));
+        let xk = all[0].as_ref().expect("its last check failed: in trouble");
+        assert_eq!(xk.failures_in_a_row, 2);
+        assert_eq!(xk.last_ok_at.as_deref(), Some("2026-11-02T06:00:00Z"));
         assert_eq!(known[0].as_ref().map(|k| k.text_len), Some(4));
         assert!(known[1].is_none());
-        assert_eq!(all[1].failures_in_a_row, 0);
+        assert!(all[1].is_none(), "never checked: clean");
     }
 
     /// Issue 12: a folder from a newer visawatch was called unusable, with

@@ -141,16 +141,22 @@ impl Store {
     /// What a run needs to know of its sources up front, read in one
     /// transaction with two queries over all sources (a query per source
     /// costs more than the whole unchanged round's network time): the last
-    /// good check of each, and its health, in the order of `ids`. Ids never
-    /// checked get no [`Known`] and a clean [`Health`].
+    /// good check of each, in the order of `ids`, and the health of those
+    /// in trouble (last check failed, or "cannot be read" alerted): a
+    /// `None` is a source whose last check read the page (its health is
+    /// clean but for when that was, which [`Store::health`] reads when a
+    /// check fails). Ids never checked get no [`Known`].
     #[allow(clippy::type_complexity)]
-    pub fn prefetch(&self, ids: &[&str]) -> Result<(Vec<Option<Known>>, Vec<Health>), StoreError> {
+    pub fn prefetch(
+        &self,
+        ids: &[&str],
+    ) -> Result<(Vec<Option<Known>>, Vec<Option<Box<Health>>>), StoreError> {
         let tx = self.conn.unchecked_transaction().map_err(self.sql())?;
         // Vectors by position, not maps by id: a run of 100,000 sources
         // keeps no second copy of every id.
         let position: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
         let mut known: Vec<Option<Known>> = std::iter::repeat_with(|| None).take(ids.len()).collect();
-        let mut health: Vec<Health> = std::iter::repeat_with(Health::default).take(ids.len()).collect();
+        let mut health: Vec<Option<Box<Health>>> = std::iter::repeat_with(|| None).take(ids.len()).collect();
         // octet_length reads the text's size from its record header, not the text.
         let mut known_stmt = tx
             .prepare(
@@ -184,18 +190,24 @@ impl Store {
         Ok((known, health))
     }
 
-    fn read_healths(&self, position: &HashMap<&str, usize>, health: &mut [Health]) -> Result<(), StoreError> {
+    /// The health of the sources in trouble, into their places.
+    fn read_healths(
+        &self,
+        position: &HashMap<&str, usize>,
+        health: &mut [Option<Box<Health>>],
+    ) -> Result<(), StoreError> {
         let mut stmt = self
             .conn
             .prepare(&format!(
-                "SELECT src.blind_since, {HEALTH_COLUMNS}, src.id FROM sources src"
+                "SELECT src.blind_since, {HEALTH_COLUMNS}, src.id FROM sources src
+                 WHERE src.last_status = 'failed' OR src.blind_since IS NOT NULL"
             ))
             .map_err(self.sql())?;
         let mut rows = stmt.query([]).map_err(self.sql())?;
         while let Some(r) = rows.next().map_err(self.sql())? {
             let id = r.get_ref(3).and_then(|v| Ok(v.as_str()?)).map_err(self.sql())?;
             if let Some(&i) = position.get(id) {
-                health[i] = health_row(r).map_err(self.sql())?;
+                health[i] = Some(Box::new(health_row(r).map_err(self.sql())?));
             }
         }
         Ok(())
