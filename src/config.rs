@@ -736,11 +736,13 @@ fn read_sources<T: serde::de::DeserializeOwned + WithSources>(
     let newlines: Vec<usize> = memchr::memchr_iter(b'\n', text.as_bytes()).collect();
     // Sources written another way (`source = [{ … }]`) stayed in the rest.
     let rest_newlines: Vec<usize> = memchr::memchr_iter(b'\n', rest.as_bytes()).collect();
-    let inline = parse_sources(file.take_sources(), 0, &rest, &rest_newlines, path, seen)?;
+    let inline = parse_sources(file.take_sources(), 0, &rest, path)?;
     sources.reserve(tables.len() + inline.len());
-    sources.extend(inline);
-    // Neighbouring tables are read a few dozen at a time: one parse per
-    // table cost as much again in setting up the parser.
+    keep_unique(inline, &rest, &rest_newlines, path, seen, sources)?;
+    // Neighbouring tables are read a few dozen at a time (one parse per
+    // table cost as much again in setting up the parser), and a large file
+    // on two cores: 100,000 sources are a second of CPU.
+    let mut chunks: Vec<Range<usize>> = Vec::new();
     let mut i = 0;
     while i < tables.len() {
         let start = tables[i].start;
@@ -750,15 +752,89 @@ fn read_sources<T: serde::de::DeserializeOwned + WithSources>(
             end = tables[i].end;
             i += 1;
         }
-        let chunk: RawIncluded = match toml::from_str(&text[start..end]) {
-            Ok(chunk) => chunk,
+        chunks.push(start..end);
+    }
+    let read = |chunks: &[Range<usize>]| -> Result<Vec<(Source, usize)>, ChunkError> {
+        let mut out = Vec::new();
+        for c in chunks {
+            let chunk: RawIncluded = toml::from_str(&text[c.clone()]).map_err(ChunkError::Toml)?;
+            out.extend(parse_sources(chunk.source, c.start, text, path)?);
+        }
+        Ok(out)
+    };
+    let (first, second) = chunks.split_at(if tables.len() >= 2_000 {
+        chunks.len() / 2
+    } else {
+        chunks.len()
+    });
+    let (first, second) = std::thread::scope(|s| {
+        let other = (!second.is_empty()).then(|| s.spawn(|| read(second)));
+        let first = read(first);
+        (
+            first,
+            other.map(|t| t.join().expect("reading sources.toml crashed")),
+        )
+    });
+    for part in [Some(first), second].into_iter().flatten() {
+        match part {
+            Ok(parsed) => keep_unique(parsed, text, &newlines, path, seen, sources)?,
             // Said with the line in the file: the whole file gives the
             // same mistake with its own position.
-            Err(e) => return Err(parse_error(toml::from_str::<T>(text).err().unwrap_or(e))),
-        };
-        sources.extend(parse_sources(chunk.source, start, text, &newlines, path, seen)?);
+            Err(ChunkError::Toml(e)) => {
+                return Err(parse_error(toml::from_str::<T>(text).err().unwrap_or(e)));
+            }
+            Err(ChunkError::Config(e)) => return Err(e),
+        }
     }
     Ok((file, rest))
+}
+
+/// Why a part of a file's sources could not be read.
+enum ChunkError {
+    Toml(toml::de::Error),
+    Config(ConfigError),
+}
+
+impl From<ConfigError> for ChunkError {
+    fn from(e: ConfigError) -> Self {
+        ChunkError::Config(e)
+    }
+}
+
+/// Adds `parsed` (each source with where its id is in `text`) to
+/// `sources`, refusing an id already seen, in this file or one before.
+fn keep_unique(
+    parsed: Vec<(Source, usize)>,
+    text: &str,
+    newlines: &[usize],
+    path: &Path,
+    seen: &mut HashMap<String, (PathBuf, usize)>,
+    sources: &mut Vec<Source>,
+) -> Result<(), ConfigError> {
+    for (source, at) in parsed {
+        // Every id's line is remembered for a later duplicate: found by
+        // binary search, since counting lines from the top each time made
+        // a load of 20,000 sources take 20 s.
+        let line = newlines.partition_point(|&n| n < at) + 1;
+        if let Some((file, first)) = seen.get(&source.id) {
+            let also = if file == path {
+                format!("line {first}")
+            } else {
+                format!("{}:{first}", file.display())
+            };
+            let (line, column) = line_col(text, at);
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column,
+                id: source.id,
+                message: format!("duplicate id (also at {also})"),
+            });
+        }
+        seen.insert(source.id.clone(), (path.to_path_buf(), line));
+        sources.push(source);
+    }
+    Ok(())
 }
 
 /// The byte ranges of a file's `[[source]]` tables (each with its own
@@ -826,18 +902,15 @@ fn source_tables(text: &str) -> Vec<Range<usize>> {
     tables
 }
 
-/// The `[[source]]` entries of one table of a file (the main one or an
-/// included one), checked; `base` is where the table starts in the file's
-/// `text`, `newlines` where its lines end; `seen` carries the ids read
-/// before, with where.
+/// The `[[source]]` entries of one part of a file (the main one or an
+/// included one), checked, each with where its id is in `text` (for
+/// [`keep_unique`]); `base` is where the part starts in the file's `text`.
 fn parse_sources(
     raw: Vec<Spanned<RawSource>>,
     base: usize,
     text: &str,
-    newlines: &[usize],
     path: &Path,
-    seen: &mut HashMap<String, (PathBuf, usize)>,
-) -> Result<Vec<Source>, ConfigError> {
+) -> Result<Vec<(Source, usize)>, ConfigError> {
     let invalid = |span: Range<usize>, id: &str, message: String| {
         let (line, column) = line_col(text, base + span.start);
         ConfigError::Invalid {
@@ -848,10 +921,6 @@ fn parse_sources(
             message,
         }
     };
-    // Every id's line is remembered for a later duplicate: found by binary
-    // search, since counting lines from the top each time made a load of
-    // 20,000 sources take 20 s.
-    let line_of = |offset: usize| newlines.partition_point(|&n| n < base + offset) + 1;
     let mut sources = Vec::with_capacity(raw.len());
     for entry in raw {
         let entry_span = entry.span();
@@ -876,16 +945,7 @@ fn parse_sources(
                 format!("id is {} characters long (at most {MAX_ID_LEN})", id.len()),
             ));
         }
-        let here = (path.to_path_buf(), line_of(id_span.start));
-        if let Some((file, line)) = seen.get(&id) {
-            let also = if file == path {
-                format!("line {line}")
-            } else {
-                format!("{}:{line}", file.display())
-            };
-            return Err(invalid(id_span, &id, format!("duplicate id (also at {also})")));
-        }
-        seen.insert(id.clone(), here);
+        let id_at = base + id_span.start;
         let url_span = r.url.span();
         let url_text = r.url.into_inner();
         let url = reqwest::Url::parse(&url_text)
@@ -993,7 +1053,7 @@ fn parse_sources(
                 ));
             }
         };
-        sources.push(Source {
+        let source = Source {
             render,
             schedule,
             name: r.name.unwrap_or_else(|| id.clone()),
@@ -1006,7 +1066,8 @@ fn parse_sources(
             language,
             ignore,
             allow_private: r.allow_private,
-        });
+        };
+        sources.push((source, id_at));
     }
     Ok(sources)
 }
@@ -1367,6 +1428,29 @@ mod tests {
 
     fn err(text: &str) -> String {
         parse(text, Path::new("sources.toml")).unwrap_err().to_string()
+    }
+
+    /// Issue 17: a large file is read on two cores; its mistakes and
+    /// duplicates still name their own line, across the halves.
+    #[test]
+    fn a_large_file_read_in_two_halves_names_its_mistakes() {
+        let mut text = String::new();
+        for i in 0..2500 {
+            text += &format!("[[source]]\nid = \"s{i:04}\"\nurl = \"https://e.example/{i}\"\n\n");
+        }
+        let c = parse(&text, Path::new("big.toml")).unwrap();
+        assert_eq!(c.sources.len(), 2500);
+        assert_eq!(c.sources[2499].id, "s2499", "in the file's order");
+        // Source n's id is on line 4n + 2.
+        let dup = text.replace("id = \"s2400\"", "id = \"s0003\"");
+        let e = parse(&dup, Path::new("big.toml")).unwrap_err().to_string();
+        assert!(
+            e.starts_with("big.toml:9602:6: source `s0003`: duplicate id (also at line 14)"),
+            "{e}"
+        );
+        let bad = text.replace("https://e.example/2300", "ftp://e.example/");
+        let e = parse(&bad, Path::new("big.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("big.toml:9203:7: source `s2300`"), "{e}");
     }
 
     /// Issue 17: sources are read table by table. A `[[source]]` inside a
