@@ -268,7 +268,13 @@ async fn tick(
         .collect();
     if !due.is_empty() {
         let opts = RunOptions {
-            only: due.clone(),
+            // Every source due (a shared schedule's daily round): no list
+            // of 100,000 ids to hold and look up, "all" says it.
+            only: if due.len() == config.sources.len() {
+                Vec::new()
+            } else {
+                due.clone()
+            },
             renderer: Some(ctl.renderer(&config.settings)),
             stop: Some(ctl.stop.subscribe()),
             grace: Duration::from_secs(config.settings.grace_secs),
