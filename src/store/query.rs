@@ -185,17 +185,7 @@ impl Store {
         }
         drop(rows);
         drop(known_stmt);
-        self.read_healths(&position, &mut health)?;
-        tx.commit().map_err(self.sql())?;
-        Ok((known, health))
-    }
-
-    /// The health of the sources in trouble, into their places.
-    fn read_healths(
-        &self,
-        position: &HashMap<&str, usize>,
-        health: &mut [Option<Box<Health>>],
-    ) -> Result<(), StoreError> {
+        // Health of the sources in trouble only: the rest are clean.
         let mut stmt = self
             .conn
             .prepare(&format!(
@@ -210,7 +200,8 @@ impl Store {
                 health[i] = Some(Box::new(health_row(r).map_err(self.sql())?));
             }
         }
-        Ok(())
+        tx.commit().map_err(self.sql())?;
+        Ok((known, health))
     }
 
     /// Checks and changes of a source, newest first.
