@@ -94,13 +94,13 @@ pub fn change(
         0 | 1 => String::new(),
         n => format!(" (+{} more)", n - 1),
     };
-    let subject = subject(&format!("{}: {first}{more}", source.name));
+    let subject = subject(&format!("{}: {first}{more}", source.name()));
 
     let mut text = String::new();
     let _ = writeln!(
         text,
         "{}\n{}\nFetched {fetched_at}\n",
-        one_line(&source.name),
+        one_line(source.name()),
         source.url
     );
     let _ = writeln!(text, "What changed:");
@@ -119,7 +119,7 @@ pub fn change(
         source.id, source.id
     );
 
-    let mut html = html_head(&source.name);
+    let mut html = html_head(source.name());
     let _ = write!(
         html,
         "<p><a href=\"{url}\">{url}</a><br>Fetched {at}</p>\n<table cellpadding=\"4\" style=\"border-collapse:collapse\">\n\
@@ -161,7 +161,7 @@ pub fn change(
 
 /// "visawatch can no longer read `source`: `reason`".
 pub fn blind(source: &Source, reason: &str, failures: u32, last_ok: Option<&str>) -> Alert {
-    let subject = subject(&format!("can no longer read {}: {}", source.name, reason));
+    let subject = subject(&format!("can no longer read {}: {}", source.name(), reason));
     let since = last_ok.map_or("never read successfully".to_string(), |t| {
         format!("last read successfully {t}")
     });
@@ -169,23 +169,23 @@ pub fn blind(source: &Source, reason: &str, failures: u32, last_ok: Option<&str>
         "visawatch could not read this source {failures} times in a row; until it reads again, changes to it go unnoticed.\n\n\
          Source: {}\nURL: {}\nReason: {}\n{since}\n\nCheck the page in a browser; if it moved or its layout changed, update sources.toml \
          (`visawatch probe URL --select CSS` helps).\n",
-        one_line(&source.name),
+        one_line(source.name()),
         source.url,
         one_line(reason),
     );
-    plain_alert(AlertKind::Blind, subject, &source.name, body)
+    plain_alert(AlertKind::Blind, subject, source.name(), body)
 }
 
 /// The all-clear after [`blind`].
 pub fn recovered(source: &Source, failures: u32) -> Alert {
-    let subject = subject(&format!("recovered: {} reads again", source.name));
+    let subject = subject(&format!("recovered: {} reads again", source.name()));
     let body = format!(
         "visawatch reads this source again after {failures} failed checks; monitoring is back.\n\nSource: {}\nURL: {}\n\
          Changes made while it was unreadable are reported by this check, if any.\n",
-        one_line(&source.name),
+        one_line(source.name()),
         source.url
     );
-    plain_alert(AlertKind::Recovered, subject, &source.name, body)
+    plain_alert(AlertKind::Recovered, subject, source.name(), body)
 }
 
 /// This machine cannot reach the network: one alert instead of one per
@@ -361,12 +361,12 @@ mod tests {
     fn source(name: &str) -> Source {
         Source {
             id: "xk".into(),
-            name: name.into(),
+            title: Some(name.into()),
             url: "https://mpb.rks-gov.net/f/45".parse().unwrap(),
-            select: vec![],
-            exclude: vec![],
+            select: Vec::new().into(),
+            exclude: Vec::new().into(),
             section: None,
-            maintainers: vec![],
+            maintainers: Vec::new().into(),
             language: None,
             ignore: vec![],
             schedule: None,

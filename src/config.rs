@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -266,7 +267,7 @@ pub struct Config {
     pub webhooks: Vec<Webhook>,
     /// Each source's position by id, built on first use (a lookup per
     /// alert over 100,000 sources was a scan each).
-    by_id: std::sync::OnceLock<HashMap<String, usize>>,
+    by_id: std::sync::OnceLock<Vec<u32>>,
 }
 
 /// A webhook alerts go to besides email (`[[webhook]]`).
@@ -406,14 +407,17 @@ impl Config {
 
     /// The source with this id.
     pub fn source(&self, id: &str) -> Option<&Source> {
+        // Positions sorted by id, searched by halves: 4 bytes a source,
+        // where a map of ids would copy each id.
         let by_id = self.by_id.get_or_init(|| {
-            self.sources
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (s.id.clone(), i))
-                .collect()
+            let mut order: Vec<u32> = (0..self.sources.len() as u32).collect();
+            order.sort_unstable_by(|&a, &b| self.sources[a as usize].id.cmp(&self.sources[b as usize].id));
+            order
         });
-        by_id.get(id).map(|&i| &self.sources[i])
+        by_id
+            .binary_search_by(|&i| self.sources[i as usize].id.as_str().cmp(id))
+            .ok()
+            .map(|at| &self.sources[by_id[at] as usize])
     }
 
     /// Who receives an alert about `source_id` now: its maintainers (while
@@ -423,7 +427,7 @@ impl Config {
     pub fn recipients(&self, source_id: Option<&str>) -> Vec<lettre::Address> {
         let maintainers = source_id
             .and_then(|id| self.source(id))
-            .map(|s| s.maintainers.clone())
+            .map(|s| s.maintainers.to_vec())
             .unwrap_or_default();
         let mut out: Vec<lettre::Address> = Vec::new();
         for r in maintainers.into_iter().chain(self.email.to.iter().cloned()) {
@@ -736,7 +740,7 @@ fn read_sources<T: serde::de::DeserializeOwned + WithSources>(
     let newlines: Vec<usize> = memchr::memchr_iter(b'\n', text.as_bytes()).collect();
     // Sources written another way (`source = [{ … }]`) stayed in the rest.
     let rest_newlines: Vec<usize> = memchr::memchr_iter(b'\n', rest.as_bytes()).collect();
-    let inline = parse_sources(file.take_sources(), 0, &rest, path)?;
+    let inline = parse_sources(file.take_sources(), 0, &rest, path, &mut Shared::default())?;
     sources.reserve(tables.len() + inline.len());
     keep_unique(inline, &rest, &rest_newlines, path, seen, sources)?;
     // Neighbouring tables are read a few dozen at a time (one parse per
@@ -755,10 +759,11 @@ fn read_sources<T: serde::de::DeserializeOwned + WithSources>(
         chunks.push(start..end);
     }
     let read = |chunks: &[Range<usize>]| -> Result<Vec<(Source, usize)>, ChunkError> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(chunks.len() * 64);
+        let mut shared = Shared::default();
         for c in chunks {
             let chunk: RawIncluded = toml::from_str(&text[c.clone()]).map_err(ChunkError::Toml)?;
-            out.extend(parse_sources(chunk.source, c.start, text, path)?);
+            out.extend(parse_sources(chunk.source, c.start, text, path, &mut shared)?);
         }
         Ok(out)
     };
@@ -902,6 +907,25 @@ fn source_tables(text: &str) -> Vec<Range<usize>> {
     tables
 }
 
+/// Lists many sources repeat (the same selectors, the same maintainers),
+/// checked once and held once: 100,000 sources of one site share them.
+struct Shared {
+    none: Arc<[String]>,
+    selectors: HashMap<Vec<String>, Arc<[String]>>,
+    /// Keyed by the addresses as written, one per line.
+    maintainers: HashMap<String, Arc<[lettre::Address]>>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared {
+            none: Arc::from([]),
+            selectors: HashMap::new(),
+            maintainers: HashMap::new(),
+        }
+    }
+}
+
 /// The `[[source]]` entries of one part of a file (the main one or an
 /// included one), checked, each with where its id is in `text` (for
 /// [`keep_unique`]); `base` is where the part starts in the file's `text`.
@@ -910,6 +934,7 @@ fn parse_sources(
     base: usize,
     text: &str,
     path: &Path,
+    shared: &mut Shared,
 ) -> Result<Vec<(Source, usize)>, ConfigError> {
     let invalid = |span: Range<usize>, id: &str, message: String| {
         let (line, column) = line_col(text, base + span.start);
@@ -957,16 +982,23 @@ fn parse_sources(
                 format!("url `{url_text}` must be http:// or https:// with a host"),
             ));
         }
-        let selectors = |field: &str, v: Option<Spanned<OneOrMany>>| {
-            let Some(v) = v else { return Ok(Vec::new()) };
+        let mut selectors = |field: &str, v: Option<Spanned<OneOrMany>>| {
+            let Some(v) = v else {
+                return Ok(Arc::clone(&shared.none));
+            };
             let span = v.span();
             let list = v.into_inner().into_vec();
+            if let Some(known) = shared.selectors.get(&list) {
+                return Ok(Arc::clone(known));
+            }
             for sel in &list {
                 if let Err(e) = crate::extract::parse_selector(sel) {
                     return Err(invalid(span.clone(), &id, format!("{field}: {e}")));
                 }
             }
-            Ok(list)
+            let checked: Arc<[String]> = list.clone().into();
+            shared.selectors.insert(list, Arc::clone(&checked));
+            Ok(checked)
         };
         let select = selectors("select", r.select)?;
         let exclude = selectors("exclude", r.exclude)?;
@@ -1009,19 +1041,34 @@ fn parse_sources(
         if r.section.as_deref().is_some_and(|s| s.trim().is_empty()) {
             return Err(invalid(entry_span, &id, "section must not be empty".into()));
         }
-        let mut maintainers = Vec::with_capacity(r.maintainers.len());
-        for m in &r.maintainers {
-            match m.get_ref().parse::<lettre::Address>() {
-                Ok(a) => maintainers.push(a),
-                Err(e) => {
-                    return Err(invalid(
-                        m.span(),
-                        &id,
-                        format!("maintainer `{}` is not an email address: {e}", m.get_ref()),
-                    ));
+        // One key for the whole list (addresses hold no line break).
+        let listed = r
+            .maintainers
+            .iter()
+            .map(|m| m.get_ref().as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let maintainers = match shared.maintainers.get(&listed) {
+            Some(known) => Arc::clone(known),
+            None => {
+                let mut checked = Vec::with_capacity(r.maintainers.len());
+                for m in &r.maintainers {
+                    match m.get_ref().parse::<lettre::Address>() {
+                        Ok(a) => checked.push(a),
+                        Err(e) => {
+                            return Err(invalid(
+                                m.span(),
+                                &id,
+                                format!("maintainer `{}` is not an email address: {e}", m.get_ref()),
+                            ));
+                        }
+                    }
                 }
+                let checked: Arc<[lettre::Address]> = checked.into();
+                shared.maintainers.insert(listed, Arc::clone(&checked));
+                checked
             }
-        }
+        };
         let schedule = match r.schedule {
             None => None,
             Some(sch) => {
@@ -1056,7 +1103,7 @@ fn parse_sources(
         let source = Source {
             render,
             schedule,
-            name: r.name.unwrap_or_else(|| id.clone()),
+            title: r.name.filter(|n| *n != id),
             id,
             url,
             select,
@@ -1480,7 +1527,7 @@ url = "https://b.example/x"
         let ids: Vec<&str> = c.sources.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["a", "b"]);
         assert_eq!(c.sources[0].section.as_deref(), Some("Fees\n[[source]]"));
-        assert_eq!(c.sources[0].select, ["main", "#content"]);
+        assert_eq!(*c.sources[0].select, ["main", "#content"]);
 
         let inline = "source = [{ id = \"c\", url = \"https://c.example/\" }]\n";
         let c = parse(inline, Path::new("sources.toml")).unwrap();
@@ -1503,6 +1550,41 @@ url = "https://b.example/x"
         );
     }
 
+    /// Issue 17: a daemon of 100,000 sources held each source's selectors
+    /// and maintainers as its own copies (and checked each copy); a list
+    /// repeated is now one list, and a bad one in a late source is still
+    /// named with its line.
+    #[test]
+    fn sources_repeating_selectors_and_maintainers_share_them_and_are_found_by_id() {
+        let mut text = String::new();
+        for i in (0..300).rev() {
+            text.push_str(&format!(
+                "[[source]]\nid = \"s{i:03}\"\nurl = \"https://e.org/{i}\"\nselect = [\"main\", \".fees\"]\nmaintainers = [\"ed@e.org\"]\n\n"
+            ));
+        }
+        let c = parse(&text, Path::new("sources.toml")).unwrap();
+        let (first, last) = (&c.sources[0], &c.sources[299]);
+        assert!(Arc::ptr_eq(&first.select, &last.select));
+        assert!(Arc::ptr_eq(&first.maintainers, &last.maintainers));
+        assert_eq!(*last.select, ["main", ".fees"]);
+        assert_eq!(last.maintainers[0].to_string(), "ed@e.org");
+        for i in 0..300 {
+            let id = format!("s{i:03}");
+            assert_eq!(c.source(&id).map(|s| s.id.as_str()), Some(id.as_str()));
+        }
+        assert!(c.source("s300").is_none() && c.source("").is_none());
+
+        let bad = text.replace(
+            "id = \"s000\"\nurl = \"https://e.org/0\"\nselect = [\"main\", \".fees\"]",
+            "id = \"s000\"\nurl = \"https://e.org/0\"\nselect = [\"main\", \"((\"]",
+        );
+        let e = err(&bad);
+        assert!(
+            e.starts_with("sources.toml:1798:10: source `s000`: select:"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn minimal_source_gets_defaults() {
         let c = parse(
@@ -1510,7 +1592,7 @@ url = "https://b.example/x"
             Path::new("s.toml"),
         )
         .unwrap();
-        assert_eq!(c.sources[0].name, "a");
+        assert_eq!(c.sources[0].name(), "a");
         assert_eq!(c.settings.concurrency, 8);
         assert!(c.settings.conditional_get);
     }

@@ -38,7 +38,7 @@ pub fn judge(config: &Config, source: &Source, reading: Reading, ctx: Context) -
     let outcome = decide(reading, ctx);
     let mut check = Check {
         source_id: source.id.clone(),
-        name: source.name.clone(),
+        name: source.name().to_string(),
         url: source.url.to_string(),
         started_at: ctx.started_at,
         duration_ms: ctx.duration_ms,

@@ -4,22 +4,28 @@
 //! Nothing here does I/O; the types only name the domain so that each stage's
 //! signature says what flows in and out.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 /// One watched page, validated from `sources.toml`.
+///
+/// A catalog may hold 100,000 of these for the life of the daemon: lists
+/// that many sources repeat (selectors, maintainers) are shared, not copied.
 #[derive(Debug, Clone)]
 pub struct Source {
     /// Stable key of the source's history (never the URL: editing a URL keeps history).
     pub id: String,
-    pub name: String,
+    /// The editors' name for it, when it has one other than its id (see [`Source::name`]).
+    pub title: Option<String>,
     pub url: reqwest::Url,
     /// CSS selectors of the requirement sections (already validated).
-    pub select: Vec<String>,
+    pub select: Arc<[String]>,
     /// CSS selectors removed before extraction.
-    pub exclude: Vec<String>,
+    pub exclude: Arc<[String]>,
     /// Heading text where the requirement section starts.
     pub section: Option<String>,
-    pub maintainers: Vec<lettre::Address>,
+    pub maintainers: Arc<[lettre::Address]>,
     pub language: Option<String>,
     /// Extra noise patterns: canonical lines they match are ignored.
     pub ignore: Vec<regex::Regex>,
@@ -32,6 +38,13 @@ pub struct Source {
     /// `render = "browser"`: the page is filled in by script; it is loaded
     /// in headless Chromium and its rendered DOM is read.
     pub render: Option<Render>,
+}
+
+impl Source {
+    /// What editors call it: its `name`, else its id.
+    pub fn name(&self) -> &str {
+        self.title.as_deref().unwrap_or(&self.id)
+    }
 }
 
 /// How a script-rendered page is read.

@@ -215,7 +215,7 @@ fn body_fingerprint(source: &Source, kind: BodyKind, html: &str, raw: &[u8]) -> 
         h.update(b"\0");
     }
     for list in [&source.select, &source.exclude] {
-        for s in list {
+        for s in list.iter() {
             h.update(s.as_bytes());
             h.update(b"\0");
         }

@@ -329,7 +329,7 @@ pub fn sources(config: &Config, now: crate::model::Time) -> String {
     // The default schedule's line, worked out once for all its sources.
     let default = describe(&config.schedule, " (default)");
     for s in &config.sources {
-        let _ = writeln!(out, "{}  {}\n    {}", s.id, s.name, s.url);
+        let _ = writeln!(out, "{}  {}\n    {}", s.id, s.name(), s.url);
         match &s.schedule {
             Some(own) => {
                 let _ = writeln!(out, "{}", describe(own, ""));

@@ -78,7 +78,7 @@ pub fn test_body(format: HookFormat, at: &str) -> String {
 /// `{"type", "timestamp", "data": {"source", "changes", "diff", "link"}}`.
 fn standard(e: &Event<'_>) -> Value {
     let mut data = json!({
-        "source": {"id": e.source.id, "name": e.source.name, "url": e.source.url.as_str()},
+        "source": {"id": e.source.id, "name": e.source.name(), "url": e.source.url.as_str()},
     });
     match e.kind {
         HookEvent::Change => {
@@ -96,7 +96,7 @@ fn standard(e: &Event<'_>) -> Value {
 fn lines(e: &Event<'_>) -> (String, Vec<String>) {
     match e.kind {
         HookEvent::Change => (
-            format!("{} changed", e.source.name),
+            format!("{} changed", e.source.name()),
             e.changes
                 .iter()
                 .filter(|c| c.kind.is_material())
@@ -104,10 +104,10 @@ fn lines(e: &Event<'_>) -> (String, Vec<String>) {
                 .collect(),
         ),
         HookEvent::SourceDown => (
-            format!("visawatch can no longer read {}", e.source.name),
+            format!("visawatch can no longer read {}", e.source.name()),
             e.error.map(str::to_string).into_iter().collect(),
         ),
-        HookEvent::SourceRecovered => (format!("visawatch reads {} again", e.source.name), Vec::new()),
+        HookEvent::SourceRecovered => (format!("visawatch reads {} again", e.source.name()), Vec::new()),
     }
 }
 

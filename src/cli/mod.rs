@@ -435,12 +435,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
                 .unwrap_or_else(|_| reqwest::Url::parse("file:///probe").expect("static URL"));
             let source = Source {
                 id: "probe".into(),
-                name: target.clone(),
+                title: Some(target.clone()),
                 url,
-                select,
-                exclude,
+                select: select.into(),
+                exclude: exclude.into(),
                 section,
-                maintainers: Vec::new(),
+                maintainers: Vec::new().into(),
                 language: None,
                 ignore: Vec::new(),
                 schedule: None,
@@ -717,14 +717,14 @@ fn status_rows(
 ) -> Vec<report::StatusRow> {
     let next = crate::daemon::plan_from(config, last, chrono::Utc::now());
     let mut rows = Vec::with_capacity(config.sources.len());
-    for s in &config.sources {
+    for (s, next_due) in config.sources.iter().zip(next) {
         let l = last.get(&s.id);
         rows.push(report::StatusRow {
             id: s.id.clone(),
             last_check: l.map(|l| crate::model::stamp(&l.started_at)),
             status: l.map(|l| l.status),
             error: l.and_then(|l| l.error.clone()),
-            next_due: next[&s.id].to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            next_due: next_due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             failures_in_a_row: health.get(&s.id).map_or(0, |h| h.failures_in_a_row),
             pending_alerts: pending.get(&s.id).copied().unwrap_or(0),
             waiting_for_recipients: waiting.get(&s.id).copied().unwrap_or(0),

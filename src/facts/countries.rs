@@ -89,6 +89,8 @@ struct Table {
     joining: HashSet<String>,
     between: HashSet<String>,
     nationality: Vec<Vec<String>>,
+    /// Words in the longest of `nationality`.
+    longest_nationality: usize,
 }
 
 impl Table {
@@ -108,7 +110,9 @@ impl Table {
                 .map(|p| words(p).map(|(_, w)| fold_word(w)).collect())
                 .collect(),
             joining,
+            longest_nationality: 0,
         };
+        table.longest_nationality = table.nationality.iter().map(Vec::len).max().unwrap_or(0);
         let rules = |lang: &str| -> Result<Vec<(String, Vec<String>)>, String> {
             let rules = file.forms.get(lang).ok_or(format!("no [forms] for {lang}"))?;
             if rules.last().is_none_or(|r| !r.ends.is_empty()) {
@@ -398,13 +402,25 @@ pub fn sentence_key(masked: &str) -> String {
 /// citizens need a passport" names the reader's country, not a list.
 pub fn after_nationals(before: &str) -> bool {
     let table = &*TABLE;
-    let mut folded: Vec<String> = words(before).map(|(_, w)| fold_word(w)).collect();
+    let all: Vec<&str> = words(before).map(|(_, w)| w).collect();
     // "citizens of the member states of the", "državljani zemalja članica".
-    while folded.last().is_some_and(|w| {
-        table.joining.contains(w) || table.between.contains(w) || matches!(w.as_str(), "from" | "iz" | "nga")
-    }) {
-        folded.pop();
-    }
+    let skipped = all
+        .iter()
+        .rev()
+        .map(|w| fold_word(w))
+        .take_while(|w| {
+            table.joining.contains(w)
+                || table.between.contains(w)
+                || matches!(w.as_str(), "from" | "iz" | "nga")
+        })
+        .count();
+    // Only the words a phrase can end with are folded: a sentence naming
+    // many countries asks this once for each run of names.
+    let end = all.len() - skipped;
+    let folded: Vec<String> = all[end.saturating_sub(table.longest_nationality)..end]
+        .iter()
+        .map(|w| fold_word(w))
+        .collect();
     table.nationality.iter().any(|phrase| folded.ends_with(phrase))
 }
 

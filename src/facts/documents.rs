@@ -86,7 +86,7 @@ pub fn inline_items(sentence: &str) -> Option<(std::ops::Range<usize>, Vec<&str>
     // "…, fotografija i potvrda": the joining word splits it in two.
     let lead = sentence[last.clone()].trim_start();
     let start = last.end - lead.len();
-    let mut words_at = lead.match_indices(' ').map(|(i, _)| i + 1);
+    let words_at = lead.match_indices(' ').map(|(i, _)| i + 1);
     let first_word = lead.split(' ').next().unwrap_or("");
     if is_joining(first_word) {
         if parts.is_empty() {
@@ -94,7 +94,12 @@ pub fn inline_items(sentence: &str) -> Option<(std::ops::Range<usize>, Vec<&str>
         }
         parts.push(start + first_word.len()..last.end);
     } else {
-        let split = words_at.find(|&i| is_joining(lead[i..].split(' ').next().unwrap_or("")))?;
+        // The words before the joining word are an item, eight words at
+        // most: a long sentence is not read to its end.
+        let split = words_at
+            .filter(|&i| !lead[i..].starts_with(' '))
+            .take(8)
+            .find(|&i| is_joining(lead[i..].split(' ').next().unwrap_or("")))?;
         let word = lead[split..].split(' ').next().unwrap_or("");
         parts.push(start..start + split);
         parts.push(start + split + word.len()..last.end);

@@ -353,7 +353,7 @@ pub async fn overview(
         .iter()
         .map(|e| {
             e.source
-                .map(|s| (s.name.clone(), s.url.to_string()))
+                .map(|s| (s.name().to_string(), s.url.to_string()))
                 .unwrap_or_default()
         })
         .collect();
@@ -751,11 +751,11 @@ pub async fn source(
         // Configured but never checked: say so rather than 404.
         if let Some(source) = desk.config().source(&id) {
             let body = html! {
-                h1 { (source.name) }
+                h1 { (source.name()) }
                 p.meta { a.official href=(source.url.as_str()) rel="noreferrer" { (source.url.as_str()) } }
                 p.notice { "Not checked yet: its facts appear after the first check." }
             };
-            return Ok(layout(&source.name, Some(&who), body).into_response());
+            return Ok(layout(source.name(), Some(&who), body).into_response());
         }
         return Err(WebError::NotFound(format!("there is no source `{id}`")));
     };
