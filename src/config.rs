@@ -642,7 +642,8 @@ fn read_capped(path: &Path) -> Result<String, ConfigError> {
             message: format!("not a regular file of at most {MAX_CONFIG_BYTES} bytes"),
         });
     }
-    let mut text = String::new();
+    // Sized at once: a buffer grown by doubling holds up to twice the file.
+    let mut text = String::with_capacity(meta.len() as usize + 1);
     std::fs::File::open(path)
         .and_then(|f| f.take(MAX_CONFIG_BYTES).read_to_string(&mut text))
         .map_err(io)?;
@@ -654,10 +655,12 @@ const MAX_CONFIG_BYTES: u64 = 64 << 20;
 
 /// Validates config text; `path` names it in messages and anchors `include`.
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-    let mut seen = HashMap::new();
     let mut sources = Vec::new();
+    // Where each source's id is written, by position in `sources`, and the
+    // files they come from: duplicates are looked for once all are read.
+    let mut ids = IdsAt::default();
     let (raw, rest): (RawFile, String) =
-        read_sources(text, path, &mut seen, &mut sources, |e| ConfigError::Parse {
+        read_sources(text, path, &mut ids, &mut sources, |e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: e.to_string().trim_end().to_string(),
         })?;
@@ -681,21 +684,21 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     // Catalogs across files: their sources join the main file's.
     for file in included(raw.include, text, path)? {
         let inc_text = read_capped(&file)?;
-        let _: (RawIncluded, String) = read_sources(&inc_text, &file, &mut seen, &mut sources, |e| {
-            ConfigError::Parse {
+        let _: (RawIncluded, String) =
+            read_sources(&inc_text, &file, &mut ids, &mut sources, |e| ConfigError::Parse {
                 path: file.clone(),
                 message: format!(
                     "{} (an included file holds [[source]] entries only)",
                     e.to_string().trim_end()
                 ),
-            }
-        })?;
+            })?;
     }
     if sources.is_empty() {
         return Err(ConfigError::Empty {
             path: path.to_path_buf(),
         });
     }
+    let by_id = ids.unique(&sources)?;
     Ok(Config {
         path: path.to_path_buf(),
         settings: s,
@@ -705,7 +708,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         web,
         sources,
         webhooks: parse_webhooks(raw.webhook, text, path)?,
-        by_id: std::sync::OnceLock::new(),
+        by_id: std::sync::OnceLock::from(by_id),
     })
 }
 
@@ -718,7 +721,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
 fn read_sources<T: serde::de::DeserializeOwned + WithSources>(
     text: &str,
     path: &Path,
-    seen: &mut HashMap<String, (PathBuf, usize)>,
+    ids: &mut IdsAt,
     sources: &mut Vec<Source>,
     parse_error: impl Fn(toml::de::Error) -> ConfigError,
 ) -> Result<(T, String), ConfigError> {
@@ -740,9 +743,9 @@ fn read_sources<T: serde::de::DeserializeOwned + WithSources>(
     let newlines: Vec<usize> = memchr::memchr_iter(b'\n', text.as_bytes()).collect();
     // Sources written another way (`source = [{ … }]`) stayed in the rest.
     let rest_newlines: Vec<usize> = memchr::memchr_iter(b'\n', rest.as_bytes()).collect();
+    let file_no = ids.file(path);
     let inline = parse_sources(file.take_sources(), 0, &rest, path, &mut Shared::default())?;
-    sources.reserve(tables.len() + inline.len());
-    keep_unique(inline, &rest, &rest_newlines, path, seen, sources)?;
+    ids.add(inline, &rest, &rest_newlines, file_no, sources);
     // Neighbouring tables are read a few dozen at a time (one parse per
     // table cost as much again in setting up the parser), and a large file
     // on two cores: 100,000 sources are a second of CPU.
@@ -758,12 +761,13 @@ fn read_sources<T: serde::de::DeserializeOwned + WithSources>(
         }
         chunks.push(start..end);
     }
-    let read = |chunks: &[Range<usize>]| -> Result<Vec<(Source, usize)>, ChunkError> {
-        let mut out = Vec::with_capacity(chunks.len() * 64);
+    let read = |chunks: &[Range<usize>], room: usize| -> Result<(Vec<Source>, Vec<IdAt>), ChunkError> {
+        let mut out = (Vec::with_capacity(room), Vec::with_capacity(room));
         let mut shared = Shared::default();
         for c in chunks {
             let chunk: RawIncluded = toml::from_str(&text[c.clone()]).map_err(ChunkError::Toml)?;
-            out.extend(parse_sources(chunk.source, c.start, text, path, &mut shared)?);
+            let parsed = parse_sources(chunk.source, c.start, text, path, &mut shared)?;
+            IdsAt::place(parsed, text, &newlines, file_no, &mut out);
         }
         Ok(out)
     };
@@ -772,9 +776,22 @@ fn read_sources<T: serde::de::DeserializeOwned + WithSources>(
     } else {
         chunks.len()
     });
+    // Lists sized once: the first part's, when it starts the list, has
+    // room for the second's (a list grown by doubling, then copied into
+    // another, held three times its size at the peak).
+    let in_second = second.first().map_or(0, |c| {
+        tables.len() - tables.partition_point(|t| t.start < c.start)
+    });
+    let room = if sources.is_empty() {
+        tables.len()
+    } else {
+        sources.reserve_exact(tables.len());
+        ids.at.reserve_exact(tables.len());
+        tables.len() - in_second
+    };
     let (first, second) = std::thread::scope(|s| {
-        let other = (!second.is_empty()).then(|| s.spawn(|| read(second)));
-        let first = read(first);
+        let other = (!second.is_empty()).then(|| s.spawn(|| read(second, in_second)));
+        let first = read(first, room);
         (
             first,
             other.map(|t| t.join().expect("reading sources.toml crashed")),
@@ -782,7 +799,17 @@ fn read_sources<T: serde::de::DeserializeOwned + WithSources>(
     });
     for part in [Some(first), second].into_iter().flatten() {
         match part {
-            Ok(parsed) => keep_unique(parsed, text, &newlines, path, seen, sources)?,
+            Ok((mut parsed, mut at)) => {
+                // Moved, not copied: the first part becomes the list
+                // itself when it is the first.
+                if sources.is_empty() {
+                    *sources = parsed;
+                    ids.at = at;
+                } else {
+                    sources.append(&mut parsed);
+                    ids.at.append(&mut at);
+                }
+            }
             // Said with the line in the file: the whole file gives the
             // same mistake with its own position.
             Err(ChunkError::Toml(e)) => {
@@ -806,40 +833,100 @@ impl From<ConfigError> for ChunkError {
     }
 }
 
-/// Adds `parsed` (each source with where its id is in `text`) to
-/// `sources`, refusing an id already seen, in this file or one before.
-fn keep_unique(
-    parsed: Vec<(Source, usize)>,
-    text: &str,
-    newlines: &[usize],
-    path: &Path,
-    seen: &mut HashMap<String, (PathBuf, usize)>,
-    sources: &mut Vec<Source>,
-) -> Result<(), ConfigError> {
-    for (source, at) in parsed {
-        // Every id's line is remembered for a later duplicate: found by
-        // binary search, since counting lines from the top each time made
-        // a load of 20,000 sources take 20 s.
-        let line = newlines.partition_point(|&n| n < at) + 1;
-        if let Some((file, first)) = seen.get(&source.id) {
-            let also = if file == path {
-                format!("line {first}")
-            } else {
-                format!("{}:{first}", file.display())
-            };
-            let (line, column) = line_col(text, at);
-            return Err(ConfigError::Invalid {
-                path: path.to_path_buf(),
-                line,
-                column,
-                id: source.id,
-                message: format!("duplicate id (also at {also})"),
-            });
-        }
-        seen.insert(source.id.clone(), (path.to_path_buf(), line));
-        sources.push(source);
+/// Where a source's id is written: file (index into [`IdsAt::files`]),
+/// line and column.
+#[derive(Clone, Copy)]
+struct IdAt {
+    file: u32,
+    line: u32,
+    column: u32,
+}
+
+/// Where every source's id is written, by position in the sources: 12
+/// bytes a source, where a map of ids seen held a copy of each id and path.
+#[derive(Default)]
+struct IdsAt {
+    files: Vec<PathBuf>,
+    at: Vec<IdAt>,
+}
+
+impl IdsAt {
+    /// The number of a file read next.
+    fn file(&mut self, path: &Path) -> u32 {
+        self.files.push(path.to_path_buf());
+        (self.files.len() - 1) as u32
     }
-    Ok(())
+
+    /// Appends `parsed` (each source with where its id is in `text`) to
+    /// `sources`, remembering where each id is.
+    fn add(
+        &mut self,
+        parsed: Vec<(Source, usize)>,
+        text: &str,
+        newlines: &[usize],
+        file: u32,
+        sources: &mut Vec<Source>,
+    ) {
+        let mut out = (std::mem::take(sources), std::mem::take(&mut self.at));
+        Self::place(parsed, text, newlines, file, &mut out);
+        (*sources, self.at) = out;
+    }
+
+    /// [`IdsAt::add`] into a part's own lists (read on its own thread).
+    fn place(
+        parsed: Vec<(Source, usize)>,
+        text: &str,
+        newlines: &[usize],
+        file: u32,
+        (sources, at): &mut (Vec<Source>, Vec<IdAt>),
+    ) {
+        for (source, offset) in parsed {
+            // Found by binary search: counting lines from the top for each
+            // id made a load of 20,000 sources take 20 s.
+            let line = newlines.partition_point(|&n| n < offset);
+            let start = if line == 0 { 0 } else { newlines[line - 1] + 1 };
+            let column = text[start..offset].chars().count() + 1;
+            at.push(IdAt {
+                file,
+                line: line as u32 + 1,
+                column: column as u32,
+            });
+            sources.push(source);
+        }
+    }
+
+    /// Refuses an id used twice (naming the first repeat in reading order
+    /// and where the id was first written); else the sources' positions
+    /// ordered by id, for [`Config::source`].
+    fn unique(&self, sources: &[Source]) -> Result<Vec<u32>, ConfigError> {
+        let mut order: Vec<u32> = (0..sources.len() as u32).collect();
+        // Stable: an id's repeats stay in reading order.
+        order.sort_by(|&a, &b| sources[a as usize].id.cmp(&sources[b as usize].id));
+        let repeat = order
+            .windows(2)
+            .filter(|w| sources[w[0] as usize].id == sources[w[1] as usize].id)
+            .map(|w| (w[1] as usize, w[0] as usize))
+            .min();
+        let Some((again, _)) = repeat else {
+            return Ok(order);
+        };
+        // The id's first use: the earliest of its group.
+        let id = &sources[again].id;
+        let first = (0..again).find(|&i| sources[i].id == *id).unwrap_or(again);
+        let (was, is) = (self.at[first], self.at[again]);
+        let also = if was.file == is.file {
+            format!("line {}", was.line)
+        } else {
+            format!("{}:{}", self.files[was.file as usize].display(), was.line)
+        };
+        Err(ConfigError::Invalid {
+            path: self.files[is.file as usize].clone(),
+            line: is.line as usize,
+            column: is.column as usize,
+            id: id.clone(),
+            message: format!("duplicate id (also at {also})"),
+        })
+    }
 }
 
 /// The byte ranges of a file's `[[source]]` tables (each with its own

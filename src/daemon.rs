@@ -229,7 +229,7 @@ async fn tick(
         }
         *next = Some(plan(config, store, Utc::now())?);
         // Reading the catalog and the last checks left their scratch behind.
-        give_back_freed_memory();
+        crate::memory::give_back_freed();
     }
     let plan_now = next.as_mut().expect("planned above");
     let now = Utc::now();
@@ -309,7 +309,7 @@ async fn tick(
             };
         }
         drop(report);
-        give_back_freed_memory();
+        crate::memory::give_back_freed();
     } else {
         // Nothing due: a wake-up for the outbox's retries and the digest.
         ctl.guard(deliver(store, mailer, config, &stop)).await?;
@@ -452,23 +452,6 @@ fn next_digest(config: &Config, store: &Store, now: DateTime<Utc>) -> anyhow::Re
         .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
         .map_or(now, |t| t.with_timezone(&Utc));
     Ok(config.digest_schedule.after(&last).next().unwrap_or(far_future()))
-}
-
-/// Returns the memory a round freed to the system. glibc keeps freed
-/// pages in its per-thread arenas, so a daemon of 100,000 sources would
-/// otherwise stay at its busiest round's size between rounds.
-fn give_back_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        unsafe extern "C" {
-            fn malloc_trim(pad: usize) -> std::ffi::c_int;
-        }
-        // SAFETY: malloc_trim only releases free pages of the allocator's
-        // own heaps; it touches no memory the program holds.
-        unsafe {
-            malloc_trim(0);
-        }
-    }
 }
 
 fn far_future() -> DateTime<Utc> {

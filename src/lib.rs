@@ -27,6 +27,8 @@
 //! - [`notify`]: the outbox → SMTP (lettre) or `.eml` files, and webhook
 //!   POSTs, with retries.
 //! - [`clock`]: the one place that reads the wall clock.
+//! - [`memory`]: freed memory handed back to the system (daemon rounds, a
+//!   large catalog read on two threads).
 //! - [`dispatch`]: PURE. which source of a run starts next (hosts take
 //!   turns, each host's sources spread over the daemon's jitter window).
 //! - [`pipeline`]: one run: the stages in order, concurrently, in batches.
@@ -54,6 +56,7 @@ pub mod extract;
 pub mod facts;
 pub mod fetch;
 pub mod judge;
+pub mod memory;
 pub mod model;
 pub mod notify;
 pub mod pdf;

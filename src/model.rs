@@ -541,7 +541,9 @@ pub struct Known {
     /// How `<id>.txt` looked when last written (`None`: not written since
     /// its text changed, or never).
     pub file_stamp: Option<String>,
-    pub body_hash: Option<String>,
+    /// The fingerprint of the last body read (32 bytes, not its 64 hex
+    /// digits: a run holds one for each of its sources at once).
+    pub body_hash: Option<blake3::Hash>,
 }
 
 /// How an alert's Message-ID is made: `notify`'s policy, handed to the

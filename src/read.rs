@@ -29,17 +29,10 @@ pub async fn read_source(
     source: &Source,
     validators: Option<Validators>,
     prev_len: Option<usize>,
-    prev_body: Option<String>,
+    prev_body: Option<blake3::Hash>,
     recheck: Duration,
 ) -> Reading {
-    let first = fetch_and_extract(
-        fetcher,
-        renderer,
-        source,
-        validators.as_ref(),
-        prev_body.as_deref(),
-    )
-    .await;
+    let first = fetch_and_extract(fetcher, renderer, source, validators.as_ref(), prev_body.as_ref()).await;
     match &first {
         Reading::Text(read) if noise::transient(prev_len, &read.text).is_some() => {}
         _ => return first,
@@ -63,7 +56,7 @@ pub async fn fetch_and_extract(
     renderer: Option<&Renderer>,
     source: &Source,
     validators: Option<&Validators>,
-    prev_body: Option<&str>,
+    prev_body: Option<&blake3::Hash>,
 ) -> Reading {
     // A rendered page is fetched plainly first (reachability, the status,
     // the private-network guard, retries) and never conditionally: what a
@@ -91,7 +84,7 @@ pub async fn fetch_and_extract(
         }
     }
     let body_hash = body_fingerprint(source, page.kind, &page.html, &page.raw);
-    if prev_body == Some(body_hash.as_str()) {
+    if prev_body.is_some_and(|p| p.to_hex().as_str() == body_hash) {
         return Reading::NotModified;
     }
     // scraper's tree is !Send and parsing is CPU work: keep it off the async threads.

@@ -176,7 +176,10 @@ impl Store {
                         last_modified: r.get(2)?,
                     },
                     text_len: r.get::<_, i64>(3)? as usize,
-                    body_hash: r.get(4)?,
+                    body_hash: r
+                        .get_ref(4)?
+                        .as_str_or_null()?
+                        .and_then(|h| blake3::Hash::from_hex(h).ok()),
                     file_stamp: r.get(5)?,
                 })
             })()
