@@ -407,17 +407,22 @@ impl Config {
 
     /// The source with this id.
     pub fn source(&self, id: &str) -> Option<&Source> {
-        // Positions sorted by id, searched by halves: 4 bytes a source,
-        // where a map of ids would copy each id.
-        let by_id = self.by_id.get_or_init(|| {
-            let mut order: Vec<u32> = (0..self.sources.len() as u32).collect();
-            order.sort_unstable_by(|&a, &b| self.sources[a as usize].id.cmp(&self.sources[b as usize].id));
-            order
-        });
+        let by_id = self.by_id();
         by_id
             .binary_search_by(|&i| self.sources[i as usize].id.as_str().cmp(id))
             .ok()
             .map(|at| &self.sources[by_id[at] as usize])
+    }
+
+    /// Positions in `sources`, in the order of their ids: 4 bytes a
+    /// source, where a map of ids would copy each id. Sorted while the
+    /// file is read (that is how repeated ids are found).
+    pub fn by_id(&self) -> &[u32] {
+        self.by_id.get_or_init(|| {
+            let mut order: Vec<u32> = (0..self.sources.len() as u32).collect();
+            order.sort_unstable_by(|&a, &b| self.sources[a as usize].id.cmp(&self.sources[b as usize].id));
+            order
+        })
     }
 
     /// Who receives an alert about `source_id` now: its maintainers (while

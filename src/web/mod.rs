@@ -51,12 +51,12 @@ pub struct Desk {
 
 /// The configuration the desk works from, with what its pages derive from
 /// it once rather than at every request (with 100,000 sources, sorting
-/// their ids or maintainers at each request cost most of the overview's time).
+/// their ids or maintainers at each request cost most of the overview's
+/// time; the ids' order comes with the configuration,
+/// [`crate::config::Config::by_id`]).
 #[derive(Clone)]
 pub struct Catalog {
     pub config: Arc<Config>,
-    /// Indices of `config.sources`, in the order of their ids.
-    pub by_id: Arc<[u32]>,
     /// Every maintainer named, sorted, once each.
     pub maintainers: Arc<[String]>,
 }
@@ -68,12 +68,6 @@ struct Loaded {
 
 impl Loaded {
     fn new(config: Arc<Config>, stamp: Option<std::time::SystemTime>) -> Loaded {
-        let mut by_id: Vec<u32> = (0..config.sources.len() as u32).collect();
-        by_id.sort_unstable_by(|a, b| {
-            config.sources[*a as usize]
-                .id
-                .cmp(&config.sources[*b as usize].id)
-        });
         let maintainers: std::collections::BTreeSet<String> = config
             .sources
             .iter()
@@ -82,7 +76,6 @@ impl Loaded {
         Loaded {
             catalog: Catalog {
                 config,
-                by_id: by_id.into(),
                 maintainers: maintainers.into_iter().collect(),
             },
             stamp,

@@ -271,11 +271,8 @@ pub async fn overview(
         Ok(w) => w,
         Err(redirect) => return Ok(redirect),
     };
-    let super::Catalog {
-        config,
-        by_id,
-        maintainers,
-    } = desk.catalog();
+    let super::Catalog { config, maintainers } = desk.catalog();
+    let by_id = config.by_id();
     let att = desk.db(|s| s.desk_attention()).await?;
     let maintainer = q.get("maintainer").filter(|m| !m.is_empty()).cloned();
     let status = q.get("status").filter(|m| !m.is_empty()).cloned();
