@@ -2,6 +2,7 @@
 //! `šest meseci`, `tre muaj`, `90 (деведесет) дана` … → `"<n> <unit>"`.
 //! Dates and plain counts are not durations.
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::LazyLock;
 
@@ -58,9 +59,17 @@ impl DurationMatch {
     }
 }
 
+/// Each unit word's unit, looked up once a match is found (every unit
+/// word of a dense page is).
+static UNIT_OF: LazyLock<HashMap<&'static str, Unit>> =
+    LazyLock::new(|| LEXICON.units.iter().map(|(k, u)| (k.as_str(), *u)).collect());
+
 fn unit_of(word: &str) -> Option<Unit> {
-    let w = word.to_lowercase();
-    LEXICON.units.iter().find(|(k, _)| *k == w).map(|(_, u)| *u)
+    if word.chars().any(char::is_uppercase) {
+        UNIT_OF.get(word.to_lowercase().as_str()).copied()
+    } else {
+        UNIT_OF.get(word).copied()
+    }
 }
 
 fn number_of(word: &str) -> Option<u32> {
@@ -171,8 +180,10 @@ pub fn find(text: &str, taken: &[Range<usize>]) -> Vec<DurationMatch> {
             continue;
         };
         // Part of a longer number ("46,300 days" is a count's tail, "1.5" a decimal).
-        let prev: Vec<char> = text[..num.start()].chars().rev().take(2).collect();
-        if matches!(prev.as_slice(), [c, d, ..] if matches!(c, '.' | ',' | '/') && d.is_ascii_digit()) {
+        if let [.., d, c] = text.as_bytes()[..num.start()]
+            && matches!(c, b'.' | b',' | b'/')
+            && d.is_ascii_digit()
+        {
             continue;
         }
         // "90 (ninety) days" reads the digits; so does "ninety (90) days".
