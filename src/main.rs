@@ -39,6 +39,7 @@ fn main() -> ExitCode {
     // Extraction runs on the blocking pool: one thread per core is all it
     // can use, and every extra thread keeps its own malloc arena (memory).
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    visawatch::memory::one_arena_per_core(cores);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(cores + 2)
