@@ -265,9 +265,10 @@ pub struct Config {
     pub sources: Vec<Source>,
     /// `[[webhook]]`: chat and machine receivers of alerts.
     pub webhooks: Vec<Webhook>,
-    /// Each source's position by id, built on first use (a lookup per
-    /// alert over 100,000 sources was a scan each).
-    by_id: std::sync::OnceLock<Vec<u32>>,
+    /// Positions in `sources`, in the order of their ids (a lookup per
+    /// alert over 100,000 sources was a scan each): sorted while the file
+    /// is read, which is how repeated ids are found.
+    by_id: Vec<u32>,
 }
 
 /// A webhook alerts go to besides email (`[[webhook]]`).
@@ -415,14 +416,9 @@ impl Config {
     }
 
     /// Positions in `sources`, in the order of their ids: 4 bytes a
-    /// source, where a map of ids would copy each id. Sorted while the
-    /// file is read (that is how repeated ids are found).
+    /// source, where a map of ids would copy each id.
     pub fn by_id(&self) -> &[u32] {
-        self.by_id.get_or_init(|| {
-            let mut order: Vec<u32> = (0..self.sources.len() as u32).collect();
-            order.sort_unstable_by(|&a, &b| self.sources[a as usize].id.cmp(&self.sources[b as usize].id));
-            order
-        })
+        &self.by_id
     }
 
     /// Who receives an alert about `source_id` now: its maintainers (while
@@ -713,7 +709,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         web,
         sources,
         webhooks: parse_webhooks(raw.webhook, text, path)?,
-        by_id: std::sync::OnceLock::from(by_id),
+        by_id,
     })
 }
 
