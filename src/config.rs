@@ -746,7 +746,7 @@ fn read_sources<T: serde::de::DeserializeOwned + WithSources>(
     let rest_newlines: Vec<usize> = memchr::memchr_iter(b'\n', rest.as_bytes()).collect();
     let file_no = ids.file(path);
     let inline = parse_sources(file.take_sources(), 0, &rest, path, &mut Shared::default())?;
-    ids.add(inline, &rest, &rest_newlines, file_no, sources);
+    IdsAt::place(inline, &rest, &rest_newlines, file_no, sources, &mut ids.at);
     // Neighbouring tables are read a few dozen at a time (one parse per
     // table cost as much again in setting up the parser), and a large file
     // on two cores: 100,000 sources are a second of CPU.
@@ -763,14 +763,14 @@ fn read_sources<T: serde::de::DeserializeOwned + WithSources>(
         chunks.push(start..end);
     }
     let read = |chunks: &[Range<usize>], room: usize| -> Result<(Vec<Source>, Vec<IdAt>), ChunkError> {
-        let mut out = (Vec::with_capacity(room), Vec::with_capacity(room));
+        let (mut out, mut at) = (Vec::with_capacity(room), Vec::with_capacity(room));
         let mut shared = Shared::default();
         for c in chunks {
             let chunk: RawIncluded = toml::from_str(&text[c.clone()]).map_err(ChunkError::Toml)?;
             let parsed = parse_sources(chunk.source, c.start, text, path, &mut shared)?;
-            IdsAt::place(parsed, text, &newlines, file_no, &mut out);
+            IdsAt::place(parsed, text, &newlines, file_no, &mut out, &mut at);
         }
-        Ok(out)
+        Ok((out, at))
     };
     let (first, second) = chunks.split_at(if tables.len() >= 2_000 {
         chunks.len() / 2
@@ -859,27 +859,15 @@ impl IdsAt {
     }
 
     /// Appends `parsed` (each source with where its id is in `text`) to
-    /// `sources`, remembering where each id is.
-    fn add(
-        &mut self,
-        parsed: Vec<(Source, usize)>,
-        text: &str,
-        newlines: &[usize],
-        file: u32,
-        sources: &mut Vec<Source>,
-    ) {
-        let mut out = (std::mem::take(sources), std::mem::take(&mut self.at));
-        Self::place(parsed, text, newlines, file, &mut out);
-        (*sources, self.at) = out;
-    }
-
-    /// [`IdsAt::add`] into a part's own lists (read on its own thread).
+    /// `sources`, and where each id is to `at` (the lists of [`IdsAt`], or
+    /// a part's own, read on its own thread).
     fn place(
         parsed: Vec<(Source, usize)>,
         text: &str,
         newlines: &[usize],
         file: u32,
-        (sources, at): &mut (Vec<Source>, Vec<IdAt>),
+        sources: &mut Vec<Source>,
+        at: &mut Vec<IdAt>,
     ) {
         for (source, offset) in parsed {
             // Found by binary search: counting lines from the top for each
