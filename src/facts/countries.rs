@@ -402,26 +402,40 @@ pub fn sentence_key(masked: &str) -> String {
 /// citizens need a passport" names the reader's country, not a list.
 pub fn after_nationals(before: &str) -> bool {
     let table = &*TABLE;
-    let all: Vec<&str> = words(before).map(|(_, w)| w).collect();
-    // "citizens of the member states of the", "državljani zemalja članica".
-    let skipped = all
-        .iter()
-        .rev()
-        .map(|w| fold_word(w))
-        .take_while(|w| {
-            table.joining.contains(w)
-                || table.between.contains(w)
-                || matches!(w.as_str(), "from" | "iz" | "nga")
-        })
-        .count();
-    // Only the words a phrase can end with are folded: a sentence naming
-    // many countries asks this once for each run of names.
-    let end = all.len() - skipped;
-    let folded: Vec<String> = all[end.saturating_sub(table.longest_nationality)..end]
-        .iter()
-        .map(|w| fold_word(w))
-        .collect();
+    // From the name back: the words between ("of the member states of
+    // the", "zemalja članica"), then the words a phrase can end with. Only
+    // those are read: a sentence naming many countries asks this once for
+    // each run of names.
+    let mut back = words_back(before).map(fold_word);
+    let mut folded: Vec<String> = Vec::with_capacity(table.longest_nationality);
+    for w in back.by_ref() {
+        let between = table.joining.contains(&w)
+            || table.between.contains(&w)
+            || matches!(w.as_str(), "from" | "iz" | "nga");
+        if !between {
+            folded.push(w);
+            break;
+        }
+    }
+    folded.extend(back.take(table.longest_nationality.saturating_sub(1)));
+    folded.truncate(table.longest_nationality);
+    folded.reverse();
     table.nationality.iter().any(|phrase| folded.ends_with(phrase))
+}
+
+/// The words of `text` (runs of letters and digits), the last one first.
+fn words_back(text: &str) -> impl Iterator<Item = &str> {
+    let mut end = text.len();
+    std::iter::from_fn(move || {
+        let head = text[..end].trim_end_matches(|c: char| !c.is_alphanumeric());
+        let start = head
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !c.is_alphanumeric())
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        end = start;
+        (start < head.len()).then(|| &head[start..])
+    })
 }
 
 #[cfg(test)]

@@ -140,12 +140,19 @@ pub fn news_lines(lines: &[&str]) -> std::collections::HashSet<usize> {
                 linked * 5 >= run.len() * 3
                     && run.iter().filter(|i| super::dates::has_date(lines[**i])).count() * 2 >= run.len()
             };
+            // Two thirds dated: decided as soon as a third and one are not
+            // (a document list is given up after its first few items).
             let dated_edges = || {
-                run.iter()
-                    .filter(|i| item(lines[**i]).is_some_and(super::dates::dated_at_an_edge))
-                    .count()
-                    * 3
-                    >= run.len() * 2
+                let mut undated = 0;
+                for i in &run[..] {
+                    if !item(lines[*i]).is_some_and(super::dates::dated_at_an_edge) {
+                        undated += 1;
+                        if undated * 3 > run.len() {
+                            return false;
+                        }
+                    }
+                }
+                true
             };
             if dated_links() || dated_edges() {
                 news.extend(run.iter().copied());

@@ -17,12 +17,23 @@ use super::{Unit, WB, word_alternation};
 /// at any word cannot skip through a page.
 static NUMBERED: LazyLock<Regex> = LazyLock::new(|| {
     let units = word_alternation(LEXICON.units.iter().map(|u| u.0.as_str()), true, true);
-    let qualifiers = word_alternation(LEXICON.qualifiers.iter().map(String::as_str), true, true);
-    Regex::new(&format!(
-        r"(?:{WB}(?P<from>[0-9]{{1,4}})[^\S\n]*(?:-|–|to|do|deri në|deri)[^\S\n]*)?(?:(?P<num>{WB}[0-9]{{1,4}})(?:[^\S\n]*\((?P<paren>[0-9a-zčćđšžëç ,.-]{{1,30}})\))?|\((?P<pnum>[0-9]{{1,4}})\))(?:[^\S\n]+(?:{qualifiers}))?(?:[^\S\n]*-[^\S\n]*|[^\S\n]+)(?P<unit>{units})"
-    ))
-    .unwrap()
+    Regex::new(&format!("{}(?:{units})", number_head())).unwrap()
 });
+
+/// The parts of a [`NUMBERED`] match before its unit word. Read apart
+/// because resolving the groups with the unit words in the pattern costs
+/// an NFA walk through all of them (over a quarter of the durations' time).
+static NUMBERED_PARTS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(&format!("^{}$", number_head())).unwrap());
+
+/// The number of a [`NUMBERED`] duration, up to its unit word: the unit
+/// word follows a space or a hyphen, so it is the match's trailing letters.
+fn number_head() -> String {
+    let qualifiers = word_alternation(LEXICON.qualifiers.iter().map(String::as_str), true, true);
+    format!(
+        r"(?:{WB}(?P<from>[0-9]{{1,4}})[^\S\n]*(?:-|–|to|do|deri në|deri)[^\S\n]*)?(?:(?P<num>{WB}[0-9]{{1,4}})(?:[^\S\n]*\((?P<paren>[0-9a-zčćđšžëç ,.-]{{1,30}})\))?|\((?P<pnum>[0-9]{{1,4}})\))(?:[^\S\n]+(?:{qualifiers}))?(?:[^\S\n]*-[^\S\n]*|[^\S\n]+)"
+    )
+}
 
 /// A unit word alone, for numbers written in words.
 static UNIT: LazyLock<Regex> = LazyLock::new(|| {
@@ -95,7 +106,10 @@ fn number_before(text: &str, start: usize, end: usize) -> Option<(u32, usize)> {
     }
     // Most words before a unit ("per day", "the months") end no number:
     // asked nothing more.
-    if !LEXICON.number_ends.contains(word) && !LEXICON.number_ends.contains(word.to_lowercase().as_str()) {
+    // (The text is in ASCII lower case: only a non-ASCII capital is left.)
+    if !LEXICON.number_ends.contains(word)
+        && (word.is_ascii() || !LEXICON.number_ends.contains(word.to_lowercase().as_str()))
+    {
         return None;
     }
     // Up to three words before it, longest phrase first.
@@ -130,35 +144,77 @@ fn word_before(text: &str, at: usize) -> Option<(usize, usize)> {
     (start < lead.len()).then_some((start, lead.len()))
 }
 
-/// Adds a duration unless it is a year ("2014 godine"), nothing, or lies
-/// on a fee, an age, a date or a duration already found; both ends of a
-/// range ("2-3 weeks", "od 30 do 90 dana") are durations.
-fn push(
-    out: &mut Vec<DurationMatch>,
-    taken: &[Range<usize>],
-    span: Range<usize>,
-    n: u32,
-    unit: Unit,
-    from: Option<u32>,
-) {
-    if n == 0 || (unit == Unit::Years && (1900..=2100).contains(&n)) {
-        return;
+/// The durations found so far, and the spans they may not lie on. Both
+/// are asked once for every candidate of a page, so neither is scanned:
+/// `taken` is sorted by start with the furthest end up to each, and the
+/// durations' own spans (never overlapping one another: a candidate on one
+/// is dropped) are kept by start.
+struct Found {
+    out: Vec<DurationMatch>,
+    spans: std::collections::BTreeMap<usize, usize>,
+    taken: Vec<Range<usize>>,
+    /// `taken_reach[i]`: the largest end among `taken[..=i]`.
+    taken_reach: Vec<usize>,
+}
+
+impl Found {
+    fn new(taken: &[Range<usize>]) -> Found {
+        let mut taken = taken.to_vec();
+        taken.sort_by_key(|t| t.start);
+        let taken_reach = taken
+            .iter()
+            .scan(0, |reach, t| {
+                *reach = t.end.max(*reach);
+                Some(*reach)
+            })
+            .collect();
+        Found {
+            out: Vec::new(),
+            spans: std::collections::BTreeMap::new(),
+            taken,
+            taken_reach,
+        }
     }
-    if taken
-        .iter()
-        .chain(out.iter().map(|m| &m.span))
-        .any(|t| t.start < span.end && span.start < t.end)
-    {
-        return;
+
+    /// Whether `span` overlaps a taken span or a duration already found.
+    fn overlaps(&self, span: &Range<usize>) -> bool {
+        // Taken spans starting before `span` ends: one of them reaches into it?
+        let before = self.taken.partition_point(|t| t.start < span.end);
+        if before > 0 && self.taken_reach[before - 1] > span.start {
+            return true;
+        }
+        // Disjoint spans sorted by start are sorted by end too: the last
+        // one starting before `span` ends reaches furthest.
+        self.spans
+            .range(..span.end)
+            .next_back()
+            .is_some_and(|(_, &end)| end > span.start)
     }
-    if let Some(from) = from.filter(|&f| f > 0) {
-        out.push(DurationMatch {
-            span: span.clone(),
-            n: from,
-            unit,
-        });
+
+    fn add(&mut self, m: DurationMatch) {
+        self.spans.insert(m.span.start, m.span.end);
+        self.out.push(m);
     }
-    out.push(DurationMatch { span, n, unit });
+
+    /// Adds a duration unless it is a year ("2014 godine"), nothing, or lies
+    /// on a fee, an age, a date or a duration already found; both ends of a
+    /// range ("2-3 weeks", "od 30 do 90 dana") are durations.
+    fn push(&mut self, span: Range<usize>, n: u32, unit: Unit, from: Option<u32>) {
+        if n == 0 || (unit == Unit::Years && (1900..=2100).contains(&n)) {
+            return;
+        }
+        if self.overlaps(&span) {
+            return;
+        }
+        if let Some(from) = from.filter(|&f| f > 0) {
+            self.add(DurationMatch {
+                span: span.clone(),
+                n: from,
+                unit,
+            });
+        }
+        self.add(DurationMatch { span, n, unit });
+    }
 }
 
 /// Finds every duration in `text` (already transliterated to Latin),
@@ -166,21 +222,25 @@ fn push(
 pub fn find(text: &str, taken: &[Range<usize>]) -> Vec<DurationMatch> {
     // Lower-case regexes over an ASCII-lowercased copy: see `fees::find`.
     let text = &text.to_ascii_lowercase();
-    let mut out: Vec<DurationMatch> = Vec::new();
+    let mut found = Found::new(taken);
     for m in GODINU_DANA.find_iter(text) {
-        out.push(DurationMatch {
+        found.add(DurationMatch {
             span: m.range(),
             n: 1,
             unit: Unit::Years,
         });
     }
-    for caps in NUMBERED.captures_iter(text) {
-        let whole = caps.get(0).expect("match");
+    for whole in NUMBERED.find_iter(text) {
+        let at = whole.start();
+        let head = whole.as_str().trim_end_matches(char::is_alphabetic);
+        let Some(caps) = NUMBERED_PARTS.captures(head) else {
+            continue;
+        };
         let Some(num) = caps.name("num").or(caps.name("pnum")) else {
             continue;
         };
         // Part of a longer number ("46,300 days" is a count's tail, "1.5" a decimal).
-        if let [.., d, c] = text.as_bytes()[..num.start()]
+        if let [.., d, c] = text.as_bytes()[..at + num.start()]
             && matches!(c, b'.' | b',' | b'/')
             && d.is_ascii_digit()
         {
@@ -191,7 +251,7 @@ pub fn find(text: &str, taken: &[Range<usize>]) -> Vec<DurationMatch> {
             .name("paren")
             .and_then(|p| p.as_str().trim().parse().ok())
             .or_else(|| num.as_str().parse().ok());
-        let (Some(n), Some(unit)) = (n, unit_of(&caps["unit"])) else {
+        let (Some(n), Some(unit)) = (n, unit_of(&whole.as_str()[head.len()..])) else {
             continue;
         };
         // "ninety (90) days": the words of the number belong to it.
@@ -202,9 +262,7 @@ pub fn find(text: &str, taken: &[Range<usize>]) -> Vec<DurationMatch> {
         {
             span.start = from;
         }
-        push(
-            &mut out,
-            taken,
+        found.push(
             span,
             n,
             unit,
@@ -236,16 +294,17 @@ pub fn find(text: &str, taken: &[Range<usize>]) -> Vec<DurationMatch> {
             continue;
         };
         if let Some(unit) = unit_of(u.as_str()) {
-            push(&mut out, taken, from..u.end(), n, unit, None);
+            found.push(from..u.end(), n, unit, None);
         }
     }
     for caps in ARTICLE.captures_iter(text) {
         let art = caps.name("art").unwrap();
         let span = art.start()..caps.get(0).unwrap().end();
         if let Some(unit) = unit_of(&caps["unit"]) {
-            push(&mut out, taken, span, 1, unit, None);
+            found.push(span, 1, unit, None);
         }
     }
+    let mut out = found.out;
     out.sort_by_key(|m| m.span.start);
     out
 }

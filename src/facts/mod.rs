@@ -243,7 +243,14 @@ pub fn parse(text: &str) -> Facts {
             continue;
         }
         // What editors read (contexts, labels, lead-ins) in the page's script.
-        let shown = |part: &str| in_page_script(line, original, part);
+        let same_script = line == original;
+        let shown = |part: &str| {
+            if same_script {
+                part.to_string()
+            } else {
+                in_page_script(line, original, part)
+            }
+        };
         let heading = line.starts_with('#');
         let body = line.trim_start_matches('#').trim();
         let items = documents::items(line);
@@ -683,6 +690,11 @@ pub fn fold(text: &str) -> String {
             gap = true;
         } else if c.is_ascii() {
             push(&mut out, c.to_ascii_lowercase(), &mut gap);
+        } else if let Some(plain) = plain_letter(c) {
+            // The letters of our languages, without a table look-up.
+            for p in plain.chars() {
+                push(&mut out, p, &mut gap);
+            }
         } else {
             for lower in c.to_lowercase() {
                 if lower == 'đ' {
@@ -707,6 +719,19 @@ pub fn fold(text: &str) -> String {
     } else {
         trimmed.to_string()
     }
+}
+
+/// The folded form of the accented letters of Albanian and Serbian Latin
+/// (the same as lower case and decomposition give, see `fold`).
+fn plain_letter(c: char) -> Option<&'static str> {
+    Some(match c {
+        'ë' | 'Ë' => "e",
+        'ç' | 'Ç' | 'č' | 'Č' | 'ć' | 'Ć' => "c",
+        'š' | 'Š' => "s",
+        'ž' | 'Ž' => "z",
+        'đ' | 'Đ' => "dj",
+        _ => return None,
+    })
 }
 
 /// The part of `original` that `part` (a slice of `latin`, the
@@ -784,18 +809,23 @@ fn latin_of(c: char) -> Option<&'static str> {
     })
 }
 
+/// Whether `text` holds a Cyrillic letter (U+0400–U+04FF: UTF-8 lead
+/// bytes 0xD0–0xD3), found by a byte scan.
+fn has_cyrillic(text: &str) -> bool {
+    text.bytes().any(|b| (0xd0..=0xd3).contains(&b))
+}
+
 /// Serbian Cyrillic → Latin (Gaj's alphabet); other text passes unchanged.
 pub fn transliterate(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.is_ascii() || !text.chars().any(|c| ('\u{400}'..='\u{4ff}').contains(&c)) {
+    if !has_cyrillic(text) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
-    let cyrillic = |c: char| ('\u{400}'..='\u{4ff}').contains(&c);
     let mut rest = text;
-    while let Some(at) = rest.find(cyrillic) {
-        // Everything up to the next Cyrillic letter is copied as it is.
+    // Everything up to the next Cyrillic letter is copied as it is.
+    while let Some(at) = rest.bytes().position(|b| (0xd0..=0xd3).contains(&b)) {
         out.push_str(&rest[..at]);
-        let c = rest[at..].chars().next().expect("found a char");
+        let c = rest[at..].chars().next().expect("a lead byte starts a char");
         rest = &rest[at + c.len_utf8()..];
         let Some(latin) = latin_of(c) else {
             out.push(c);
@@ -951,6 +981,28 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["90 days", "6 months"]
         );
+    }
+
+    /// `fold`'s shortcut for the accented letters of our languages gives
+    /// what lower case and canonical decomposition give.
+    #[test]
+    fn folded_accented_letters_equal_their_decomposition() {
+        for c in "ëËçÇčČćĆšŠžŽđĐ".chars() {
+            let mut want = String::new();
+            for lower in c.to_lowercase() {
+                if lower == 'đ' {
+                    want.push_str("dj");
+                    continue;
+                }
+                unicode_normalization::char::decompose_canonical(lower, |d| {
+                    if !('\u{300}'..='\u{36f}').contains(&d) {
+                        want.push(d);
+                    }
+                });
+            }
+            assert_eq!(plain_letter(c), Some(want.as_str()), "{c}");
+            assert_eq!(fold(&format!("A{c}b")), format!("a{want}b"), "{c}");
+        }
     }
 
     #[test]
