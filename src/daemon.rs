@@ -278,19 +278,15 @@ async fn tick(
             stop: Some(ctl.stop.subscribe()),
             grace: Duration::from_secs(config.settings.grace_secs),
             jitter: Duration::from_secs(config.settings.jitter_secs),
+            counts_only: true,
             ..RunOptions::default()
         };
         let report = ctl
             .guard(pipeline::run(config, store, Some(mailer), &opts))
             .await?;
-        let failed = report
-            .sources
-            .iter()
-            .filter(|s| s.status == crate::model::Status::Failed)
-            .count();
         tracing::info!(
-            checked = report.sources.len(),
-            failed,
+            checked = report.checked,
+            failed = report.failed,
             alerts_queued = report.alerts.queued,
             alerts_sent = report.alerts.sent,
             alerts_failed = report.alerts.failed,

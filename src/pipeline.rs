@@ -61,6 +61,10 @@ pub struct RunOptions {
     /// Daemon: its browser for rendered pages, kept across runs (else a run
     /// starts one on its first rendered page and closes it at its end).
     pub renderer: Option<Arc<crate::render::Renderer>>,
+    /// Daemon: the report counts the sources checked and failed but has no
+    /// line per source. A round of 100,000 sources would otherwise hold a
+    /// line for each, with every changed page's diff, until it ends.
+    pub counts_only: bool,
 }
 
 /// Checks the selected sources once, records every outcome with the alerts
@@ -147,7 +151,11 @@ pub async fn run(
     let mut tasks = JoinSet::new();
     // Which source a task checks, for a task that crashes.
     let mut task_source = HashMap::new();
-    let mut reports: Vec<Option<SourceReport>> = vec![None; sources.len()];
+    let mut reports = Reports {
+        lines: (!opts.counts_only).then(|| vec![None; sources.len()]),
+        checked: 0,
+        failed: 0,
+    };
     let mut queued = 0;
     let mut stop = opts.stop.clone();
     let mut deadline: Option<tokio::time::Instant> = None;
@@ -343,11 +351,17 @@ pub async fn run(
     }
     let down_since = store.network_down_since()?;
     let answered = hosts.values().any(|h| h.answered);
-    let everyone: Vec<(String, String)> = config
-        .sources
-        .iter()
-        .map(|s| (s.id.clone(), String::new()))
-        .collect();
+    // "The network is back" goes to everyone's maintainers; listed only
+    // then (every source's id, each round, otherwise).
+    let everyone: Vec<(String, String)> = if down.is_none() && down_since.is_some() && answered {
+        config
+            .sources
+            .iter()
+            .map(|s| (s.id.clone(), String::new()))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let told = if down.is_some() { &affected } else { &everyone };
     if let Some(q) = judge::network_news(config, down, down_since.as_deref(), answered, told) {
         let at = stamp(&now());
@@ -394,11 +408,18 @@ pub async fn run(
     // `filter_map`, not `flatten`: it collects in place, into the same
     // allocation, instead of a second vector as long as the run.
     #[allow(clippy::filter_map_identity)]
-    let sources: Vec<SourceReport> = reports.into_iter().filter_map(|r| r).collect();
+    let sources: Vec<SourceReport> = reports
+        .lines
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|r| r)
+        .collect();
     Ok(RunReport {
         started_at,
         finished_at: stamp(&now()),
         sources,
+        checked: reports.checked,
+        failed: reports.failed,
         alerts,
         delivered_to: mailer.map(Mailer::describe),
     })
@@ -438,11 +459,19 @@ async fn wait_for_stop(stop: Option<&mut tokio::sync::watch::Receiver<bool>>) ->
     }
 }
 
+/// What a run keeps of the outcomes it recorded.
+struct Reports {
+    /// A line per source, by position (`None` when only counted).
+    lines: Option<Vec<Option<SourceReport>>>,
+    checked: usize,
+    failed: usize,
+}
+
 /// Writes the waiting outcomes in one transaction, then reports them.
 fn flush(
     store: &mut Store,
     pending: &mut Vec<(usize, Check)>,
-    reports: &mut [Option<SourceReport>],
+    reports: &mut Reports,
     bar: &indicatif::ProgressBar,
 ) -> Result<(), StoreError> {
     if pending.is_empty() {
@@ -453,8 +482,14 @@ fn flush(
     for (index, check) in indices.into_iter().zip(checks) {
         let status = check.outcome.status();
         tracing::info!(source = %check.source_id, status = status.as_str(), ms = check.duration_ms, "checked");
+        reports.checked += 1;
+        reports.failed += usize::from(status == crate::model::Status::Failed);
+        bar.inc(1);
+        let Some(lines) = reports.lines.as_mut() else {
+            continue;
+        };
         let verdict = check.outcome.verdict();
-        reports[index] = Some(SourceReport {
+        lines[index] = Some(SourceReport {
             status,
             material: verdict.is_some_and(|v| v.material),
             error: check.outcome.failure().map(|f| f.message.clone()),
@@ -463,7 +498,6 @@ fn flush(
             id: check.source_id,
             url: check.url,
         });
-        bar.inc(1);
     }
     Ok(())
 }

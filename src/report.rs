@@ -17,7 +17,14 @@ use crate::store::{HistoryRow, OutboxRow};
 pub struct RunReport {
     pub started_at: String,
     pub finished_at: String,
+    /// One line per source checked; empty when the run kept only the
+    /// counts below (the daemon).
     pub sources: Vec<SourceReport>,
+    /// Sources checked and, of them, failed.
+    #[serde(skip)]
+    pub checked: usize,
+    #[serde(skip)]
+    pub failed: usize,
     pub alerts: AlertCounts,
     /// Where alerts went (human output only).
     #[serde(skip)]

@@ -105,7 +105,36 @@ fn month_of(word: &str) -> Option<u8> {
 pub fn find(text: &str) -> Vec<DateMatch> {
     let lower = text.to_ascii_lowercase();
     let mut out = Vec::new();
-    for c in DATE.captures_iter(&lower) {
+    // Every form of a date has a four-digit year and none crosses a line:
+    // only lines holding four digits in a row are searched (a dense page
+    // has a number on every line, but few years).
+    let mut at = 0;
+    for line in lower.split_inclusive('\n') {
+        let line_at = at;
+        at += line.len();
+        if has_four_digits(line) {
+            read_line(line, line_at, &mut out);
+        }
+    }
+    out
+}
+
+/// Whether `line` has four ASCII digits in a row.
+fn has_four_digits(line: &str) -> bool {
+    let mut run = 0;
+    for b in line.bytes() {
+        run = if b.is_ascii_digit() { run + 1 } else { 0 };
+        if run == 4 {
+            return true;
+        }
+    }
+    false
+}
+
+/// The dates of one line (lower case, with its line break) that starts at
+/// `at` in the text.
+fn read_line(line: &str, at: usize, out: &mut Vec<DateMatch>) {
+    for c in DATE.captures_iter(line) {
         let num = |name: &str| c.name(name).and_then(|m| m.as_str().parse::<u16>().ok());
         let month = |name: &str| c.name(name).and_then(|m| month_of(m.as_str()));
         let (year, month, day) = if let Some(y) = num("iy") {
@@ -135,13 +164,12 @@ pub fn find(text: &str) -> Vec<DateMatch> {
             .map_or(0, |m| m.start());
         let whole = c.get(0).expect("match");
         out.push(DateMatch {
-            span: first..whole.end(),
+            span: at + first..at + whole.end(),
             year,
             month,
             day,
         });
     }
-    out
 }
 
 #[cfg(test)]
