@@ -163,6 +163,31 @@ async fn a_one_second_schedule_picks_up_a_change_and_alerts() {
     );
 }
 
+/// A round keeps counts, not a line per source (100,000 of them, with
+/// every changed page's diff, would be held to its end): the log still
+/// says how many sources were checked and how many failed.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_round_logs_how_many_sources_it_checked_and_how_many_failed() {
+    let http = MockServer::start().await;
+    let smtp = SmtpServer::start(Options::default());
+    serve(&http, "/xk", xk(50), "text/html; charset=utf-8").await;
+    // Nothing is served at /gone: a 404, a failed check.
+    let env = Env::new();
+    env.write_config(&config(&http, smtp.port, "* * * * * *", &["xk", "gone"]));
+    let d = Daemon::start(&env);
+    wait_for(15, "a round to finish", || async {
+        d.log().contains("run finished")
+    })
+    .await;
+    let log = d.log();
+    assert_eq!(d.stop().await, 0);
+    let round = log.lines().find(|l| l.contains("run finished")).unwrap();
+    assert!(
+        round.contains("checked=2") && round.contains("failed=1"),
+        "{round}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_mid_check_lets_it_finish_and_exits_0() {
     let http = MockServer::start().await;
