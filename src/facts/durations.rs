@@ -313,6 +313,26 @@ pub fn find(text: &str, taken: &[Range<usize>]) -> Vec<DurationMatch> {
 pub(super) mod tests {
     use super::*;
 
+    /// A candidate lying on any taken span is dropped, also when a shorter
+    /// span starts after the long one that covers it (spans are looked up
+    /// by halves, not scanned).
+    #[test]
+    fn durations_on_taken_spans_are_dropped() {
+        let text = "Valid 90 days, then 30 days, then 6 months.";
+        let all = |taken: &[Range<usize>]| -> Vec<String> {
+            find(text, taken).iter().map(DurationMatch::normal).collect()
+        };
+        assert_eq!(all(&[]), ["90 days", "30 days", "6 months"]);
+        let at = |s: &str| text.find(s).unwrap();
+        // A long span over the first two, and a short one inside it.
+        let long = at("90")..at(", then 6");
+        let short = at("then 30")..at("then 30") + 2;
+        assert_eq!(all(&[short.clone(), long.clone()]), ["6 months"]);
+        assert_eq!(all(&[long, short]), ["6 months"]);
+        // Touching is not overlapping.
+        assert_eq!(all(&[0..at("90")]), ["90 days", "30 days", "6 months"]);
+    }
+
     /// The durations of a text in normal form (`"90 days"`).
     pub fn norm(text: &str) -> Vec<String> {
         find(&crate::facts::transliterate(text), &[])
