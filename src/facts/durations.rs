@@ -330,7 +330,11 @@ pub(super) mod tests {
         assert_eq!(all(&[short.clone(), long.clone()]), ["6 months"]);
         assert_eq!(all(&[long, short]), ["6 months"]);
         // Touching is not overlapping.
-        assert_eq!(all(&[0..at("90")]), ["90 days", "30 days", "6 months"]);
+        let before = 0..at("90");
+        assert_eq!(
+            all(std::slice::from_ref(&before)),
+            ["90 days", "30 days", "6 months"]
+        );
     }
 
     /// The durations of a text in normal form (`"90 days"`).
