@@ -11,53 +11,85 @@ use std::fmt::Write;
 use similar::ChangeTag;
 
 pub use crate::model::{Alert, AlertKind};
-use crate::model::{Change, Source, Verdict};
+use crate::model::{Change, Listed, Source, Verdict};
 
 /// The weekly digest: sources in trouble (id, failed checks, last error),
 /// the week's alerted changes (id, when, each change in words) and the
 /// text-only changes (id, when, word diff) since `since`, which were
-/// recorded but not alerted, so nothing is silently swallowed.
+/// recorded but not alerted, so nothing is silently swallowed. Each list
+/// shows its first [`DIGEST_LIST_MAX`] entries and says how many more.
 pub fn digest(
     since: &str,
     now: &str,
-    troubled: &[(String, u32, String)],
-    alerted: &[(String, String, Vec<String>)],
-    changes: &[(String, String, String)],
+    troubled: &Listed<(String, u32, String)>,
+    alerted: &Listed<(String, String, Vec<String>)>,
+    changes: &Listed<(String, String, String)>,
 ) -> Alert {
     let mut text = format!("visawatch weekly digest, {since} to {now}\n\n");
-    if troubled.is_empty() {
+    if troubled.total == 0 {
         text.push_str("Sources in trouble: none.\n");
     } else {
-        text.push_str("Sources in trouble (failed checks):\n");
-        for (id, n, err) in troubled {
+        let _ = writeln!(text, "Sources in trouble (failed checks): {}", troubled.total);
+        for (id, n, err) in &troubled.rows {
             let _ = writeln!(text, "  - {id}: {n} failed checks; last error: {}", one_line(err));
         }
+        more(
+            &mut text,
+            troubled.more(),
+            "`visawatch status` lists every source and its health",
+        );
     }
-    if alerted.is_empty() {
+    if alerted.total == 0 {
         text.push_str("\nChanges alerted: none.\n");
     } else {
-        text.push_str("\nChanges alerted:\n");
-        for (id, at, said) in alerted {
+        let _ = writeln!(text, "\nChanges alerted: {}", alerted.total);
+        for (id, at, said) in &alerted.rows {
             let _ = writeln!(text, "  - {id} at {at}: {}", one_line(&said.join("; ")));
         }
+        more(
+            &mut text,
+            alerted.more(),
+            "each was alerted on its own; `visawatch history ID` lists them",
+        );
     }
-    if changes.is_empty() {
+    if changes.total == 0 {
         text.push_str("\nText-only changes (not alerted): none.\n");
     } else {
-        text.push_str("\nText-only changes (not alerted; `visawatch diff ID` for details):\n");
-        for (id, at, word_diff) in changes {
+        let _ = writeln!(
+            text,
+            "\nText-only changes (not alerted; `visawatch diff ID` for details): {}",
+            changes.total
+        );
+        for (id, at, word_diff) in &changes.rows {
             let _ = writeln!(text, "\n  {id} at {at}:");
             for line in word_diff.lines().filter(|l| l.starts_with(['-', '+'])).take(20) {
                 let _ = writeln!(text, "    {line}");
             }
         }
+        more(
+            &mut text,
+            changes.more(),
+            "`visawatch history ID` and `visawatch diff ID` show each",
+        );
     }
     let subject = subject(&format!(
         "weekly digest: {} in trouble, {}",
-        crate::model::count(troubled.len(), "source"),
-        crate::model::count(changes.len(), "text-only change")
+        crate::model::count(troubled.total, "source"),
+        crate::model::count(changes.total, "text-only change")
     ));
     plain_alert(AlertKind::Digest, subject, "visawatch weekly digest", text)
+}
+
+/// Entries of a digest's list: a week that changed 10,000 sources would
+/// otherwise make a message of 10 MB that no editor reads (and many mail
+/// servers refuse); the rest stays in the history.
+pub const DIGEST_LIST_MAX: usize = 100;
+
+/// The line that ends a list cut short.
+fn more(text: &mut String, left_out: usize, where_: &str) {
+    if left_out > 0 {
+        let _ = writeln!(text, "  … and {left_out} more ({where_}).");
+    }
 }
 
 /// Longest subject we write; mail clients cut anyway.
@@ -357,6 +389,69 @@ fn diff(before: &str, after: &str) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A week that changed 10,000 sources made a digest of 10 MB: now
+    /// each list shows its first entries and says how many more there are.
+    #[test]
+    fn a_digest_of_a_busy_week_lists_the_first_entries_and_counts_the_rest() {
+        let at = "2026-11-30T16:32:00Z".to_string();
+        let alerted = Listed {
+            rows: (0..DIGEST_LIST_MAX)
+                .map(|i| {
+                    (
+                        format!("s{i:05}"),
+                        at.clone(),
+                        vec!["fee 50 EUR → 65 EUR".to_string()],
+                    )
+                })
+                .collect(),
+            total: 10_000,
+        };
+        let changes = Listed {
+            rows: vec![(
+                "t".to_string(),
+                at.clone(),
+                "-old words\n+new words\n".to_string(),
+            )],
+            total: 1,
+        };
+        let troubled = Listed {
+            rows: Vec::new(),
+            total: 0,
+        };
+        let a = digest(
+            "2026-11-23T08:00:00Z",
+            "2026-11-30T08:00:00Z",
+            &troubled,
+            &alerted,
+            &changes,
+        );
+        assert_eq!(
+            a.subject,
+            "[visawatch] weekly digest: 0 sources in trouble, 1 text-only change"
+        );
+        assert!(
+            a.text.contains("Changes alerted: 10000\n  - s00000 at "),
+            "{}",
+            a.text
+        );
+        assert!(a.text.contains(&format!("s{:05}", DIGEST_LIST_MAX - 1)));
+        assert!(!a.text.contains(&format!("s{DIGEST_LIST_MAX:05}")));
+        assert!(
+            a.text.contains(
+                "… and 9900 more (each was alerted on its own; `visawatch history ID` lists them)."
+            ),
+            "{}",
+            a.text
+        );
+        // A list shown whole says nothing more.
+        assert!(a.text.contains("    +new words\n") && a.text.matches("more (").count() == 1);
+        assert!(
+            a.text.len() + a.html.len() < 40_000,
+            "{} bytes",
+            a.text.len() + a.html.len()
+        );
+    }
 
     fn source(name: &str) -> Source {
         Source {

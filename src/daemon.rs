@@ -472,9 +472,10 @@ fn digest(config: &Config, store: &mut Store) -> anyhow::Result<bool> {
         store.set_meta(DIGEST_MARKS, &upto.encode())?;
         return Ok(false);
     }
-    let changes = store.text_changes_after(&after)?;
-    let alerted = store.material_changes_after(&after)?;
-    let troubled = store.troubled_after(&after)?;
+    let max = alert::DIGEST_LIST_MAX;
+    let changes = store.text_changes_after(&after, max)?;
+    let alerted = store.material_changes_after(&after, max)?;
+    let troubled = store.troubled_after(&after, max)?;
     let q = Queued {
         alert: alert::digest(&since, &now, &troubled, &alerted, &changes),
         from: config.email.from.to_string(),
@@ -485,8 +486,9 @@ fn digest(config: &Config, store: &mut Store) -> anyhow::Result<bool> {
     store.set_meta(LAST_DIGEST, &now)?;
     store.set_meta(DIGEST_MARKS, &upto.encode())?;
     tracing::info!(
-        troubled = troubled.len(),
-        text_changes = changes.len(),
+        troubled = troubled.total,
+        alerted = alerted.total,
+        text_changes = changes.total,
         "digest queued"
     );
     Ok(true)

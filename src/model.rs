@@ -647,3 +647,18 @@ pub fn stamp(t: &Time) -> String {
 pub fn content_hash(text: &str) -> String {
     blake3::hash(text.as_bytes()).to_hex().to_string()
 }
+
+/// The first rows of a list, and how many rows the whole list has: what
+/// a digest shows of a week that changed 10,000 sources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed<T> {
+    pub rows: Vec<T>,
+    pub total: usize,
+}
+
+impl<T> Listed<T> {
+    /// Rows left out.
+    pub fn more(&self) -> usize {
+        self.total.saturating_sub(self.rows.len())
+    }
+}

@@ -4,6 +4,7 @@
 //! writes (WAL readers never block the writer, nor it them).
 
 use super::*;
+use crate::model::Listed;
 
 /// A source's latest check.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -340,36 +341,51 @@ impl Store {
             .map_err(self.sql())
     }
 
-    /// Non-material (text-only) changes after a mark: (source id, when, word diff).
-    pub fn text_changes_after(&self, mark: &Marks) -> Result<Vec<(String, String, String)>, StoreError> {
+    /// Non-material (text-only) changes after a mark: (source id, when,
+    /// word diff), the first `limit` by source, and how many there are.
+    pub fn text_changes_after(
+        &self,
+        mark: &Marks,
+        limit: usize,
+    ) -> Result<Listed<(String, String, String)>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(
                 "SELECT source_id, created_at, word_diff FROM changes WHERE id > ?1 AND material = 0
-                 ORDER BY source_id, id",
+                 ORDER BY source_id, id LIMIT ?2",
             )
             .map_err(self.sql())?;
         let rows = stmt
-            .query_map([mark.change], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_map(params![mark.change, limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(self.sql())?
+            .collect::<Result<_, _>>()
             .map_err(self.sql())?;
-        rows.collect::<Result<_, _>>().map_err(self.sql())
+        let total = self.count(
+            "SELECT count(*) FROM changes WHERE id > ?1 AND material = 0",
+            mark.change,
+        )?;
+        Ok(Listed { rows, total })
     }
 
     /// Alerted (material) changes after a mark: (source id, when, the
-    /// changes in words), for the digest's look back at the week.
+    /// changes in words), for the digest's look back at the week; the
+    /// first `limit` by source, and how many there are.
     pub fn material_changes_after(
         &self,
         mark: &Marks,
-    ) -> Result<Vec<(String, String, Vec<String>)>, StoreError> {
+        limit: usize,
+    ) -> Result<Listed<(String, String, Vec<String>)>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(
                 "SELECT source_id, created_at, changes FROM changes WHERE id > ?1 AND material = 1
-                 ORDER BY source_id, id",
+                 ORDER BY source_id, id LIMIT ?2",
             )
             .map_err(self.sql())?;
         let rows = stmt
-            .query_map([mark.change], |r| {
+            .query_map(params![mark.change, limit as i64], |r| {
                 let changes: String = r.get(2)?;
                 let changes: Vec<crate::model::Change> = serde_json::from_str(&changes).unwrap_or_default();
                 Ok((
@@ -382,30 +398,57 @@ impl Store {
                         .collect(),
                 ))
             })
+            .map_err(self.sql())?
+            .collect::<Result<_, _>>()
             .map_err(self.sql())?;
-        rows.collect::<Result<_, _>>().map_err(self.sql())
+        let total = self.count(
+            "SELECT count(*) FROM changes WHERE id > ?1 AND material = 1",
+            mark.change,
+        )?;
+        Ok(Listed { rows, total })
     }
 
-    /// Sources with failed checks after a mark: (id, failed checks, last error).
-    pub fn troubled_after(&self, mark: &Marks) -> Result<Vec<(String, u32, String)>, StoreError> {
+    /// Sources with failed checks after a mark: (id, failed checks, last
+    /// error), the first `limit` by id, and how many there are.
+    pub fn troubled_after(
+        &self,
+        mark: &Marks,
+        limit: usize,
+    ) -> Result<Listed<(String, u32, String)>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(
                 "SELECT source_id, count(*), (SELECT error FROM checks c2 WHERE c2.source_id = c.source_id
                    AND c2.status = 'failed' ORDER BY id DESC LIMIT 1)
-                 FROM checks c WHERE id > ?1 AND status = 'failed' GROUP BY source_id ORDER BY source_id",
+                 FROM checks c WHERE id > ?1 AND status = 'failed' GROUP BY source_id ORDER BY source_id
+                 LIMIT ?2",
             )
             .map_err(self.sql())?;
         let rows = stmt
-            .query_map([mark.check], |r| {
+            .query_map(params![mark.check, limit as i64], |r| {
                 Ok((
                     r.get(0)?,
                     r.get(1)?,
                     r.get::<_, Option<String>>(2)?.unwrap_or_default(),
                 ))
             })
+            .map_err(self.sql())?
+            .collect::<Result<_, _>>()
             .map_err(self.sql())?;
-        rows.collect::<Result<_, _>>().map_err(self.sql())
+        let total = self.count(
+            "SELECT count(DISTINCT source_id) FROM checks WHERE id > ?1 AND status = 'failed'",
+            mark.check,
+        )?;
+        Ok(Listed { rows, total })
+    }
+
+    /// A `count(*)` query with one id parameter.
+    fn count(&self, sql: &str, after: i64) -> Result<usize, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row(sql, [after], |r| r.get(0))
+            .map_err(self.sql())?;
+        Ok(n as usize)
     }
 
     /// The latest alerts (subject, plain text), oldest first.
@@ -460,14 +503,27 @@ mod tests {
             .unwrap();
         let marks = store.marks().unwrap();
         assert_eq!(Marks::decode(&marks.encode()), Some(marks));
-        assert!(store.troubled_after(&marks).unwrap().is_empty());
-        store.record_all(&[failed("a"), failed("a")], mid).unwrap();
-        let troubled = store.troubled_after(&marks).unwrap();
-        assert_eq!(troubled, [("a".to_string(), 2, "timeout".to_string())]);
+        assert!(store.troubled_after(&marks, 10).unwrap().rows.is_empty());
+        store
+            .record_all(&[failed("a"), failed("a"), failed("c")], mid)
+            .unwrap();
+        let troubled = store.troubled_after(&marks, 10).unwrap();
+        assert_eq!(troubled.total, 2);
+        assert_eq!(
+            troubled.rows,
+            [
+                ("a".to_string(), 2, "timeout".to_string()),
+                ("c".to_string(), 1, "timeout".to_string())
+            ]
+        );
+        // A list cut short still says how long it is.
+        let first = store.troubled_after(&marks, 1).unwrap();
+        assert_eq!((first.rows.len(), first.total), (1, 2));
         assert!(
             store
-                .text_changes_after(&store.marks().unwrap())
+                .text_changes_after(&store.marks().unwrap(), 10)
                 .unwrap()
+                .rows
                 .is_empty()
         );
     }
