@@ -222,7 +222,8 @@ pub fn quiet_for_outage(check: &mut Check) {
 /// The network alert a run owes, if any: "cannot reach the network" when
 /// it went down (`down`) and had not been said (`down_since` unset), "again"
 /// when a run that read something finds it up after an outage. Addressed
-/// to everyone who would have had a per-source alert (`affected`).
+/// to the maintainers of the sources cut off (`affected`: id, error), and
+/// the news that it is back to every source's.
 pub fn network_news(
     config: &Config,
     down: Option<(usize, usize)>,
@@ -239,11 +240,13 @@ pub fn network_news(
         _ => return None,
     };
     let mut recipients: Vec<lettre::Address> = Vec::new();
-    let ids: Vec<Option<&str>> = if affected.is_empty() {
-        vec![None]
-    } else {
+    // Down: the maintainers of the sources it cut off; back: everyone's.
+    let ids: Vec<Option<&str>> = if down.is_some() {
         affected.iter().map(|(id, _)| Some(id.as_str())).collect()
+    } else {
+        config.sources.iter().map(|s| Some(s.id.as_str())).collect()
     };
+    let ids = if ids.is_empty() { vec![None] } else { ids };
     for id in ids {
         for r in config.recipients(id) {
             if !recipients.contains(&r) {

@@ -351,19 +351,7 @@ pub async fn run(
     }
     let down_since = store.network_down_since()?;
     let answered = hosts.values().any(|h| h.answered);
-    // "The network is back" goes to everyone's maintainers; listed only
-    // then (every source's id, each round, otherwise).
-    let everyone: Vec<(String, String)> = if down.is_none() && down_since.is_some() && answered {
-        config
-            .sources
-            .iter()
-            .map(|s| (s.id.clone(), String::new()))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let told = if down.is_some() { &affected } else { &everyone };
-    if let Some(q) = judge::network_news(config, down, down_since.as_deref(), answered, told) {
+    if let Some(q) = judge::network_news(config, down, down_since.as_deref(), answered, &affected) {
         let at = stamp(&now());
         let since = down.map(|_| at.as_str());
         tracing::warn!(down = down.is_some(), "{}", q.alert.subject);
