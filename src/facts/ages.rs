@@ -13,12 +13,13 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::lexicon::LEXICON;
+use super::scan::{Kind, Lines};
 use super::{WB, word_alternation};
 
 /// What puts a number in an age: a comparison with an age word, or the age
 /// word itself ("vjeç" is "years of age"). Words from `data/lexicon.toml`;
 /// lower case, Latin script.
-static AGE: LazyLock<Regex> = LazyLock::new(|| {
+pub(super) static AGE: LazyLock<Regex> = LazyLock::new(|| {
     let alt = |words: &[String]| word_alternation(words.iter().map(String::as_str), false, true);
     // "under 14", "under the age of 14", "mlađi od 14", "nën moshën 18";
     // "14 years old", "14 vjeç".
@@ -41,8 +42,14 @@ pub struct AgeMatch {
 pub fn find(text: &str) -> Vec<AgeMatch> {
     // ASCII lower case keeps every byte where it was (see `fees::find`).
     let lower = text.to_ascii_lowercase();
+    find_in(&lower, &Lines::everywhere(text))
+}
+
+/// [`find`] on the lines `lines` says hold ages; `lower` is the text in
+/// ASCII lower case.
+pub(super) fn find_in(lower: &str, lines: &Lines) -> Vec<AgeMatch> {
     let mut out = Vec::new();
-    for c in AGE.captures_iter(&lower) {
+    for c in super::scan::captures(&AGE, lower, lines.get(Kind::Age)) {
         let n = c
             .name("n1")
             .or(c.name("n2"))

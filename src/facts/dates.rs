@@ -18,6 +18,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::lexicon::LEXICON;
+use super::scan::{Kind, Lines};
 use super::{WB, word_alternation};
 
 /// Month names in every case, longest first, as a regex alternation.
@@ -31,7 +32,7 @@ fn months() -> String {
         .join("|")
 }
 
-static DATE: LazyLock<Regex> = LazyLock::new(|| {
+pub(super) static DATE: LazyLock<Regex> = LazyLock::new(|| {
     let months = months();
     // Words after which a date is a requirement's date ("from", "od", "nga").
     let triggers = word_alternation(LEXICON.date_triggers.iter().map(String::as_str), false, false);
@@ -104,18 +105,30 @@ fn month_of(word: &str) -> Option<u8> {
 /// Finds every requirement date in `text` (transliterated to Latin).
 pub fn find(text: &str) -> Vec<DateMatch> {
     let lower = text.to_ascii_lowercase();
-    let mut out = Vec::new();
     // Every form of a date has a four-digit year and none crosses a line:
     // only lines holding four digits in a row are searched (a dense page
     // has a number on every line, but few years).
+    let mut lines = Vec::new();
     let mut at = 0;
-    for line in lower.split_inclusive('\n') {
-        let line_at = at;
-        at += line.len();
+    for line in lower.split('\n') {
         if has_four_digits(line) {
-            read_line(line, line_at, &mut out);
+            lines.push(at..at + line.len());
         }
+        at += line.len() + 1;
     }
+    let mut out = Vec::new();
+    read(super::scan::captures(&DATE, &lower, &lines), &mut out);
+    out
+}
+
+/// [`find`] on the lines `lines` says hold dates; `lower` is the text in
+/// ASCII lower case.
+pub(super) fn find_in(lower: &str, lines: &Lines) -> Vec<DateMatch> {
+    let mut out = Vec::new();
+    read(
+        super::scan::captures(&DATE, lower, lines.get(Kind::Date)),
+        &mut out,
+    );
     out
 }
 
@@ -131,10 +144,9 @@ fn has_four_digits(line: &str) -> bool {
     false
 }
 
-/// The dates of one line (lower case, with its line break) that starts at
-/// `at` in the text.
-fn read_line(line: &str, at: usize, out: &mut Vec<DateMatch>) {
-    for c in DATE.captures_iter(line) {
+/// The dates among the [`DATE`] matches `found`.
+fn read<'h>(found: impl Iterator<Item = regex::Captures<'h>>, out: &mut Vec<DateMatch>) {
+    for c in found {
         let num = |name: &str| c.name(name).and_then(|m| m.as_str().parse::<u16>().ok());
         let month = |name: &str| c.name(name).and_then(|m| month_of(m.as_str()));
         let (year, month, day) = if let Some(y) = num("iy") {
@@ -164,7 +176,7 @@ fn read_line(line: &str, at: usize, out: &mut Vec<DateMatch>) {
             .map_or(0, |m| m.start());
         let whole = c.get(0).expect("match");
         out.push(DateMatch {
-            span: at + first..at + whole.end(),
+            span: first..whole.end(),
             year,
             month,
             day,

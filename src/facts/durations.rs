@@ -9,6 +9,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::lexicon::LEXICON;
+use super::scan::{Kind, Lines};
 use super::{Unit, WB, word_alternation};
 
 /// A number in digits and its unit: "90 days", "2-3 weeks", "od 30 do 90
@@ -36,7 +37,7 @@ fn number_head() -> String {
 }
 
 /// A unit word alone, for numbers written in words.
-static UNIT: LazyLock<Regex> = LazyLock::new(|| {
+pub(super) static UNIT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&word_alternation(
         LEXICON.units.iter().map(|u| u.0.as_str()),
         true,
@@ -221,16 +222,23 @@ impl Found {
 /// skipping ranges in `taken` (the fees of the same line).
 pub fn find(text: &str, taken: &[Range<usize>]) -> Vec<DurationMatch> {
     // Lower-case regexes over an ASCII-lowercased copy: see `fees::find`.
-    let text = &text.to_ascii_lowercase();
+    let lower = text.to_ascii_lowercase();
+    find_in(&lower, &Lines::everywhere(text), taken)
+}
+
+/// [`find`] on the lines `lines` says hold unit words (every duration
+/// has one); `text` is in ASCII lower case.
+pub(super) fn find_in(text: &str, lines: &Lines, taken: &[Range<usize>]) -> Vec<DurationMatch> {
+    let lines = lines.get(Kind::Unit);
     let mut found = Found::new(taken);
-    for m in GODINU_DANA.find_iter(text) {
+    for m in super::scan::matches(&GODINU_DANA, text, lines) {
         found.add(DurationMatch {
             span: m.range(),
             n: 1,
             unit: Unit::Years,
         });
     }
-    for whole in NUMBERED.find_iter(text) {
+    for whole in super::scan::matches(&NUMBERED, text, lines) {
         let at = whole.start();
         let head = whole.as_str().trim_end_matches(char::is_alphabetic);
         let Some(caps) = NUMBERED_PARTS.captures(head) else {
@@ -271,7 +279,7 @@ pub fn find(text: &str, taken: &[Range<usize>]) -> Vec<DurationMatch> {
     }
     // Numbers in words: the words before a unit ("šest meseci", "twenty one
     // days", "pesëmbëdhjetë ditë pune"), a qualifier between them allowed.
-    for u in UNIT.find_iter(text) {
+    for u in super::scan::matches(&UNIT, text, lines) {
         let Some((word_start, word_end)) = word_before(text, u.start()) else {
             continue;
         };
@@ -297,7 +305,7 @@ pub fn find(text: &str, taken: &[Range<usize>]) -> Vec<DurationMatch> {
             found.push(from..u.end(), n, unit, None);
         }
     }
-    for caps in ARTICLE.captures_iter(text) {
+    for caps in super::scan::captures(&ARTICLE, text, lines) {
         let art = caps.name("art").unwrap();
         let span = art.start()..caps.get(0).unwrap().end();
         if let Some(unit) = unit_of(&caps["unit"]) {

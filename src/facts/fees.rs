@@ -7,6 +7,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::lexicon::LEXICON;
+use super::scan::{Kind, Lines};
 use super::word_alternation;
 
 /// "$36 million", "2 miliona dinara": a scale word between amount and currency.
@@ -16,17 +17,17 @@ const SCALE: &str =
 const AMOUNT: &str =
     r"(?P<amt>[0-9]{1,3}(?:[.,\u{a0}\u{202f} ][0-9]{3})+(?:[.,][0-9]{1,2})?|[0-9]+(?:[.,][0-9]{1,2})?)";
 
-static BEFORE: LazyLock<Regex> = LazyLock::new(|| {
+pub(super) static BEFORE: LazyLock<Regex> = LazyLock::new(|| {
     let alt = word_alternation(LEXICON.currency_before.iter().map(|c| c.0.as_str()), true, false);
     Regex::new(&format!(r"(?P<cur>{alt})[^\S\n]?{AMOUNT}{SCALE}")).unwrap()
 });
 
-static AFTER: LazyLock<Regex> = LazyLock::new(|| {
+pub(super) static AFTER: LazyLock<Regex> = LazyLock::new(|| {
     let alt = word_alternation(LEXICON.currency_after.iter().map(|c| c.0.as_str()), false, true);
     Regex::new(&format!(r"{AMOUNT}{SCALE}[^\S\n]?(?P<cur>{alt})")).unwrap()
 });
 
-static FREE: LazyLock<Regex> = LazyLock::new(|| {
+pub(super) static FREE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&word_alternation(
         LEXICON.free.iter().map(String::as_str),
         true,
@@ -54,11 +55,17 @@ pub fn find(text: &str) -> Vec<FeeMatch> {
     // The regexes are written in lower case and run over an ASCII-lowercased
     // copy (same byte offsets): case-insensitive Unicode regexes are several
     // times slower. Upper-case letters of the original are read from `text`.
-    let hay = text.to_ascii_lowercase();
+    let lower = text.to_ascii_lowercase();
+    find_in(text, &lower, &Lines::everywhere(text))
+}
+
+/// [`find`] on the lines `lines` says hold fees; `lower` is `text` in
+/// ASCII lower case.
+pub(super) fn find_in(text: &str, lower: &str, lines: &Lines) -> Vec<FeeMatch> {
     let mut out: Vec<FeeMatch> = Vec::new();
     let overlaps =
         |out: &[FeeMatch], r: &Range<usize>| out.iter().any(|m| m.span.start < r.end && r.start < m.span.end);
-    for caps in BEFORE.captures_iter(&hay) {
+    for caps in super::scan::captures(&BEFORE, lower, lines.get(Kind::FeeBefore)) {
         let whole = caps.get(0).unwrap();
         let amt = caps.name("amt").unwrap();
         if glued_to_number(text, whole.start(), amt.end()) {
@@ -80,7 +87,7 @@ pub fn find(text: &str) -> Vec<FeeMatch> {
             currency: Some(cur),
         });
     }
-    for caps in AFTER.captures_iter(&hay) {
+    for caps in super::scan::captures(&AFTER, lower, lines.get(Kind::FeeAfter)) {
         let whole = caps.get(0).unwrap();
         let cur_text = &text[caps.name("cur").unwrap().range()];
         // "ALL" (Albanian lek) only in capitals: "5 all" is English.
@@ -101,7 +108,7 @@ pub fn find(text: &str) -> Vec<FeeMatch> {
             currency: Some(cur),
         });
     }
-    for m in FREE.find_iter(&hay) {
+    for m in super::scan::matches(&FREE, lower, lines.get(Kind::Free)) {
         if !overlaps(&out, &m.range()) {
             out.push(FeeMatch {
                 span: m.range(),

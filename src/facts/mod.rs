@@ -14,6 +14,7 @@ pub mod durations;
 pub mod fees;
 pub mod lexicon;
 pub mod noise;
+pub mod scan;
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -196,12 +197,16 @@ struct Unit_<'a> {
 /// Parses the facts of a canonical text.
 pub fn parse(text: &str) -> Facts {
     let latin = transliterate(text);
-    // Each regex runs once over the whole text (they never cross a line);
-    // units below take the matches inside their span. Far cheaper than a
-    // search per sentence.
-    let all_fees = fees::find(&latin);
-    let all_ages = ages::find(&latin);
-    let all_dates = dates::find(&latin);
+    // Each regex runs once over the text (they never cross a line); units
+    // below take the matches inside their span. Far cheaper than a search
+    // per sentence.
+    // Every kind's regexes read the ASCII-lowercased text (see `fees`),
+    // and only the lines one pass over it found holding that kind.
+    let lower = latin.to_ascii_lowercase();
+    let lines = scan::Lines::of(&lower);
+    let all_fees = fees::find_in(&latin, &lower, &lines);
+    let all_ages = ages::find_in(&lower, &lines);
+    let all_dates = dates::find_in(&lower, &lines);
     // An age is not a duration: durations skip the ages' spans too.
     let taken: Vec<Range<usize>> = all_fees
         .iter()
@@ -209,7 +214,7 @@ pub fn parse(text: &str) -> Facts {
         .chain(all_ages.iter().map(|a| a.span.clone()))
         .chain(all_dates.iter().map(|d| d.span.clone()))
         .collect();
-    let all_durs = durations::find(&latin, &taken);
+    let all_durs = durations::find_in(&lower, &lines, &taken);
     let all_countries = countries::find(&latin);
     let offset = |part: &str| part.as_ptr() as usize - latin.as_ptr() as usize;
     // A part of the text with its own values masked (`§`): the key of a

@@ -1,0 +1,226 @@
+//! Which lines hold which kind of fact, found in one pass over the text.
+//!
+//! Every kind reads its matches with its own regexes (see `fees`, `ages`,
+//! `dates`, `durations`); run over the whole text, each is a scan of its
+//! own, and a page paid for a dozen. Here the patterns of all kinds run
+//! together, once, as one lazy DFA that reports where any match of any of
+//! them ends; each kind then reads only the lines where one of its matches
+//! ends. No fact regex crosses a line, so a kind finds the same matches on
+//! its lines as over the whole text.
+//!
+//! For: telling each kind where to look. Not for: reading the matches
+//! (the kinds do), nor countries (a byte scan of their own, `countries`).
+
+use std::cell::RefCell;
+use std::ops::Range;
+use std::sync::LazyLock;
+
+use regex_automata::hybrid::dfa::{Cache, DFA, OverlappingState};
+use regex_automata::{Input, MatchKind};
+
+/// The kinds of match told apart, in the order of [`patterns`].
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// A currency before its amount: "€50", "EUR 50".
+    FeeBefore,
+    /// A currency after its amount: "50 €", "15.000 dinara".
+    FeeAfter,
+    /// "free of charge", "pa pagesë", "besplatno".
+    Free,
+    Age,
+    Date,
+    /// A unit word of a duration: every duration has one.
+    Unit,
+}
+
+const KINDS: usize = 6;
+
+/// Lines of one kind at most this many bytes apart are searched as one
+/// stretch.
+const JOIN_GAP: usize = 256;
+
+fn patterns() -> [&'static str; KINDS] {
+    [
+        super::fees::BEFORE.as_str(),
+        super::fees::AFTER.as_str(),
+        super::fees::FREE.as_str(),
+        super::ages::AGE.as_str(),
+        super::dates::DATE.as_str(),
+        super::durations::UNIT.as_str(),
+    ]
+}
+
+/// All patterns in one DFA reporting every match's end (`MatchKind::All`,
+/// overlapping): a match of one kind never hides another's.
+static ALL: LazyLock<Option<DFA>> = LazyLock::new(|| {
+    DFA::builder()
+        .configure(DFA::config().match_kind(MatchKind::All))
+        .build_many(&patterns())
+        .ok()
+});
+
+thread_local! {
+    /// The DFA's states as they are built: one cache per thread, kept
+    /// between pages (a cold cache costs more than the scan).
+    static CACHE: RefCell<Option<Cache>> = const { RefCell::new(None) };
+}
+
+/// The stretches of the text (whole lines, adjacent ones joined) where a
+/// match of each kind ends, by [`Kind`].
+#[derive(Debug, Clone)]
+pub struct Lines {
+    by_kind: [Vec<Range<usize>>; KINDS],
+}
+
+impl Lines {
+    /// Every kind everywhere: for a line read alone, or should the DFA fail.
+    pub fn everywhere(text: &str) -> Lines {
+        Lines {
+            by_kind: std::array::from_fn(|_| vec![0..text.len()]),
+        }
+    }
+
+    /// The lines of `lower` (the Latin text in ASCII lower case, as every
+    /// kind's regexes read it) that hold a match of each kind.
+    pub fn of(lower: &str) -> Lines {
+        let Some(dfa) = ALL.as_ref() else {
+            return Lines::everywhere(lower);
+        };
+        CACHE.with(|cell| {
+            let mut cache = cell.borrow_mut();
+            let cache = cache.get_or_insert_with(|| dfa.create_cache());
+            scan(dfa, cache, lower).unwrap_or_else(|| Lines::everywhere(lower))
+        })
+    }
+
+    pub fn get(&self, kind: Kind) -> &[Range<usize>] {
+        &self.by_kind[kind as usize]
+    }
+}
+
+/// The matches of `re` on `lines` of `lower`, leftmost first as
+/// `captures_iter` gives them, at their offsets in the whole `lower`.
+pub fn captures<'h>(
+    re: &'h regex::Regex,
+    lower: &'h str,
+    lines: &'h [Range<usize>],
+) -> impl Iterator<Item = regex::Captures<'h>> + 'h {
+    lines.iter().flat_map(move |line| {
+        // The haystack ends with the line and starts with the text, so a
+        // word boundary at either edge reads what the whole text has.
+        let hay = &lower[..line.end];
+        let mut at = line.start;
+        std::iter::from_fn(move || {
+            let caps = re.captures_at(hay, at)?;
+            let whole = caps.get(0).expect("match");
+            at = next_start(hay, whole.range());
+            Some(caps)
+        })
+    })
+}
+
+/// [`captures`] without the groups.
+pub fn matches<'h>(
+    re: &'h regex::Regex,
+    lower: &'h str,
+    lines: &'h [Range<usize>],
+) -> impl Iterator<Item = regex::Match<'h>> + 'h {
+    lines.iter().flat_map(move |line| {
+        let hay = &lower[..line.end];
+        let mut at = line.start;
+        std::iter::from_fn(move || {
+            let m = re.find_at(hay, at)?;
+            at = next_start(hay, m.range());
+            Some(m)
+        })
+    })
+}
+
+/// Where the search after a match goes on: its end, or past the next
+/// character if it was empty (no fact pattern matches empty; a guard).
+fn next_start(hay: &str, m: Range<usize>) -> usize {
+    if m.is_empty() {
+        m.end + hay[m.end..].chars().next().map_or(1, char::len_utf8)
+    } else {
+        m.end
+    }
+}
+
+/// One overlapping search over `text`; `None` if the DFA gives up.
+fn scan(dfa: &DFA, cache: &mut Cache, text: &str) -> Option<Lines> {
+    let bytes = text.as_bytes();
+    let input = Input::new(bytes);
+    let mut state = OverlappingState::start();
+    let mut by_kind: [Vec<Range<usize>>; KINDS] = Default::default();
+    // The line of the last match end, found once for all its matches.
+    let mut line = 0..0;
+    loop {
+        dfa.try_search_overlapping_fwd(cache, &input, &mut state).ok()?;
+        let Some(m) = state.get_match() else { break };
+        // A match ends at `end`; its last byte is in the line that counts.
+        let last = m.offset().saturating_sub(1);
+        if !(line.start <= last && last < line.end) {
+            let start = memchr::memrchr(b'\n', &bytes[..last]).map_or(0, |i| i + 1);
+            let end = memchr::memchr(b'\n', &bytes[last..]).map_or(bytes.len(), |i| last + i);
+            line = start..end;
+        }
+        let ranges = &mut by_kind[m.pattern().as_usize()];
+        match ranges.last_mut() {
+            Some(r) if r.end >= line.end => {}
+            // A line near the last one: one stretch (the lines between
+            // hold no match of this kind, and a search costs more to start
+            // than to read them).
+            Some(r) if line.start - r.end <= JOIN_GAP => r.end = line.end,
+            _ => ranges.push(line.clone()),
+        }
+    }
+    Some(Lines { by_kind })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each kind is told the lines holding one of its matches, and only
+    /// those; a fee line is no unit line, a duration's line is.
+    #[test]
+    fn each_kind_is_told_its_lines() {
+        // Filler between the lines, so that none is joined to the next.
+        let text = [
+            "# heading",
+            "fee: 50 €",
+            "valid for 90 days",
+            "nothing here",
+            "children under 14 need consent",
+            "from 1 june 2026 on",
+            "€20 and also 3 weeks",
+        ]
+        .join(&format!("\n{}\n", "no fact here. ".repeat(20)));
+        let text = text.as_str();
+        let lines = Lines::of(text);
+        let at = |s: &str| {
+            let start = text.find(s).unwrap();
+            start..start + s.len()
+        };
+        assert_eq!(lines.get(Kind::FeeAfter), [at("fee: 50 €")]);
+        assert_eq!(lines.get(Kind::FeeBefore), [at("€20 and also 3 weeks")]);
+        assert!(lines.get(Kind::Free).is_empty());
+        assert_eq!(lines.get(Kind::Age), [at("children under 14 need consent")]);
+        assert_eq!(lines.get(Kind::Date), [at("from 1 june 2026 on")]);
+        assert_eq!(
+            lines.get(Kind::Unit),
+            [at("valid for 90 days"), at("€20 and also 3 weeks")]
+        );
+    }
+
+    /// Lines of one kind near each other are one stretch, read in one
+    /// search; far apart, two.
+    #[test]
+    fn near_lines_are_joined() {
+        let far = "no unit here. ".repeat(30);
+        let text = format!("90 days\nnone\n6 months\n{far}\n2 weeks");
+        let lines = Lines::of(&text);
+        let two = text.find("2 weeks").unwrap();
+        assert_eq!(lines.get(Kind::Unit), [0..21, two..text.len()]);
+    }
+}
