@@ -76,7 +76,7 @@ impl Lines {
     /// Every kind everywhere: for a line read alone, or should the DFA fail.
     pub fn everywhere(text: &str) -> Lines {
         Lines {
-            by_kind: std::array::from_fn(|_| vec![0..text.len()]),
+            by_kind: std::array::from_fn(|_| std::iter::once(0..text.len()).collect()),
         }
     }
 
