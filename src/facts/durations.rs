@@ -12,29 +12,17 @@ use super::lexicon::LEXICON;
 use super::scan::{Kind, Lines};
 use super::{Unit, WB, word_alternation};
 
-/// A number in digits and its unit: "90 days", "2-3 weeks", "od 30 do 90
-/// dana", "90 (ninety) days", "(90) days". Numbers in words are read by
-/// looking back from each unit word (see [`find`]): a regex that may start
-/// at any word cannot skip through a page.
+/// A number in digits before a unit word, up to the word: "90 ", "2-3 ",
+/// "od 30 do 90 ", "90 (ninety) ", "(90) ", "15 working ". Anchored at the
+/// end, so the regex reads back from each unit word (a reverse search as
+/// long as the number) instead of scanning the page for numbers.
 static NUMBERED: LazyLock<Regex> = LazyLock::new(|| {
-    let units = word_alternation(LEXICON.units.iter().map(|u| u.0.as_str()), true, true);
-    Regex::new(&format!("{}(?:{units})", number_head())).unwrap()
-});
-
-/// The parts of a [`NUMBERED`] match before its unit word. Read apart
-/// because resolving the groups with the unit words in the pattern costs
-/// an NFA walk through all of them (over a quarter of the durations' time).
-static NUMBERED_PARTS: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(&format!("^{}$", number_head())).unwrap());
-
-/// The number of a [`NUMBERED`] duration, up to its unit word: the unit
-/// word follows a space or a hyphen, so it is the match's trailing letters.
-fn number_head() -> String {
     let qualifiers = word_alternation(LEXICON.qualifiers.iter().map(String::as_str), true, true);
-    format!(
-        r"(?:{WB}(?P<from>[0-9]{{1,4}})[^\S\n]*(?:-|–|to|do|deri në|deri)[^\S\n]*)?(?:(?P<num>{WB}[0-9]{{1,4}})(?:[^\S\n]*\((?P<paren>[0-9a-zčćđšžëç ,.-]{{1,30}})\))?|\((?P<pnum>[0-9]{{1,4}})\))(?:[^\S\n]+(?:{qualifiers}))?(?:[^\S\n]*-[^\S\n]*|[^\S\n]+)"
-    )
-}
+    Regex::new(&format!(
+        r"(?:{WB}(?P<from>[0-9]{{1,4}})[^\S\n]*(?:-|–|to|do|deri në|deri)[^\S\n]*)?(?:(?P<num>{WB}[0-9]{{1,4}})(?:[^\S\n]*\((?P<paren>[0-9a-zčćđšžëç ,.-]{{1,30}})\))?|\((?P<pnum>[0-9]{{1,4}})\))(?:[^\S\n]+(?:{qualifiers}))?(?:[^\S\n]*-[^\S\n]*|[^\S\n]+)$"
+    ))
+    .unwrap()
+});
 
 /// A unit word alone, for numbers written in words.
 pub(super) static UNIT: LazyLock<Regex> = LazyLock::new(|| {
@@ -46,17 +34,12 @@ pub(super) static UNIT: LazyLock<Regex> = LazyLock::new(|| {
     .unwrap()
 });
 
-static ARTICLE: LazyLock<Regex> = LazyLock::new(|| {
-    let units = word_alternation(LEXICON.units.iter().map(|u| u.0.as_str()), true, true);
-    // "a year" only after a word that makes it a length of time ("for a year",
-    // "to a year"), not a rate ("100 EUR a day", "once a year").
-    Regex::new(&format!(
-        r"{WB}(?:for|to|of|within|than|over|after|about|least|most|up to|period of|validity of)[^\S\n]+(?P<art>an?)[^\S\n]+(?P<unit>{units})"
-    ))
-    .unwrap()
-});
-
-static GODINU_DANA: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?-u:\b)godinu dana(?-u:\b)").unwrap());
+/// Words after which "a year" is a length of time ("for a year", "up to
+/// a year", "period of a month"), not a rate ("100 EUR a day", "once a
+/// year").
+const ARTICLE_AFTER: &[&str] = &[
+    "for", "to", "of", "within", "than", "over", "after", "about", "least", "most",
+];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DurationMatch {
@@ -229,92 +212,107 @@ pub fn find(text: &str, taken: &[Range<usize>]) -> Vec<DurationMatch> {
 /// [`find`] on the lines `lines` says hold unit words (every duration
 /// has one); `text` is in ASCII lower case.
 pub(super) fn find_in(text: &str, lines: &Lines, taken: &[Range<usize>]) -> Vec<DurationMatch> {
-    let lines = lines.get(Kind::Unit);
     let mut found = Found::new(taken);
-    for m in super::scan::matches(&GODINU_DANA, text, lines) {
-        found.add(DurationMatch {
-            span: m.range(),
-            n: 1,
-            unit: Unit::Years,
-        });
-    }
-    for whole in super::scan::matches(&NUMBERED, text, lines) {
-        let at = whole.start();
-        let head = whole.as_str().trim_end_matches(char::is_alphabetic);
-        let Some(caps) = NUMBERED_PARTS.captures(head) else {
+    // Every duration ends with a unit word: each is read back from one.
+    // A number's reading ends where the last one's began, as a search
+    // through the page would go on after it.
+    let mut numbered_from = 0;
+    for u in super::scan::matches(&UNIT, text, lines.get(Kind::Unit)) {
+        let Some(unit) = unit_of(u.as_str()) else {
             continue;
         };
-        let Some(num) = caps.name("num").or(caps.name("pnum")) else {
-            continue;
-        };
-        // Part of a longer number ("46,300 days" is a count's tail, "1.5" a decimal).
-        if let [.., d, c] = text.as_bytes()[..at + num.start()]
-            && matches!(c, b'.' | b',' | b'/')
-            && d.is_ascii_digit()
+        // "godinu dana": a year.
+        if u.as_str() == "godinu"
+            && let Some(rest) = text[u.end()..].strip_prefix(" dana")
+            && !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
         {
+            found.add(DurationMatch {
+                span: u.start()..u.end() + " dana".len(),
+                n: 1,
+                unit: Unit::Years,
+            });
             continue;
         }
-        // "90 (ninety) days" reads the digits; so does "ninety (90) days".
-        let n = caps
-            .name("paren")
-            .and_then(|p| p.as_str().trim().parse().ok())
-            .or_else(|| num.as_str().parse().ok());
-        let (Some(n), Some(unit)) = (n, unit_of(&whole.as_str()[head.len()..])) else {
-            continue;
-        };
-        // "ninety (90) days": the words of the number belong to it.
-        let mut span = whole.range();
-        if caps.name("pnum").is_some()
-            && let Some((ws, we)) = word_before(text, span.start)
-            && let Some((_, from)) = number_before(text, ws, we)
-        {
-            span.start = from;
+        // No number reads across a line: the search starts on the unit's.
+        if let Some(nl) = memchr::memrchr(b'\n', &text.as_bytes()[numbered_from..u.start()]) {
+            numbered_from += nl + 1;
         }
-        found.push(
-            span,
-            n,
-            unit,
-            caps.name("from").and_then(|f| f.as_str().parse().ok()),
-        );
-    }
-    // Numbers in words: the words before a unit ("šest meseci", "twenty one
-    // days", "pesëmbëdhjetë ditë pune"), a qualifier between them allowed.
-    for u in super::scan::matches(&UNIT, text, lines) {
-        let Some((word_start, word_end)) = word_before(text, u.start()) else {
-            continue;
-        };
-        let (word_start, word_end) = if LEXICON
-            .qualifiers
-            .iter()
-            .any(|q| *q == text[word_start..word_end])
-        {
-            match word_before(text, word_start) {
-                Some(w) => w,
-                None => continue,
+        if let Some(caps) = NUMBERED.captures_at(&text[..u.start()], numbered_from) {
+            numbered_from = u.end();
+            if let Some((span, n, from)) = numbered(text, &caps, u.end()) {
+                found.push(span, n, unit, from);
             }
-        } else {
-            (word_start, word_end)
-        };
-        if text[word_start..word_end].bytes().all(|b| b.is_ascii_digit()) {
-            continue;
         }
-        let Some((n, from)) = number_before(text, word_start, word_end) else {
-            continue;
-        };
-        if let Some(unit) = unit_of(u.as_str()) {
+        if let Some((n, from)) = in_words(text, u.start()) {
             found.push(from..u.end(), n, unit, None);
         }
-    }
-    for caps in super::scan::captures(&ARTICLE, text, lines) {
-        let art = caps.name("art").unwrap();
-        let span = art.start()..caps.get(0).unwrap().end();
-        if let Some(unit) = unit_of(&caps["unit"]) {
-            found.push(span, 1, unit, None);
+        // "for a year", "up to a month".
+        if let Some((art, art_end)) = word_before(text, u.start())
+            && matches!(&text[art..art_end], "a" | "an")
+            && spaced(&text[art_end..u.start()])
+            && let Some((w, w_end)) = word_before(text, art)
+            && ARTICLE_AFTER.contains(&&text[w..w_end])
+            && spaced(&text[w_end..art])
+        {
+            found.push(art..u.end(), 1, unit, None);
         }
     }
     let mut out = found.out;
     out.sort_by_key(|m| m.span.start);
     out
+}
+
+/// A number in digits before a unit word ending at `end`, as [`NUMBERED`]
+/// captured it: its span, its number, and where a range starts.
+fn numbered(text: &str, caps: &regex::Captures, end: usize) -> Option<(Range<usize>, u32, Option<u32>)> {
+    let whole = caps.get(0).expect("match");
+    let num = caps.name("num").or(caps.name("pnum"))?;
+    // Part of a longer number ("46,300 days" is a count's tail, "1.5" a decimal).
+    if let [.., d, c] = text.as_bytes()[..num.start()]
+        && matches!(c, b'.' | b',' | b'/')
+        && d.is_ascii_digit()
+    {
+        return None;
+    }
+    // "90 (ninety) days" reads the digits; so does "ninety (90) days".
+    let n = caps
+        .name("paren")
+        .and_then(|p| p.as_str().trim().parse().ok())
+        .or_else(|| num.as_str().parse().ok())?;
+    // "ninety (90) days": the words of the number belong to it.
+    let mut span = whole.start()..end;
+    if caps.name("pnum").is_some()
+        && let Some((ws, we)) = word_before(text, span.start)
+        && let Some((_, from)) = number_before(text, ws, we)
+    {
+        span.start = from;
+    }
+    Some((span, n, caps.name("from").and_then(|f| f.as_str().parse().ok())))
+}
+
+/// A number in words before the unit word at `unit`: "šest meseci",
+/// "twenty one days", "pesëmbëdhjetë ditë pune", a qualifier between them
+/// allowed. Its value and where it starts.
+fn in_words(text: &str, unit: usize) -> Option<(u32, usize)> {
+    let (word_start, word_end) = word_before(text, unit)?;
+    let (word_start, word_end) = if LEXICON
+        .qualifiers
+        .iter()
+        .any(|q| *q == text[word_start..word_end])
+    {
+        word_before(text, word_start)?
+    } else {
+        (word_start, word_end)
+    };
+    if text[word_start..word_end].bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    number_before(text, word_start, word_end)
+}
+
+/// Whether `gap` is spaces only, at least one, no line break.
+fn spaced(gap: &str) -> bool {
+    !gap.is_empty() && gap.chars().all(|c| c.is_whitespace() && c != '\n')
 }
 
 #[cfg(test)]
@@ -342,6 +340,24 @@ pub(super) mod tests {
         assert_eq!(
             all(std::slice::from_ref(&before)),
             ["90 days", "30 days", "6 months"]
+        );
+    }
+
+    /// Each duration is read back from its unit word: the number right
+    /// before it on the same line, in digits or words, or "a" after a word
+    /// of length ("for a year"); each unit word reads its own number.
+    #[test]
+    fn numbers_are_read_back_from_each_unit_word() {
+        let all = |text: &str| -> Vec<String> { norm(text) };
+        assert_eq!(all("5 days 10 days"), ["5 days", "10 days"]);
+        assert_eq!(all("valid for 90\ndays"), Vec::<String>::new());
+        assert_eq!(all("for a year, or up to a month"), ["1 years", "1 months"]);
+        assert_eq!(all("into a year"), Vec::<String>::new());
+        assert_eq!(all("1 godinu dana"), ["1 years"]);
+        assert_eq!(all("(90) days, ninety (90) days"), ["90 days", "90 days"]);
+        assert_eq!(
+            all("2-3 weeks, then six months"),
+            ["2 weeks", "3 weeks", "6 months"]
         );
     }
 

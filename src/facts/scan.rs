@@ -54,7 +54,9 @@ fn patterns() -> [&'static str; KINDS] {
 /// overlapping): a match of one kind never hides another's.
 static ALL: LazyLock<Option<DFA>> = LazyLock::new(|| {
     DFA::builder()
-        .configure(DFA::config().match_kind(MatchKind::All))
+        // A dense page builds about 200 KB of states; each thread keeps
+        // its own cache, so it is bounded (when full it starts over).
+        .configure(DFA::config().match_kind(MatchKind::All).cache_capacity(1 << 20))
         .build_many(&patterns())
         .ok()
 });
