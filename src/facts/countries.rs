@@ -235,14 +235,18 @@ pub fn find(text: &str) -> Vec<CountryMatch> {
     let mut i = 0;
     // A byte scan: names start with a capital in all three languages, so
     // only words starting with one are looked up (every page is read).
+    // Lower-case ASCII, digits and punctuation, most of a page, are passed
+    // byte by byte; a capital or a non-ASCII letter is decoded.
     while i < bytes.len() {
         let b = bytes[i];
-        if b.is_ascii() && !b.is_ascii_alphanumeric() {
+        if b.is_ascii() && !b.is_ascii_uppercase() {
             i += 1;
             continue;
         }
         let c = text[i..].chars().next().expect("on a char boundary");
-        if !c.is_alphanumeric() {
+        // Only a word's first letter: the letter before, if any, is no
+        // letter or digit.
+        if !c.is_uppercase() || text[..i].chars().next_back().is_some_and(char::is_alphanumeric) {
             i += c.len_utf8();
             continue;
         }
@@ -254,8 +258,7 @@ pub fn find(text: &str) -> Vec<CountryMatch> {
             }
             _ => true,
         };
-        if c.is_uppercase()
-            && opening()
+        if opening()
             && let Some(names) = table.first.get(&fold_word(&text[i..end]))
         {
             // The words from here on, as many as the longest candidate

@@ -600,8 +600,9 @@ fn within<'m, T>(
 fn sentences(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
-    for (i, c) in text.char_indices() {
-        if !matches!(c, '.' | '!' | '?' | ';') {
+    // The marks are ASCII: bytes are scanned, not characters decoded.
+    for (i, c) in text.bytes().enumerate() {
+        if !matches!(c, b'.' | b'!' | b'?' | b';') {
             continue;
         }
         let mut next = text[i + 1..].chars();
@@ -611,7 +612,7 @@ fn sentences(text: &str) -> Vec<&str> {
         // "No. 119", "e.g. The": an abbreviation is short and starts a word.
         let word_start = text[..i].rfind(' ').map_or(0, |p| p + 1);
         let word = &text[word_start..i];
-        if c == '.' && word.chars().count() <= 2 && word.chars().next().is_some_and(char::is_uppercase) {
+        if c == b'.' && word.chars().count() <= 2 && word.chars().next().is_some_and(char::is_uppercase) {
             continue;
         }
         out.push(text[start..=i].trim());
@@ -680,6 +681,15 @@ pub fn mask(text: &str, spans: &[Range<usize>]) -> String {
 /// Lower case, no diacritics, single spaces, no trailing punctuation: the
 /// form in which contexts and items are matched.
 pub fn fold(text: &str) -> String {
+    if text.is_ascii() {
+        fold_ascii(text)
+    } else {
+        fold_unicode(text)
+    }
+}
+
+/// [`fold`] of any text.
+fn fold_unicode(text: &str) -> String {
     let latin = transliterate(text);
     let mut out = String::with_capacity(latin.len());
     let mut gap = false;
@@ -719,6 +729,30 @@ pub fn fold(text: &str) -> String {
     let trimmed = out
         .trim_end_matches(['.', ';', ':', ',', ' '])
         .trim_matches(['"', '“', '”', '„']);
+    if trimmed.len() == out.len() {
+        out
+    } else {
+        trimmed.to_string()
+    }
+}
+
+/// [`fold`] of ASCII text (most keys): bytes, no decoding, no tables.
+fn fold_ascii(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut gap = false;
+    for b in text.bytes() {
+        // What `char::is_whitespace` holds in ASCII.
+        if matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r') {
+            gap = true;
+            continue;
+        }
+        if gap && !out.is_empty() {
+            out.push(' ');
+        }
+        gap = false;
+        out.push(char::from(b.to_ascii_lowercase()));
+    }
+    let trimmed = out.trim_end_matches(['.', ';', ':', ',', ' ']).trim_matches('"');
     if trimmed.len() == out.len() {
         out
     } else {
@@ -1007,6 +1041,21 @@ mod tests {
             }
             assert_eq!(plain_letter(c), Some(want.as_str()), "{c}");
             assert_eq!(fold(&format!("A{c}b")), format!("a{want}b"), "{c}");
+        }
+    }
+
+    /// The byte path for ASCII folds as the general one does.
+    #[test]
+    fn ascii_folds_as_any_text() {
+        for text in [
+            "Proof of  Health\tInsurance.",
+            "  \"Valid Passport\";: ",
+            "A\x0bB\x0cC\rD",
+            "U.S. citizens, 90 DAYS...",
+            "",
+            " . ",
+        ] {
+            assert_eq!(fold_ascii(text), fold_unicode(text), "{text:?}");
         }
     }
 
