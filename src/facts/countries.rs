@@ -222,6 +222,16 @@ fn fold_word(word: &str) -> String {
     }
 }
 
+/// [`fold_word`] of a word of a page, borrowed when it is folded already
+/// (lower-case ASCII, most words): looked up, not kept.
+fn folded(word: &str) -> std::borrow::Cow<'_, str> {
+    if word.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
+        std::borrow::Cow::Borrowed(word)
+    } else {
+        std::borrow::Cow::Owned(fold_word(word))
+    }
+}
+
 /// The code of a match, as written in the data ("ME", "EU", "Schengen").
 fn code_of(id: usize) -> &'static str {
     TABLE.codes[id].as_str()
@@ -259,7 +269,7 @@ pub fn find(text: &str) -> Vec<CountryMatch> {
             _ => true,
         };
         if opening()
-            && let Some(names) = table.first.get(&fold_word(&text[i..end]))
+            && let Some(names) = table.first.get(folded(&text[i..end]).as_ref())
         {
             // The words from here on, as many as the longest candidate
             // needs (joining words between its words included).
@@ -322,12 +332,12 @@ fn match_name(table: &Table, name: &Name, text: &str, tokens: &[(Range<usize>, &
             if w > 0 && text[tokens[last].0.end..span.start].contains([',', ';', ':', '|', '\n', '(', ')']) {
                 return None;
             }
-            let key = fold_word(word);
-            if w > 0 && table.joining.contains(key.as_str()) {
+            let key = folded(word);
+            if w > 0 && table.joining.contains(key.as_ref()) {
                 t += 1;
                 continue;
             }
-            if !forms.contains(&key) {
+            if !forms.iter().any(|f| *f == key) {
                 return None;
             }
             break;
@@ -374,8 +384,8 @@ fn joins(table: &Table, gap: &str) -> bool {
         return false;
     }
     words(gap).all(|(_, w)| {
-        let w = fold_word(w);
-        table.joining.contains(&w) || table.between.contains(&w)
+        let w = folded(w);
+        table.joining.contains(w.as_ref()) || table.between.contains(w.as_ref())
     })
 }
 
@@ -390,8 +400,8 @@ pub fn sentence_key(masked: &str) -> String {
             out.push_str(" §");
         }
         for (_, w) in words(part) {
-            let w = fold_word(w);
-            if !table.joining.contains(&w) {
+            let w = folded(w);
+            if !table.joining.contains(w.as_ref()) {
                 out.push(' ');
                 out.push_str(&w);
             }
@@ -409,21 +419,27 @@ pub fn after_nationals(before: &str) -> bool {
     // the", "zemalja članica"), then the words a phrase can end with. Only
     // those are read: a sentence naming many countries asks this once for
     // each run of names.
-    let mut back = words_back(before).map(fold_word);
-    let mut folded: Vec<String> = Vec::with_capacity(table.longest_nationality);
+    let mut back = words_back(before).map(folded);
+    let mut last: Vec<std::borrow::Cow<str>> = Vec::with_capacity(table.longest_nationality);
     for w in back.by_ref() {
-        let between = table.joining.contains(&w)
-            || table.between.contains(&w)
-            || matches!(w.as_str(), "from" | "iz" | "nga");
+        let between = table.joining.contains(w.as_ref())
+            || table.between.contains(w.as_ref())
+            || matches!(w.as_ref(), "from" | "iz" | "nga");
         if !between {
-            folded.push(w);
+            last.push(w);
             break;
         }
     }
-    folded.extend(back.take(table.longest_nationality.saturating_sub(1)));
-    folded.truncate(table.longest_nationality);
-    folded.reverse();
-    table.nationality.iter().any(|phrase| folded.ends_with(phrase))
+    last.extend(back.take(table.longest_nationality.saturating_sub(1)));
+    last.truncate(table.longest_nationality);
+    last.reverse();
+    table.nationality.iter().any(|phrase| {
+        last.len() >= phrase.len()
+            && last[last.len() - phrase.len()..]
+                .iter()
+                .zip(phrase)
+                .all(|(a, b)| a == b)
+    })
 }
 
 /// The words of `text` (runs of letters and digits), the last one first.

@@ -63,7 +63,11 @@ pub fn inline_items(sentence: &str) -> Option<(std::ops::Range<usize>, Vec<&str>
                 .any(|w| lexicon.list_joining.iter().any(|j| j.eq_ignore_ascii_case(w))))
     {
         open + 1..close
-    } else if let Some(colon) = sentence.find(": ") {
+    } else if let Some(colon) = sentence
+        .match_indices(':')
+        .map(|(i, _)| i)
+        .find(|&i| sentence[i + 1..].starts_with(' '))
+    {
         colon + 2..sentence.len()
     } else if sentence.trim_end().ends_with('.') {
         // A whole sentence, not a title ("Entry, Exit and Visa Requirements").
@@ -175,7 +179,12 @@ pub fn news_lines(lines: &[&str]) -> std::collections::HashSet<usize> {
 /// paragraph enumerates inline ("1) pasoš; 2) fotografija; 3) dokaz o
 /// smeštaju."), split at the next numbers in sequence.
 pub fn items(line: &str) -> Vec<&str> {
-    let (first, mut next) = match item(line) {
+    items_after(line, item(line))
+}
+
+/// [`items`] of a line whose [`item`] is known.
+pub fn items_after<'a>(line: &'a str, item: Option<&'a str>) -> Vec<&'a str> {
+    let (first, mut next) = match item {
         Some(first) => {
             let lead = line.trim_start();
             let digits = lead.bytes().take_while(u8::is_ascii_digit).count();

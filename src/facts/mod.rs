@@ -258,8 +258,9 @@ pub fn parse(text: &str) -> Facts {
         };
         let heading = line.starts_with('#');
         let body = line.trim_start_matches('#').trim();
-        let items = documents::items(line);
-        let list_line = documents::item(line).is_some();
+        let first = documents::item(line);
+        let list_line = first.is_some();
+        let items = documents::items_after(line, first);
         let units: Vec<Unit_> = if list_line {
             items
                 .iter()
@@ -400,9 +401,10 @@ pub fn parse(text: &str) -> Facts {
                 _ => fold(&mask(u.body, &spans)),
             };
             // Every fact of this stretch shares its context, key and line.
+            let context = shown(u.context);
             let fact = |value: Value| Fact {
                 value,
-                context: shown(u.context),
+                context: context.clone(),
                 key: key.clone(),
                 line: line_no,
             };
@@ -437,7 +439,11 @@ pub fn parse(text: &str) -> Facts {
         }
         if !items.is_empty() {
             // The page's own script for what editors read, when it splits alike.
-            let shown = documents::items(original);
+            let shown = if same_script {
+                items.clone()
+            } else {
+                documents::items(original)
+            };
             let shown = if shown.len() == items.len() {
                 shown
             } else {
