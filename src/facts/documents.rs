@@ -90,7 +90,6 @@ pub fn inline_items(sentence: &str) -> Option<(std::ops::Range<usize>, Vec<&str>
     // "…, fotografija i potvrda": the joining word splits it in two.
     let lead = sentence[last.clone()].trim_start();
     let start = last.end - lead.len();
-    let words_at = lead.match_indices(' ').map(|(i, _)| i + 1);
     let first_word = lead.split(' ').next().unwrap_or("");
     if is_joining(first_word) {
         if parts.is_empty() {
@@ -100,11 +99,17 @@ pub fn inline_items(sentence: &str) -> Option<(std::ops::Range<usize>, Vec<&str>
     } else {
         // The words before the joining word are an item, eight words at
         // most: a long sentence is not read to its end.
-        let split = words_at
-            .filter(|&i| !lead[i..].starts_with(' '))
+        let mut at = 0;
+        let (split, word) = lead
+            .split(' ')
+            .map(|w| {
+                at += w.len() + 1;
+                (at - w.len() - 1, w)
+            })
+            .skip(1)
+            .filter(|(_, w)| !w.is_empty())
             .take(8)
-            .find(|&i| is_joining(lead[i..].split(' ').next().unwrap_or("")))?;
-        let word = lead[split..].split(' ').next().unwrap_or("");
+            .find(|(_, w)| is_joining(w))?;
         parts.push(start..start + split);
         parts.push(start + split + word.len()..last.end);
     }

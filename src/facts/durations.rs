@@ -237,7 +237,9 @@ pub(super) fn find_in(text: &str, lines: &Lines, taken: &[Range<usize>]) -> Vec<
         if let Some(nl) = memchr::memrchr(b'\n', &text.as_bytes()[numbered_from..u.start()]) {
             numbered_from += nl + 1;
         }
-        if let Some(caps) = NUMBERED.captures_at(&text[..u.start()], numbered_from) {
+        if may_be_numbered(text, u.start())
+            && let Some(caps) = NUMBERED.captures_at(&text[..u.start()], numbered_from)
+        {
             numbered_from = u.end();
             if let Some((span, n, from)) = numbered(text, &caps, u.end()) {
                 found.push(span, n, unit, from);
@@ -288,6 +290,22 @@ fn numbered(text: &str, caps: &regex::Captures, end: usize) -> Option<(Range<usi
         span.start = from;
     }
     Some((span, n, caps.name("from").and_then(|f| f.as_str().parse().ok())))
+}
+
+/// Whether a [`NUMBERED`] head can end at `unit`: before the space or
+/// hyphen there is a digit, a bracket or a qualifier ("15 working days").
+/// Most unit words follow a letter ("six months", "per day"): asked so,
+/// they cost no search.
+fn may_be_numbered(text: &str, unit: usize) -> bool {
+    let head = text[..unit].trim_end_matches(|c: char| c == '-' || (c.is_whitespace() && c != '\n'));
+    match head.chars().next_back() {
+        Some(c) if c.is_ascii_digit() || c == ')' => true,
+        Some(c) if c.is_alphanumeric() => {
+            let word = &head[head.trim_end_matches(char::is_alphanumeric).len()..];
+            LEXICON.qualifiers.iter().any(|q| q == word)
+        }
+        _ => false,
+    }
 }
 
 /// A number in words before the unit word at `unit`: "šest meseci",

@@ -231,7 +231,7 @@ pub fn parse(text: &str) -> Facts {
         mask(part, &spans)
     };
     let mut facts = Facts::default();
-    let mut lead_in = String::new();
+    let mut lead_in = LeadIn::default();
     let mut free_fees: Vec<usize> = Vec::new();
     // Transliteration maps line to line, so the page's own script is at hand
     // for what editors read (document items); matching uses the Latin keys.
@@ -317,7 +317,7 @@ pub fn parse(text: &str) -> Facts {
                 } else if u.label.is_some() {
                     row_countries.push(Named {
                         at: line_no,
-                        lead_in: lead_in.clone(),
+                        lead_in: lead_in.shown(),
                         starts,
                         names: found,
                     });
@@ -455,7 +455,7 @@ pub fn parse(text: &str) -> Facts {
                 let masked = mask_values(item);
                 facts.documents.push(Document {
                     text: text.to_string(),
-                    context: lead_in.clone(),
+                    context: lead_in.shown(),
                     key: fold(&masked),
                     shape: masked,
                     line: line_no,
@@ -463,7 +463,7 @@ pub fn parse(text: &str) -> Facts {
                 });
             }
         } else if heading || !body.contains(" | ") {
-            lead_in = shown(body);
+            lead_in = LeadIn::of(line, original, body);
         }
     }
     country_lists(&mut facts, item_countries, row_countries);
@@ -487,6 +487,35 @@ pub fn parse(text: &str) -> Facts {
         }
     }
     facts
+}
+
+/// The last heading or paragraph before a list or a table, the context
+/// of its items and rows: made into the page's script only when one asks
+/// (most paragraphs lead into nothing).
+#[derive(Default)]
+struct LeadIn<'a> {
+    /// The paragraph in Latin, its line in Latin and in the page's script.
+    part: &'a str,
+    latin: &'a str,
+    original: &'a str,
+    shown: Option<String>,
+}
+
+impl<'a> LeadIn<'a> {
+    fn of(latin: &'a str, original: &'a str, part: &'a str) -> LeadIn<'a> {
+        LeadIn {
+            part,
+            latin,
+            original,
+            shown: None,
+        }
+    }
+
+    fn shown(&mut self) -> String {
+        self.shown
+            .get_or_insert_with(|| in_page_script(self.latin, self.original, self.part))
+            .clone()
+    }
 }
 
 /// Countries named in a list item or a table row, waiting for the verdict
@@ -876,7 +905,8 @@ pub fn transliterate(text: &str) -> std::borrow::Cow<'_, str> {
             out.push(c);
             continue;
         };
-        if !c.is_lowercase() {
+        // Serbian capitals are U+0400–U+042F (see `latin_of`).
+        if c <= '\u{42f}' {
             // Upper case: capitalise the first letter only ("Љ" → "Lj").
             let mut it = latin.chars();
             if let Some(first) = it.next() {
