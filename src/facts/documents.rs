@@ -44,6 +44,29 @@ fn names_a_document(text: &str) -> bool {
     DOCUMENT_WORD.is_match(&text.to_ascii_lowercase())
 }
 
+/// The first bytes (ASCII lower case) of the joining words: most words of
+/// a sentence are told apart by it without comparing.
+static JOINING_FIRST: LazyLock<[bool; 256]> = LazyLock::new(|| {
+    let mut first = [false; 256];
+    for w in &super::lexicon::LEXICON.list_joining {
+        if let Some(b) = w.bytes().next() {
+            first[usize::from(b.to_ascii_lowercase())] = true;
+        }
+    }
+    first
+});
+
+/// Whether `word` joins the last item of a list ("and", "or", "ili", "dhe").
+fn is_joining(word: &str) -> bool {
+    word.bytes()
+        .next()
+        .is_some_and(|b| JOINING_FIRST[usize::from(b.to_ascii_lowercase())])
+        && super::lexicon::LEXICON
+            .list_joining
+            .iter()
+            .any(|j| j.eq_ignore_ascii_case(word))
+}
+
 /// A list written inside a sentence: "photo ID (original ID, a driver's
 /// license, or a passport)", "Uz zahtev: pasoš, fotografija i potvrda".
 /// The list is the part in brackets or after a colon (or the whole
@@ -52,15 +75,11 @@ fn names_a_document(text: &str) -> bool {
 /// `data/lexicon.toml`), none longer than eight words. Returns the items,
 /// slices of `sentence`, and the span of the list in it.
 pub fn inline_items(sentence: &str) -> Option<(std::ops::Range<usize>, Vec<&str>)> {
-    let lexicon = &*super::lexicon::LEXICON;
     // The shape first, the words last: every sentence of a page is asked,
     // and few hold a list.
     let region = if let (Some(open), Some(close)) = (sentence.find('('), sentence.rfind(')'))
         && open < close
-        && (sentence[open..close].contains(',')
-            || sentence[open..close]
-                .split(' ')
-                .any(|w| lexicon.list_joining.iter().any(|j| j.eq_ignore_ascii_case(w))))
+        && (sentence[open..close].contains(',') || sentence[open..close].split(' ').any(is_joining))
     {
         open + 1..close
     } else if let Some(colon) = sentence
@@ -85,7 +104,6 @@ pub fn inline_items(sentence: &str) -> Option<(std::ops::Range<usize>, Vec<&str>
         at += piece.len() + 1;
     }
     let last = parts.pop()?;
-    let is_joining = |w: &str| lexicon.list_joining.iter().any(|j| j.eq_ignore_ascii_case(w));
     // "…, or a passport": the last part starts with its joining word;
     // "…, fotografija i potvrda": the joining word splits it in two.
     let lead = sentence[last.clone()].trim_start();

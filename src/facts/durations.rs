@@ -71,6 +71,15 @@ fn number_of(word: &str) -> Option<u32> {
     if let Ok(n) = word.parse() {
         return Some(n);
     }
+    // Most phrases are written as the lexicon writes them: looked up as
+    // they are.
+    if !word.contains("  ")
+        && word
+            .chars()
+            .all(|c| c == ' ' || !(c.is_whitespace() || c.is_uppercase()))
+    {
+        return LEXICON.numbers.get(word).copied();
+    }
     // "twenty  one" as the lexicon writes it: one space between words.
     let w = word
         .to_lowercase()
@@ -106,10 +115,15 @@ fn number_before(text: &str, start: usize, end: usize) -> Option<(u32, usize)> {
         at = from;
         starts.push(from);
     }
-    starts
-        .iter()
-        .rev()
-        .find_map(|&from| number_of(&text[from..end].replace('-', " ")).map(|n| (n, from)))
+    starts.iter().rev().find_map(|&from| {
+        let phrase = &text[from..end];
+        if phrase.contains('-') {
+            number_of(&phrase.replace('-', " "))
+        } else {
+            number_of(phrase)
+        }
+        .map(|n| (n, from))
+    })
 }
 
 /// The word that ends just before `at` (spaces or a hyphen between), on
