@@ -232,6 +232,19 @@ fn folded(word: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// [`folded`] of a capitalised word, in `buf` when it is short ASCII (most
+/// are): every capitalised word of a page is looked up.
+fn lowered<'a>(word: &'a str, buf: &'a mut [u8; 32]) -> std::borrow::Cow<'a, str> {
+    if word.is_ascii() && word.len() <= buf.len() {
+        let buf = &mut buf[..word.len()];
+        buf.copy_from_slice(word.as_bytes());
+        buf.make_ascii_lowercase();
+        std::borrow::Cow::Borrowed(std::str::from_utf8(buf).expect("ASCII"))
+    } else {
+        folded(word)
+    }
+}
+
 /// The code of a match, as written in the data ("ME", "EU", "Schengen").
 fn code_of(id: usize) -> &'static str {
     TABLE.codes[id].as_str()
@@ -269,7 +282,7 @@ pub fn find(text: &str) -> Vec<CountryMatch> {
             _ => true,
         };
         if opening()
-            && let Some(names) = table.first.get(folded(&text[i..end]).as_ref())
+            && let Some(names) = table.first.get(lowered(&text[i..end], &mut [0; 32]).as_ref())
         {
             // The words from here on, as many as the longest candidate
             // needs (joining words between its words included).

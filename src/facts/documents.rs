@@ -156,7 +156,8 @@ pub fn inline_items(sentence: &str) -> Option<(std::ops::Range<usize>, Vec<&str>
 /// press releases, "recent posts"). Their items are no
 /// documents, and their changes no change: a broad selection (`main`, no
 /// selector) takes such lists in with the requirements.
-pub fn news_lines(lines: &[&str]) -> std::collections::HashSet<usize> {
+/// `items[i]` is the [`item`] of `lines[i]`.
+pub fn news_lines(lines: &[&str], items: &[Option<&str>]) -> std::collections::HashSet<usize> {
     let mut news = std::collections::HashSet::new();
     let mut run: Vec<usize> = Vec::new();
     let mut close = |run: &mut Vec<usize>| {
@@ -172,7 +173,7 @@ pub fn news_lines(lines: &[&str]) -> std::collections::HashSet<usize> {
             let dated_edges = || {
                 let mut undated = 0;
                 for i in &run[..] {
-                    if !item(lines[*i]).is_some_and(super::dates::dated_at_an_edge) {
+                    if !items[*i].is_some_and(super::dates::dated_at_an_edge) {
                         undated += 1;
                         if undated * 3 > run.len() {
                             return false;
@@ -187,8 +188,8 @@ pub fn news_lines(lines: &[&str]) -> std::collections::HashSet<usize> {
         }
         run.clear();
     };
-    for (i, line) in lines.iter().enumerate() {
-        if item(line).is_some() {
+    for (i, first) in items.iter().enumerate() {
+        if first.is_some() {
             run.push(i);
         } else {
             close(&mut run);

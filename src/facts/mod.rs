@@ -237,7 +237,9 @@ pub fn parse(text: &str) -> Facts {
     // for what editors read (document items); matching uses the Latin keys.
     let mut original_lines = text.lines();
     let latin_lines: Vec<&str> = latin.lines().collect();
-    let news = documents::news_lines(&latin_lines);
+    // Each line's list item, if it is one (asked twice below).
+    let firsts: Vec<Option<&str>> = latin_lines.iter().map(|l| documents::item(l)).collect();
+    let news = documents::news_lines(&latin_lines, &firsts);
     // Countries named in list items and table rows: a list or a table is one
     // of nationalities only when most of its entries are countries (below).
     let mut item_countries: Vec<Named> = Vec::new();
@@ -258,7 +260,7 @@ pub fn parse(text: &str) -> Facts {
         };
         let heading = line.starts_with('#');
         let body = line.trim_start_matches('#').trim();
-        let first = documents::item(line);
+        let first = firsts[line_no];
         let list_line = first.is_some();
         let items = documents::items_after(line, first);
         let units: Vec<Unit_> = if list_line {
@@ -716,11 +718,22 @@ pub fn mask(text: &str, spans: &[Range<usize>]) -> String {
 /// Lower case, no diacritics, single spaces, no trailing punctuation: the
 /// form in which contexts and items are matched.
 pub fn fold(text: &str) -> String {
-    if text.is_ascii() {
+    if is_ascii_or_masked(text) {
         fold_ascii(text)
     } else {
         fold_unicode(text)
     }
+}
+
+/// Whether `text` is ASCII but for the `§` of masked values (most keys).
+fn is_ascii_or_masked(text: &str) -> bool {
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
+        if !b.is_ascii() && !(b == 0xc2 && bytes.next() == Some(0xa7)) {
+            return false;
+        }
+    }
+    true
 }
 
 /// [`fold`] of any text.
@@ -771,11 +784,13 @@ fn fold_unicode(text: &str) -> String {
     }
 }
 
-/// [`fold`] of ASCII text (most keys): bytes, no decoding, no tables.
+/// [`fold`] of ASCII text with `§` (see [`is_ascii_or_masked`]): bytes,
+/// no decoding, no tables.
 fn fold_ascii(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut gap = false;
-    for b in text.bytes() {
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
         // What `char::is_whitespace` holds in ASCII.
         if matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r') {
             gap = true;
@@ -785,7 +800,13 @@ fn fold_ascii(text: &str) -> String {
             out.push(' ');
         }
         gap = false;
-        out.push(char::from(b.to_ascii_lowercase()));
+        if b.is_ascii() {
+            out.push(char::from(b.to_ascii_lowercase()));
+        } else {
+            // The lead byte of `§`; its second byte is skipped.
+            bytes.next();
+            out.push('§');
+        }
     }
     let trimmed = out.trim_end_matches(['.', ';', ':', ',', ' ']).trim_matches('"');
     if trimmed.len() == out.len() {
@@ -1090,8 +1111,14 @@ mod tests {
             "U.S. citizens, 90 DAYS...",
             "",
             " . ",
+            "Fee § for  § days §.",
         ] {
+            assert!(is_ascii_or_masked(text));
             assert_eq!(fold_ascii(text), fold_unicode(text), "{text:?}");
+        }
+        // A no-break space or a letter of ours is no ASCII.
+        for text in ["50\u{a0}§", "Ç§", "§\u{a0}"] {
+            assert!(!is_ascii_or_masked(text), "{text:?}");
         }
     }
 
