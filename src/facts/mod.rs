@@ -729,7 +729,8 @@ pub fn fold(text: &str) -> String {
 fn is_ascii_or_masked(text: &str) -> bool {
     let mut bytes = text.bytes();
     while let Some(b) = bytes.next() {
-        if !b.is_ascii() && !(b == 0xc2 && bytes.next() == Some(0xa7)) {
+        let masked = || b == 0xc2 && bytes.next() == Some(0xa7);
+        if !(b.is_ascii() || masked()) {
             return false;
         }
     }
