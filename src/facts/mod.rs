@@ -729,8 +729,7 @@ pub fn fold(text: &str) -> String {
 fn is_ascii_or_masked(text: &str) -> bool {
     let mut bytes = text.bytes();
     while let Some(b) = bytes.next() {
-        let masked = || b == 0xc2 && bytes.next() == Some(0xa7);
-        if !(b.is_ascii() || masked()) {
+        if !(b.is_ascii() || b == 0xc2 && bytes.next() == Some(0xa7)) {
             return false;
         }
     }
