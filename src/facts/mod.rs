@@ -197,11 +197,10 @@ struct Unit_<'a> {
 /// Parses the facts of a canonical text.
 pub fn parse(text: &str) -> Facts {
     let latin = transliterate(text);
-    // Each regex runs once over the text (they never cross a line); units
-    // below take the matches inside their span. Far cheaper than a search
-    // per sentence.
-    // Every kind's regexes read the ASCII-lowercased text (see `fees`),
-    // and only the lines one pass over it found holding that kind.
+    // Each kind's regexes run once over the ASCII-lowercased text (see
+    // `fees`), on the lines one pass over it found holding that kind (no
+    // regex crosses a line); units below take the matches inside their
+    // span. Far cheaper than a search per sentence.
     let lower = latin.to_ascii_lowercase();
     let lines = scan::Lines::of(&lower);
     let all_fees = fees::find_in(&latin, &lower, &lines);

@@ -107,17 +107,10 @@ pub fn captures<'h>(
     lower: &'h str,
     lines: &'h [Range<usize>],
 ) -> impl Iterator<Item = regex::Captures<'h>> + 'h {
-    lines.iter().flat_map(move |line| {
-        // The haystack ends with the line and starts with the text, so a
-        // word boundary at either edge reads what the whole text has.
-        let hay = &lower[..line.end];
-        let mut at = line.start;
-        std::iter::from_fn(move || {
-            let caps = re.captures_at(hay, at)?;
-            let whole = caps.get(0).expect("match");
-            at = next_start(hay, whole.range());
-            Some(caps)
-        })
+    each(lower, lines, move |hay, at| {
+        let caps = re.captures_at(hay, at)?;
+        let whole = caps.get(0).expect("match").range();
+        Some((caps, whole))
     })
 }
 
@@ -127,13 +120,27 @@ pub fn matches<'h>(
     lower: &'h str,
     lines: &'h [Range<usize>],
 ) -> impl Iterator<Item = regex::Match<'h>> + 'h {
+    each(lower, lines, move |hay, at| {
+        re.find_at(hay, at).map(|m| (m, m.range()))
+    })
+}
+
+/// What `search` (a regex's search from an offset, with the span it
+/// found) finds on each of `lines`, one after another.
+fn each<'h, T>(
+    lower: &'h str,
+    lines: &'h [Range<usize>],
+    search: impl Fn(&'h str, usize) -> Option<(T, Range<usize>)> + Copy + 'h,
+) -> impl Iterator<Item = T> + 'h {
     lines.iter().flat_map(move |line| {
+        // The haystack ends with the line and starts with the text, so a
+        // word boundary at either edge reads what the whole text has.
         let hay = &lower[..line.end];
         let mut at = line.start;
         std::iter::from_fn(move || {
-            let m = re.find_at(hay, at)?;
-            at = next_start(hay, m.range());
-            Some(m)
+            let (found, span) = search(hay, at)?;
+            at = next_start(hay, span);
+            Some(found)
         })
     })
 }
