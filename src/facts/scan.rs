@@ -67,7 +67,7 @@ thread_local! {
     static CACHE: RefCell<Option<Cache>> = const { RefCell::new(None) };
 }
 
-/// The stretches of the text (whole lines, adjacent ones joined) where a
+/// The stretches of the text (whole lines, those near each other joined) where a
 /// match of each kind ends, by [`Kind`].
 #[derive(Debug, Clone)]
 pub struct Lines {
