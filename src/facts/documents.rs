@@ -20,7 +20,7 @@ pub fn item(line: &str) -> Option<&str> {
 
 /// A word that names a document: the lexicon's words as word starts, the
 /// short ones ("id") as whole words.
-static DOCUMENT_WORD: LazyLock<Regex> = LazyLock::new(|| {
+pub(super) static DOCUMENT_WORD: LazyLock<Regex> = LazyLock::new(|| {
     let words = &super::lexicon::LEXICON.document_words;
     let long = super::word_alternation(
         words.iter().filter(|w| w.chars().count() > 3).map(String::as_str),
@@ -156,9 +156,10 @@ pub fn inline_items(sentence: &str) -> Option<(std::ops::Range<usize>, Vec<&str>
 /// press releases, "recent posts"). Their items are no
 /// documents, and their changes no change: a broad selection (`main`, no
 /// selector) takes such lists in with the requirements.
-/// `items[i]` is the [`item`] of `lines[i]`.
-pub fn news_lines(lines: &[&str], items: &[Option<&str>]) -> std::collections::HashSet<usize> {
-    let mut news = std::collections::HashSet::new();
+/// `items[i]` is the [`item`] of `lines[i]`; `news[i]` says whether
+/// `lines[i]` is news.
+pub fn news_lines(lines: &[&str], items: &[Option<&str>]) -> Vec<bool> {
+    let mut news = vec![false; lines.len()];
     let mut run: Vec<usize> = Vec::new();
     let mut close = |run: &mut Vec<usize>| {
         if run.len() >= 3 {
@@ -183,7 +184,9 @@ pub fn news_lines(lines: &[&str], items: &[Option<&str>]) -> std::collections::H
                 true
             };
             if dated_links() || dated_edges() {
-                news.extend(run.iter().copied());
+                for &i in run.iter() {
+                    news[i] = true;
+                }
             }
         }
         run.clear();

@@ -243,11 +243,27 @@ pub fn parse(text: &str) -> Facts {
     // of nationalities only when most of its entries are countries (below).
     let mut item_countries: Vec<Named> = Vec::new();
     let mut row_countries: Vec<Named> = Vec::new();
+    // Where a value or a country starts: a line with none, no list item
+    // and no word naming a document gives no fact (most lines of a page),
+    // and is only a lead-in.
+    let mut marks: Vec<usize> = all_fees
+        .iter()
+        .map(|f| f.span.start)
+        .chain(all_ages.iter().map(|a| a.span.start))
+        .chain(all_dates.iter().map(|d| d.span.start))
+        .chain(all_durs.iter().map(|d| d.span.start))
+        .chain(all_countries.iter().map(|c| c.span.start))
+        .collect();
+    marks.sort_unstable();
     for (line_no, line) in latin_lines.iter().copied().enumerate() {
         let original = original_lines.next().unwrap_or(line);
-        if news.contains(&line_no) {
+        if news[line_no] {
             continue;
         }
+        let start = offset(line);
+        let marked =
+            marks.partition_point(|&m| m < start) < marks.partition_point(|&m| m < start + line.len());
+        let may_list = lines.may_name_a_document(start);
         // What editors read (contexts, labels, lead-ins) in the page's script.
         let same_script = line == original;
         let shown = |part: &str| {
@@ -262,6 +278,12 @@ pub fn parse(text: &str) -> Facts {
         let first = firsts[line_no];
         let list_line = first.is_some();
         let items = documents::items_after(line, first);
+        if !marked && !may_list && items.is_empty() {
+            if heading || !body.contains(" | ") {
+                lead_in = LeadIn::of(line, original, body);
+            }
+            continue;
+        }
         let units: Vec<Unit_> = if list_line {
             items
                 .iter()
@@ -301,7 +323,7 @@ pub fn parse(text: &str) -> Facts {
                 let starts = (u.body[..first]
                     .trim_matches(|c: char| !c.is_alphanumeric())
                     .is_empty()
-                    || fold(&u.body[..first]) == "the")
+                    || u.body[..first].trim().len() <= 12 && fold(&u.body[..first]) == "the")
                     && (rest.trim_end_matches('.').is_empty()
                         || rest.starts_with([',', '(', '–', '—', '-', ':', ';', '/', '*', '|']));
                 let found: Vec<(&'static str, String)> = named
@@ -370,6 +392,7 @@ pub fn parse(text: &str) -> Facts {
             if !list_line
                 && !heading
                 && u.label.is_none()
+                && may_list
                 && let Some((list, inline)) = documents::inline_items(u.body)
             {
                 // A list of countries is no document list (see above).

@@ -31,9 +31,11 @@ pub enum Kind {
     Date,
     /// A unit word of a duration: every duration has one.
     Unit,
+    /// A word naming a document: a list inside a sentence needs one.
+    Document,
 }
 
-const KINDS: usize = 6;
+const KINDS: usize = 7;
 
 /// Lines of one kind at most this many bytes apart are searched as one
 /// stretch.
@@ -47,6 +49,7 @@ fn patterns() -> [&'static str; KINDS] {
         super::ages::AGE.as_str(),
         super::dates::DATE.as_str(),
         super::durations::UNIT.as_str(),
+        super::documents::DOCUMENT_WORD.as_str(),
     ]
 }
 
@@ -72,6 +75,9 @@ thread_local! {
 #[derive(Debug, Clone)]
 pub struct Lines {
     by_kind: [Vec<Range<usize>>; KINDS],
+    /// The starts of the lines holding a document word, each line alone
+    /// (`None`: not known, any line may).
+    documents: Option<Vec<usize>>,
 }
 
 impl Lines {
@@ -79,6 +85,7 @@ impl Lines {
     pub fn everywhere(text: &str) -> Lines {
         Lines {
             by_kind: std::array::from_fn(|_| std::iter::once(0..text.len()).collect()),
+            documents: None,
         }
     }
 
@@ -97,6 +104,15 @@ impl Lines {
 
     pub fn get(&self, kind: Kind) -> &[Range<usize>] {
         &self.by_kind[kind as usize]
+    }
+
+    /// Whether the line starting at `start` may hold a word naming a
+    /// document: lines that do not cannot hold a list of documents in a
+    /// sentence, and are not asked.
+    pub fn may_name_a_document(&self, start: usize) -> bool {
+        self.documents
+            .as_ref()
+            .is_none_or(|starts| starts.binary_search(&start).is_ok())
     }
 }
 
@@ -161,6 +177,7 @@ fn scan(dfa: &DFA, cache: &mut Cache, text: &str) -> Option<Lines> {
     let input = Input::new(bytes);
     let mut state = OverlappingState::start();
     let mut by_kind: [Vec<Range<usize>>; KINDS] = Default::default();
+    let mut documents: Vec<usize> = Vec::new();
     // The line of the last match end, found once for all its matches.
     let mut line = 0..0;
     loop {
@@ -173,7 +190,11 @@ fn scan(dfa: &DFA, cache: &mut Cache, text: &str) -> Option<Lines> {
             let end = memchr::memchr(b'\n', &bytes[last..]).map_or(bytes.len(), |i| last + i);
             line = start..end;
         }
-        let ranges = &mut by_kind[m.pattern().as_usize()];
+        let kind = m.pattern().as_usize();
+        if kind == Kind::Document as usize && documents.last() != Some(&line.start) {
+            documents.push(line.start);
+        }
+        let ranges = &mut by_kind[kind];
         match ranges.last_mut() {
             Some(r) if r.end >= line.end => {}
             // A line near the last one: one stretch (the lines between
@@ -183,7 +204,10 @@ fn scan(dfa: &DFA, cache: &mut Cache, text: &str) -> Option<Lines> {
             _ => ranges.push(line.clone()),
         }
     }
-    Some(Lines { by_kind })
+    Some(Lines {
+        by_kind,
+        documents: Some(documents),
+    })
 }
 
 #[cfg(test)]
@@ -220,6 +244,21 @@ mod tests {
             lines.get(Kind::Unit),
             [at("valid for 90 days"), at("€20 and also 3 weeks")]
         );
+    }
+
+    /// Only lines holding a word that names a document may hold a list of
+    /// documents inside a sentence: the others are not asked. Each line is
+    /// told alone, however near the next.
+    #[test]
+    fn lines_naming_documents_are_told_alone() {
+        let text = "bring a passport, a photo and the form.\nnothing to bring here.\nletërnjoftim ose pasaportë.\nthe passports.";
+        let lines = Lines::of(text);
+        let told = |s: &str| lines.may_name_a_document(text.find(s).unwrap());
+        assert!(told("bring a passport"));
+        assert!(!told("nothing to bring"));
+        assert!(told("letërnjoftim"));
+        assert!(told("the passports"));
+        assert!(Lines::everywhere(text).may_name_a_document(text.find("nothing").unwrap()));
     }
 
     /// Lines of one kind near each other are one stretch, read in one
