@@ -24,7 +24,7 @@ static NUMBERED: LazyLock<Regex> = LazyLock::new(|| {
     .unwrap()
 });
 
-/// A unit word alone, for numbers written in words.
+/// The unit words, for the one pass (`scan`) to tell where they end.
 pub(super) static UNIT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&word_alternation(
         LEXICON.units.iter().map(|u| u.0.as_str()),
@@ -220,7 +220,7 @@ impl Found {
 pub fn find(text: &str, taken: &[Range<usize>]) -> Vec<DurationMatch> {
     // Lower-case regexes over an ASCII-lowercased copy: see `fees::find`.
     let lower = text.to_ascii_lowercase();
-    find_in(&lower, &Lines::everywhere(text), taken)
+    find_in(&lower, &Lines::of(&lower), taken)
 }
 
 /// [`find`] on the lines `lines` says hold unit words (every duration
@@ -231,51 +231,97 @@ pub(super) fn find_in(text: &str, lines: &Lines, taken: &[Range<usize>]) -> Vec<
     // A number's reading ends where the last one's began, as a search
     // through the page would go on after it.
     let mut numbered_from = 0;
-    for u in super::scan::matches(&UNIT, text, lines.get(Kind::Unit)) {
-        let Some(unit) = unit_of(u.as_str()) else {
+    for u in unit_words(text, lines) {
+        let word = &text[u.clone()];
+        let Some(unit) = unit_of(word) else {
             continue;
         };
         // "godinu dana": a year.
-        if u.as_str() == "godinu"
-            && let Some(rest) = text[u.end()..].strip_prefix(" dana")
+        if word == "godinu"
+            && let Some(rest) = text[u.end..].strip_prefix(" dana")
             && !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
         {
             found.add(DurationMatch {
-                span: u.start()..u.end() + " dana".len(),
+                span: u.start..u.end + " dana".len(),
                 n: 1,
                 unit: Unit::Years,
             });
             continue;
         }
         // No number reads across a line: the search starts on the unit's.
-        if let Some(nl) = memchr::memrchr(b'\n', &text.as_bytes()[numbered_from..u.start()]) {
+        if let Some(nl) = memchr::memrchr(b'\n', &text.as_bytes()[numbered_from..u.start]) {
             numbered_from += nl + 1;
         }
-        if may_be_numbered(text, u.start())
-            && let Some(caps) = NUMBERED.captures_at(&text[..u.start()], numbered_from)
+        if may_be_numbered(text, u.start)
+            && let Some(caps) = NUMBERED.captures_at(&text[..u.start], numbered_from)
         {
-            numbered_from = u.end();
-            if let Some((span, n, from)) = numbered(text, &caps, u.end()) {
+            numbered_from = u.end;
+            if let Some((span, n, from)) = numbered(text, &caps, u.end) {
                 found.push(span, n, unit, from);
             }
         }
-        if let Some((n, from)) = in_words(text, u.start()) {
-            found.push(from..u.end(), n, unit, None);
+        if let Some((n, from)) = in_words(text, u.start) {
+            found.push(from..u.end, n, unit, None);
         }
         // "for a year", "up to a month".
-        if let Some((art, art_end)) = word_before(text, u.start())
+        if let Some((art, art_end)) = word_before(text, u.start)
             && matches!(&text[art..art_end], "a" | "an")
-            && spaced(&text[art_end..u.start()])
+            && spaced(&text[art_end..u.start])
             && let Some((w, w_end)) = word_before(text, art)
             && ARTICLE_AFTER.contains(&&text[w..w_end])
             && spaced(&text[w_end..art])
         {
-            found.push(art..u.end(), 1, unit, None);
+            found.push(art..u.end, 1, unit, None);
         }
     }
     let mut out = found.out;
     out.sort_by_key(|m| m.span.start);
     out
+}
+
+/// The words of `text` (runs of letters and digits) that may be unit
+/// words, each once: those around the ends of [`UNIT`]'s matches the one
+/// pass found, or every word of the unit lines when it found none. A unit
+/// word is a whole word: "days" in "90 days", not in "holidays" nor
+/// in "daysë".
+fn unit_words<'a>(text: &'a str, lines: &'a Lines) -> Box<dyn Iterator<Item = Range<usize>> + 'a> {
+    match lines.unit_ends() {
+        Some(ends) => {
+            let mut last = usize::MAX;
+            Box::new(ends.iter().filter_map(move |&end| {
+                let word = word_around(text, end);
+                (word.start != last).then(|| {
+                    last = word.start;
+                    word
+                })
+            }))
+        }
+        None => Box::new(lines.get(Kind::Unit).iter().flat_map(move |line| {
+            let mut at = line.start;
+            std::iter::from_fn(move || {
+                let rest = &text[at..line.end];
+                let start = at + rest.find(char::is_alphanumeric)?;
+                let word = word_around(text, start);
+                at = word.end;
+                Some(word)
+            })
+        })),
+    }
+}
+
+/// The word (letters and digits) that `at` is in or at an edge of.
+fn word_around(text: &str, at: usize) -> Range<usize> {
+    let start = text[..at]
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| c.is_alphanumeric())
+        .last()
+        .map_or(at, |(i, _)| i);
+    let end = at
+        + text[at..]
+            .find(|c: char| !c.is_alphanumeric())
+            .unwrap_or(text.len() - at);
+    start..end
 }
 
 /// A number in digits before a unit word ending at `end`, as [`NUMBERED`]
@@ -390,6 +436,22 @@ pub(super) mod tests {
         assert_eq!(
             all("2-3 weeks, then six months"),
             ["2 weeks", "3 weeks", "6 months"]
+        );
+    }
+
+    /// A unit word is a whole word ("holidays", "daysë" are none), found
+    /// alike where the one pass told where unit words end and where it
+    /// did not (then every word of the line is asked).
+    #[test]
+    fn unit_words_are_whole_words() {
+        let text = "holidays of 5 days; 3 orëve e 2 ditëve; 10 daysë; 4 weeks";
+        let lower = text.to_ascii_lowercase();
+        let told = find_in(&lower, &Lines::of(&lower), &[]);
+        let asked = find_in(&lower, &Lines::everywhere(&lower), &[]);
+        assert_eq!(told, asked);
+        assert_eq!(
+            told.iter().map(DurationMatch::normal).collect::<Vec<_>>(),
+            ["5 days", "3 hours", "2 days", "4 weeks"]
         );
     }
 

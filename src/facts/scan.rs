@@ -6,7 +6,9 @@
 //! together, once, as one lazy DFA that reports where any match of any of
 //! them ends; each kind then reads only the lines where one of its matches
 //! ends. No fact regex crosses a line, so a kind finds the same matches on
-//! its lines as over the whole text.
+//! its lines as over the whole text. Two kinds need more than lines: unit
+//! words are read where their matches end, and lines with no word naming a
+//! document are told one by one (they hold no list of documents).
 //!
 //! For: telling each kind where to look. Not for: reading the matches
 //! (the kinds do), nor countries (a byte scan of their own, `countries`).
@@ -78,6 +80,8 @@ pub struct Lines {
     /// The starts of the lines holding a document word, each line alone
     /// (`None`: not known, any line may).
     documents: Option<Vec<usize>>,
+    /// Where a unit word may end, in order (`None`: not known).
+    unit_ends: Option<Vec<usize>>,
 }
 
 impl Lines {
@@ -86,6 +90,7 @@ impl Lines {
         Lines {
             by_kind: std::array::from_fn(|_| std::iter::once(0..text.len()).collect()),
             documents: None,
+            unit_ends: None,
         }
     }
 
@@ -104,6 +109,12 @@ impl Lines {
 
     pub fn get(&self, kind: Kind) -> &[Range<usize>] {
         &self.by_kind[kind as usize]
+    }
+
+    /// Where a match of the unit words ends, in order: every unit word of
+    /// the text ends at one (`None`: not known).
+    pub fn unit_ends(&self) -> Option<&[usize]> {
+        self.unit_ends.as_deref()
     }
 
     /// Whether the line starting at `start` may hold a word naming a
@@ -178,6 +189,7 @@ fn scan(dfa: &DFA, cache: &mut Cache, text: &str) -> Option<Lines> {
     let mut state = OverlappingState::start();
     let mut by_kind: [Vec<Range<usize>>; KINDS] = Default::default();
     let mut documents: Vec<usize> = Vec::new();
+    let mut unit_ends: Vec<usize> = Vec::new();
     // The line of the last match end, found once for all its matches.
     let mut line = 0..0;
     loop {
@@ -194,6 +206,9 @@ fn scan(dfa: &DFA, cache: &mut Cache, text: &str) -> Option<Lines> {
         if kind == Kind::Document as usize && documents.last() != Some(&line.start) {
             documents.push(line.start);
         }
+        if kind == Kind::Unit as usize {
+            unit_ends.push(m.offset());
+        }
         let ranges = &mut by_kind[kind];
         match ranges.last_mut() {
             Some(r) if r.end >= line.end => {}
@@ -207,6 +222,7 @@ fn scan(dfa: &DFA, cache: &mut Cache, text: &str) -> Option<Lines> {
     Some(Lines {
         by_kind,
         documents: Some(documents),
+        unit_ends: Some(unit_ends),
     })
 }
 
