@@ -263,7 +263,7 @@ pub fn parse(text: &str) -> Facts {
         let start = offset(line);
         let marked =
             marks.partition_point(|&m| m < start) < marks.partition_point(|&m| m < start + line.len());
-        let may_list = lines.may_name_a_document(start);
+        let may_list = lines.may_name_a_document(start..start + line.len());
         // What editors read (contexts, labels, lead-ins) in the page's script.
         let same_script = line == original;
         let shown = |part: &str| {
@@ -392,7 +392,7 @@ pub fn parse(text: &str) -> Facts {
             if !list_line
                 && !heading
                 && u.label.is_none()
-                && may_list
+                && lines.may_name_a_document(at..at + u.body.len())
                 && let Some((list, inline)) = documents::inline_items(u.body)
             {
                 // A list of countries is no document list (see above).

@@ -77,9 +77,8 @@ thread_local! {
 #[derive(Debug, Clone)]
 pub struct Lines {
     by_kind: [Vec<Range<usize>>; KINDS],
-    /// The starts of the lines holding a document word, each line alone
-    /// (`None`: not known, any line may).
-    documents: Option<Vec<usize>>,
+    /// Where a word naming a document ends, in order (`None`: not known).
+    document_ends: Option<Vec<usize>>,
     /// Where a unit word may end, in order (`None`: not known).
     unit_ends: Option<Vec<usize>>,
 }
@@ -89,7 +88,7 @@ impl Lines {
     pub fn everywhere(text: &str) -> Lines {
         Lines {
             by_kind: std::array::from_fn(|_| std::iter::once(0..text.len()).collect()),
-            documents: None,
+            document_ends: None,
             unit_ends: None,
         }
     }
@@ -117,13 +116,16 @@ impl Lines {
         self.unit_ends.as_deref()
     }
 
-    /// Whether the line starting at `start` may hold a word naming a
-    /// document: lines that do not cannot hold a list of documents in a
-    /// sentence, and are not asked.
-    pub fn may_name_a_document(&self, start: usize) -> bool {
-        self.documents
-            .as_ref()
-            .is_none_or(|starts| starts.binary_search(&start).is_ok())
+    /// Whether `part` of the text (a line, a sentence) may hold a word
+    /// naming a document: a part that does not holds no list of documents
+    /// in a sentence, and is not asked.
+    pub fn may_name_a_document(&self, part: Range<usize>) -> bool {
+        self.document_ends.as_ref().is_none_or(|ends| {
+            // A word ends after its first letter: the first end past the
+            // part's start, if any, is in it or after it.
+            let first = ends.partition_point(|&e| e <= part.start);
+            ends.get(first).is_some_and(|&e| e <= part.end)
+        })
     }
 }
 
@@ -188,7 +190,7 @@ fn scan(dfa: &DFA, cache: &mut Cache, text: &str) -> Option<Lines> {
     let input = Input::new(bytes);
     let mut state = OverlappingState::start();
     let mut by_kind: [Vec<Range<usize>>; KINDS] = Default::default();
-    let mut documents: Vec<usize> = Vec::new();
+    let mut document_ends: Vec<usize> = Vec::new();
     let mut unit_ends: Vec<usize> = Vec::new();
     // The line of the last match end, found once for all its matches.
     let mut line = 0..0;
@@ -203,8 +205,8 @@ fn scan(dfa: &DFA, cache: &mut Cache, text: &str) -> Option<Lines> {
             line = start..end;
         }
         let kind = m.pattern().as_usize();
-        if kind == Kind::Document as usize && documents.last() != Some(&line.start) {
-            documents.push(line.start);
+        if kind == Kind::Document as usize {
+            document_ends.push(m.offset());
         }
         if kind == Kind::Unit as usize {
             unit_ends.push(m.offset());
@@ -221,7 +223,7 @@ fn scan(dfa: &DFA, cache: &mut Cache, text: &str) -> Option<Lines> {
     }
     Some(Lines {
         by_kind,
-        documents: Some(documents),
+        document_ends: Some(document_ends),
         unit_ends: Some(unit_ends),
     })
 }
@@ -262,19 +264,22 @@ mod tests {
         );
     }
 
-    /// Only lines holding a word that names a document may hold a list of
-    /// documents inside a sentence: the others are not asked. Each line is
-    /// told alone, however near the next.
+    /// Only lines and sentences holding a word that names a document may
+    /// hold a list of documents inside a sentence: the others are not
+    /// asked. Each part is told alone, however near the next.
     #[test]
-    fn lines_naming_documents_are_told_alone() {
+    fn parts_naming_documents_are_told_alone() {
         let text = "bring a passport, a photo and the form.\nnothing to bring here.\nletërnjoftim ose pasaportë.\nthe passports.";
         let lines = Lines::of(text);
-        let told = |s: &str| lines.may_name_a_document(text.find(s).unwrap());
-        assert!(told("bring a passport"));
-        assert!(!told("nothing to bring"));
-        assert!(told("letërnjoftim"));
-        assert!(told("the passports"));
-        assert!(Lines::everywhere(text).may_name_a_document(text.find("nothing").unwrap()));
+        let span = |s: &str| text.find(s).unwrap()..text.find(s).unwrap() + s.len();
+        let told = |s: &str| lines.may_name_a_document(span(s));
+        assert!(told("bring a passport, a photo and the form."));
+        assert!(!told("bring a"));
+        assert!(told("passport"));
+        assert!(!told("nothing to bring here."));
+        assert!(told("letërnjoftim ose pasaportë."));
+        assert!(told("the passports."));
+        assert!(Lines::everywhere(text).may_name_a_document(span("nothing to bring here.")));
     }
 
     /// Lines of one kind near each other are one stretch, read in one
