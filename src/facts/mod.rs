@@ -18,6 +18,7 @@ pub mod scan;
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::LazyLock;
 
 use serde::Serialize;
 
@@ -926,47 +927,71 @@ fn latin_of(c: char) -> Option<&'static str> {
     })
 }
 
-/// Whether `text` holds a Cyrillic letter (U+0400–U+04FF: UTF-8 lead
-/// bytes 0xD0–0xD3), found by a byte scan.
-fn has_cyrillic(text: &str) -> bool {
-    text.bytes().any(|b| (0xd0..=0xd3).contains(&b))
-}
+/// Each Serbian Cyrillic letter's Latin as `transliterate` writes it, by
+/// code point from U+0400 (capitals capitalised: "Љ" → "Lj").
+static LATIN: LazyLock<Vec<Option<String>>> = LazyLock::new(|| {
+    (0x400..0x460)
+        .map(|code| {
+            let c = char::from_u32(code)?;
+            let latin = latin_of(c)?;
+            // Serbian capitals are U+0400–U+042F (see `latin_of`): the
+            // first letter only is made upper case.
+            Some(if c <= '\u{42f}' {
+                let mut it = latin.chars();
+                it.next()
+                    .map(|first| first.to_uppercase().chain(it).collect())
+                    .unwrap_or_default()
+            } else {
+                latin.to_string()
+            })
+        })
+        .collect()
+});
 
 /// Serbian Cyrillic → Latin (Gaj's alphabet); other text passes unchanged.
 pub fn transliterate(text: &str) -> std::borrow::Cow<'_, str> {
-    if !has_cyrillic(text) {
+    let bytes = text.as_bytes();
+    // The letters are U+0400–U+045F: two bytes, the first 0xD0 or 0xD1
+    // (never a continuation byte). Everything between is copied as it is.
+    let Some(first) = memchr::memchr2(0xd0, 0xd1, bytes) else {
         return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    // Everything up to the next Cyrillic letter is copied as it is.
-    while let Some(at) = rest.bytes().position(|b| (0xd0..=0xd3).contains(&b)) {
-        out.push_str(&rest[..at]);
-        let c = rest[at..].chars().next().expect("a lead byte starts a char");
-        rest = &rest[at + c.len_utf8()..];
-        let Some(latin) = latin_of(c) else {
-            out.push(c);
-            continue;
-        };
-        // Serbian capitals are U+0400–U+042F (see `latin_of`).
-        if c <= '\u{42f}' {
-            // Upper case: capitalise the first letter only ("Љ" → "Lj").
-            let mut it = latin.chars();
-            if let Some(first) = it.next() {
-                out.extend(first.to_uppercase());
-                out.push_str(it.as_str());
-            }
-        } else {
+    };
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    let (mut copied, mut at) = (0, first);
+    loop {
+        let code = usize::from(bytes[at] & 0x1f) << 6 | usize::from(bytes[at + 1] & 0x3f);
+        if let Some(Some(latin)) = LATIN.get(code - 0x400) {
+            out.push_str(&text[copied..at]);
             out.push_str(latin);
+            copied = at + 2;
+        }
+        match memchr::memchr2(0xd0, 0xd1, &bytes[at + 2..]) {
+            Some(next) => at += 2 + next,
+            None => break,
         }
     }
-    out.push_str(rest);
+    out.push_str(&text[copied..]);
     std::borrow::Cow::Owned(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Serbian Cyrillic letters become Gaj's Latin, a capital its first
+    /// letter capitalised; other Cyrillic (Ѣ, Ґ) and other text stay as
+    /// they are; text with no Cyrillic is not copied.
+    #[test]
+    fn serbian_cyrillic_is_written_in_latin() {
+        assert_eq!(
+            transliterate("Љиљана, ЏЕМ, ђак ће шест (6) месеци; Ѣ Ґ € ë"),
+            "Ljiljana, DžEM, đak će šest (6) meseci; Ѣ Ґ € ë"
+        );
+        assert!(matches!(
+            transliterate("Kosovo: 90 ditë, €50"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 
     /// The cases in `tests/fixtures/facts.toml`: `[kind] lang = [[text, values…], …]`.
     #[test]
