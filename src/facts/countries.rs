@@ -11,7 +11,7 @@
 //!
 //! Text comes transliterated to Latin (Cyrillic reads as Latin).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::LazyLock;
 
@@ -82,12 +82,12 @@ struct Table {
     codes: Vec<String>,
     names: Vec<Name>,
     /// First word's forms → names starting with it.
-    first: HashMap<String, Vec<usize>>,
+    first: foldhash::HashMap<String, Vec<usize>>,
     /// The first two letters of those forms, ASCII: most words of a page
     /// are passed over on this test alone.
     openings: Box<[u64; 1024]>,
-    joining: HashSet<String>,
-    between: HashSet<String>,
+    joining: foldhash::HashSet<String>,
+    between: foldhash::HashSet<String>,
     nationality: Vec<Vec<String>>,
     /// Words in the longest of `nationality`.
     longest_nationality: usize,
@@ -97,11 +97,11 @@ impl Table {
     fn load(data: &str) -> Result<Table, String> {
         let file: File = toml::from_str(data).map_err(|e| e.to_string())?;
         let fold_all = |v: &[String]| v.iter().map(|w| fold_word(w)).collect::<Vec<_>>();
-        let joining: HashSet<String> = fold_all(&file.joining).into_iter().collect();
+        let joining: foldhash::HashSet<String> = fold_all(&file.joining).into_iter().collect();
         let mut table = Table {
             codes: Vec::new(),
             names: Vec::new(),
-            first: HashMap::new(),
+            first: foldhash::HashMap::default(),
             openings: Box::new([0; 1024]),
             between: fold_all(&file.between).into_iter().collect(),
             nationality: file

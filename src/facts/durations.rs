@@ -2,7 +2,6 @@
 //! `šest meseci`, `tre muaj`, `90 (деведесет) дана` … → `"<n> <unit>"`.
 //! Dates and plain counts are not durations.
 
-use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::LazyLock;
 
@@ -56,7 +55,7 @@ impl DurationMatch {
 
 /// Each unit word's unit, looked up once a match is found (every unit
 /// word of a dense page is).
-static UNIT_OF: LazyLock<HashMap<&'static str, Unit>> =
+static UNIT_OF: LazyLock<foldhash::HashMap<&'static str, Unit>> =
     LazyLock::new(|| LEXICON.units.iter().map(|(k, u)| (k.as_str(), *u)).collect());
 
 fn unit_of(word: &str) -> Option<Unit> {

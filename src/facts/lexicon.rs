@@ -31,11 +31,11 @@ pub struct Lexicon {
     pub free: Vec<String>,
     pub qualifiers: Vec<String>,
     pub units: Vec<(String, Unit)>,
-    pub numbers: HashMap<String, u32>,
+    pub numbers: foldhash::HashMap<String, u32>,
     /// The last word of every number phrase ("one" of "twenty one",
     /// "hundred" of "a hundred"): a word that is none ends no number.
-    pub number_ends: std::collections::HashSet<String>,
-    pub months: HashMap<String, u8>,
+    pub number_ends: foldhash::HashSet<String>,
+    pub months: foldhash::HashMap<String, u8>,
     pub date_triggers: Vec<String>,
     pub age_before: Vec<String>,
     pub age_units: Vec<String>,
@@ -176,7 +176,7 @@ impl Lexicon {
             units.extend(spellings(words).into_iter().map(|w| (w, unit)));
         }
         units.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut numbers = HashMap::new();
+        let mut numbers = foldhash::HashMap::default();
         for (lang, table) in &file.numbers {
             for (n, words) in table {
                 let n: u32 = n
@@ -191,7 +191,7 @@ impl Lexicon {
             .keys()
             .map(|k: &String| k.rsplit([' ', '-']).next().unwrap_or(k).to_string())
             .collect();
-        let mut months = HashMap::new();
+        let mut months = foldhash::HashMap::default();
         for (m, words) in &file.dates.months {
             let m: u8 = m
                 .parse()
