@@ -252,10 +252,25 @@ pub(super) fn find_in(text: &str, lines: &Lines, taken: &[Range<usize>]) -> Vec<
             numbered_from += nl + 1;
         }
         if may_be_numbered(text, u.start)
-            && let Some(caps) = NUMBERED.captures_at(&text[..u.start], numbered_from)
+            && let Some(head) = NUMBERED.find_at(&text[..u.start], numbered_from)
         {
             numbered_from = u.end;
-            if let Some((span, n, from)) = numbered(text, &caps, u.end) {
+            // "90 days", most of them: the digits alone, read without the
+            // regex's groups (asking for them costs more than the search).
+            let digits = head
+                .as_str()
+                .trim_end_matches(|c: char| c == '-' || (c.is_whitespace() && c != '\n'));
+            let read = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+                (!continues_a_number(text, head.start()))
+                    .then(|| digits.parse().ok())
+                    .flatten()
+                    .map(|n| (head.start()..u.end, n, None))
+            } else {
+                NUMBERED
+                    .captures_at(&text[..u.start], head.start())
+                    .and_then(|caps| numbered(text, &caps, u.end))
+            };
+            if let Some((span, n, from)) = read {
                 found.push(span, n, unit, from);
             }
         }
@@ -328,11 +343,7 @@ fn word_around(text: &str, at: usize) -> Range<usize> {
 fn numbered(text: &str, caps: &regex::Captures, end: usize) -> Option<(Range<usize>, u32, Option<u32>)> {
     let whole = caps.get(0).expect("match");
     let num = caps.name("num").or(caps.name("pnum"))?;
-    // Part of a longer number ("46,300 days" is a count's tail, "1.5" a decimal).
-    if let [.., d, c] = text.as_bytes()[..num.start()]
-        && matches!(c, b'.' | b',' | b'/')
-        && d.is_ascii_digit()
-    {
+    if continues_a_number(text, num.start()) {
         return None;
     }
     // "90 (ninety) days" reads the digits; so does "ninety (90) days".
@@ -349,6 +360,12 @@ fn numbered(text: &str, caps: &regex::Captures, end: usize) -> Option<(Range<usi
         span.start = from;
     }
     Some((span, n, caps.name("from").and_then(|f| f.as_str().parse().ok())))
+}
+
+/// Whether digits starting at `at` are part of a longer number ("46,300
+/// days" is a count's tail, "1.5" a decimal, "1/2" a fraction).
+fn continues_a_number(text: &str, at: usize) -> bool {
+    matches!(text.as_bytes()[..at], [.., d, b'.' | b',' | b'/'] if d.is_ascii_digit())
 }
 
 /// Whether a [`NUMBERED`] head can end at `unit`: before the space or
