@@ -91,6 +91,8 @@ struct Table {
     nationality: Vec<Vec<String>>,
     /// Words in the longest of `nationality`.
     longest_nationality: usize,
+    /// The last words of `nationality`: a phrase ends with one.
+    nationality_ends: foldhash::HashSet<String>,
 }
 
 impl Table {
@@ -111,8 +113,14 @@ impl Table {
                 .collect(),
             joining,
             longest_nationality: 0,
+            nationality_ends: foldhash::HashSet::default(),
         };
         table.longest_nationality = table.nationality.iter().map(Vec::len).max().unwrap_or(0);
+        table.nationality_ends = table
+            .nationality
+            .iter()
+            .filter_map(|p| p.last().cloned())
+            .collect();
         let rules = |lang: &str| -> Result<Vec<(String, Vec<String>)>, String> {
             let rules = file.forms.get(lang).ok_or(format!("no [forms] for {lang}"))?;
             if rules.last().is_none_or(|r| !r.ends.is_empty()) {
@@ -439,6 +447,10 @@ pub fn after_nationals(before: &str) -> bool {
             || table.between.contains(w.as_ref())
             || matches!(w.as_ref(), "from" | "iz" | "nga");
         if !between {
+            // Most words end no phrase: the phrases are not compared.
+            if !table.nationality_ends.contains(w.as_ref()) {
+                return false;
+            }
             last.push(w);
             break;
         }

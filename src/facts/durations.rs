@@ -451,7 +451,10 @@ pub(super) mod tests {
         assert_eq!(all("(90) days, ninety (90) days"), ["90 days", "90 days"]);
         // Digits alone are read without the regex's groups, and the tail
         // of a longer number is still none.
-        assert_eq!(all("46,300 days, 1.5 days, 1/2 day, 15 working days"), ["15 days"]);
+        assert_eq!(
+            all("46,300 days, 1.5 days, 1/2 day, 15 working days"),
+            ["15 days"]
+        );
         assert_eq!(all("30 - days"), ["30 days"]);
         assert_eq!(
             all("2-3 weeks, then six months"),
