@@ -353,7 +353,8 @@ fn match_name(table: &Table, name: &Name, text: &str, tokens: &[(Range<usize>, &
             if w > 0 && text[tokens[last].0.end..span.start].contains([',', ';', ':', '|', '\n', '(', ')']) {
                 return None;
             }
-            let key = folded(word);
+            let mut buf = [0; 32];
+            let key = lowered(word, &mut buf);
             if w > 0 && table.joining.contains(key.as_ref()) {
                 t += 1;
                 continue;
