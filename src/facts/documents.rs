@@ -13,6 +13,18 @@ static MARKER: LazyLock<Regex> = LazyLock::new(|| {
 
 /// The item text of a list line, or `None` for other lines.
 pub fn item(line: &str) -> Option<&str> {
+    // Most lines start with a capital or `#`: told by their first bytes
+    // what [`MARKER`] would find (a dash, a star, a digit, a small letter
+    // and `)`, or a bullet or Cyrillic letter, all led by 0xC2, 0xD0,
+    // 0xD1 or 0xE2).
+    let could = match line.as_bytes() {
+        [b'-' | b'*' | b'0'..=b'9' | 0xc2 | 0xd0 | 0xd1 | 0xe2, ..] => true,
+        [b'a'..=b'z', b')', ..] => true,
+        _ => false,
+    };
+    if !could {
+        return None;
+    }
     let m = MARKER.find(line)?;
     let rest = line[m.end()..].trim();
     (!rest.is_empty()).then_some(rest)
@@ -301,6 +313,30 @@ const STOP: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every marker a list line can start with is still read, though most
+    /// lines are told none by their first bytes.
+    #[test]
+    fn list_markers_are_read_and_other_lines_are_not() {
+        for (line, want) in [
+            ("- Valid passport", Some("Valid passport")),
+            ("12. Proof of address", Some("Proof of address")),
+            ("3) pasoš", Some("pasoš")),
+            ("b) fotografija", Some("fotografija")),
+            ("в) фотографија", Some("фотографија")),
+            ("• Leje qëndrimi", Some("Leje qëndrimi")),
+            ("· certificate", Some("certificate")),
+            ("– ugovor", Some("ugovor")),
+            ("* insurance", Some("insurance")),
+            ("Valid passport", None),
+            ("# Documents", None),
+            ("2026 was a year", None),
+            ("a) ", None),
+            ("ab) no", None),
+        ] {
+            assert_eq!(item(line), want, "{line:?}");
+        }
+    }
 
     #[test]
     fn list_lines() {
