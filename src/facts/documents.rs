@@ -17,12 +17,10 @@ pub fn item(line: &str) -> Option<&str> {
     // what [`MARKER`] would find (a dash, a star, a digit, a small letter
     // and `)`, or a bullet or Cyrillic letter, all led by 0xC2, 0xD0,
     // 0xD1 or 0xE2).
-    let could = match line.as_bytes() {
-        [b'-' | b'*' | b'0'..=b'9' | 0xc2 | 0xd0 | 0xd1 | 0xe2, ..] => true,
-        [b'a'..=b'z', b')', ..] => true,
-        _ => false,
-    };
-    if !could {
+    if !matches!(
+        line.as_bytes(),
+        [b'-' | b'*' | b'0'..=b'9' | 0xc2 | 0xd0 | 0xd1 | 0xe2, ..] | [b'a'..=b'z', b')', ..]
+    ) {
         return None;
     }
     let m = MARKER.find(line)?;
