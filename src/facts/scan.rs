@@ -6,9 +6,9 @@
 //! together, once, as one lazy DFA that reports where any match of any of
 //! them ends; each kind then reads only the lines where one of its matches
 //! ends. No fact regex crosses a line, so a kind finds the same matches on
-//! its lines as over the whole text. Two kinds need more than lines: unit
-//! words are read where their matches end, and lines with no word naming a
-//! document are told one by one (they hold no list of documents).
+//! its lines as over the whole text. Two kinds keep where each match ends:
+//! unit words are read there, and a line or sentence where no word naming
+//! a document ends holds no list of documents (it is not asked).
 //!
 //! For: telling each kind where to look. Not for: reading the matches
 //! (the kinds do), nor countries (a byte scan of their own, `countries`).
