@@ -442,20 +442,19 @@ pub fn after_nationals(before: &str) -> bool {
     // those are read: a sentence naming many countries asks this once for
     // each run of names.
     let mut back = words_back(before).map(folded);
-    let mut last: Vec<std::borrow::Cow<str>> = Vec::with_capacity(table.longest_nationality);
-    for w in back.by_ref() {
-        let between = table.joining.contains(w.as_ref())
+    let Some(end) = back.by_ref().find(|w| {
+        !(table.joining.contains(w.as_ref())
             || table.between.contains(w.as_ref())
-            || matches!(w.as_ref(), "from" | "iz" | "nga");
-        if !between {
-            // Most words end no phrase: the phrases are not compared.
-            if !table.nationality_ends.contains(w.as_ref()) {
-                return false;
-            }
-            last.push(w);
-            break;
-        }
+            || matches!(w.as_ref(), "from" | "iz" | "nga"))
+    }) else {
+        return false;
+    };
+    // Most words end no phrase: the phrases are not compared.
+    if !table.nationality_ends.contains(end.as_ref()) {
+        return false;
     }
+    let mut last: Vec<std::borrow::Cow<str>> = Vec::with_capacity(table.longest_nationality);
+    last.push(end);
     last.extend(back.take(table.longest_nationality.saturating_sub(1)));
     last.truncate(table.longest_nationality);
     last.reverse();

@@ -63,7 +63,8 @@ pub fn has_date(line: &str) -> bool {
 /// that counts, and every item of a long list is asked.
 pub fn dated_at_an_edge(text: &str) -> bool {
     let text = text.trim().trim_end_matches(['.', ')', ']']);
-    let edge = |from: usize, to: usize| {
+    // Lowered in a buffer on the stack: every item of a list is asked.
+    let edge = |from: usize, to: usize, buf: &mut [u8; 32]| -> usize {
         let (mut from, mut to) = (from, to);
         while !text.is_char_boundary(from) {
             from += 1;
@@ -71,14 +72,20 @@ pub fn dated_at_an_edge(text: &str) -> bool {
         while !text.is_char_boundary(to) {
             to -= 1;
         }
-        text[from..to.max(from)].to_ascii_lowercase()
+        let part = text[from..to.max(from)].as_bytes();
+        buf[..part.len()].copy_from_slice(part);
+        buf[..part.len()].make_ascii_lowercase();
+        part.len()
     };
-    let head = edge(0, text.len().min(32));
-    if ANY_DATE.find(&head).is_some_and(|m| m.start() <= 2) {
+    let mut buf = [0u8; 32];
+    let len = edge(0, text.len().min(32), &mut buf);
+    let head = std::str::from_utf8(&buf[..len]).expect("whole characters");
+    if ANY_DATE.find(head).is_some_and(|m| m.start() <= 2) {
         return true;
     }
-    let tail = edge(text.len().saturating_sub(32), text.len());
-    ANY_DATE.find_iter(&tail).any(|m| tail.len() - m.end() <= 2)
+    let len = edge(text.len().saturating_sub(32), text.len(), &mut buf);
+    let tail = std::str::from_utf8(&buf[..len]).expect("whole characters");
+    ANY_DATE.find_iter(tail).any(|m| tail.len() - m.end() <= 2)
 }
 
 #[derive(Debug, Clone, PartialEq)]

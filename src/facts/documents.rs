@@ -242,9 +242,9 @@ pub fn items_after<'a>(line: &'a str, item: Option<&'a str>) -> Vec<&'a str> {
     let mut rest = first;
     loop {
         next += 1;
-        let found = [format!(" {next}) "), format!(" {next}. ")]
+        let found = [b')', b'.']
             .into_iter()
-            .filter_map(|m| rest.find(&m).map(|at| (at, m.len())))
+            .filter_map(|mark| find_number(rest, next, mark))
             .min();
         let Some((at, len)) = found else { break };
         let part = rest[..at].trim().trim_end_matches([';', ',']);
@@ -258,6 +258,20 @@ pub fn items_after<'a>(line: &'a str, item: Option<&'a str>) -> Vec<&'a str> {
         parts.push(last);
     }
     parts
+}
+
+/// Where `" {n}{mark} "` is in `text`, and its length: the next number of
+/// an inline enumeration, found without making a string of it.
+fn find_number(text: &str, n: u32, mark: u8) -> Option<(usize, usize)> {
+    use std::io::Write;
+    let mut buf = [0u8; 16];
+    let mut out = &mut buf[..];
+    write!(out, " {n}").expect("a u32 fits");
+    let len = 16 - out.len();
+    buf[len] = mark;
+    buf[len + 1] = b' ';
+    let needle = &buf[..len + 2];
+    memchr::memmem::find(text.as_bytes(), needle).map(|at| (at, needle.len()))
 }
 
 /// Similarity of two items (folded text), 0..=1: the better of a discounted

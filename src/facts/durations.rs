@@ -105,16 +105,16 @@ fn number_before(text: &str, start: usize, end: usize) -> Option<(u32, usize)> {
         return None;
     }
     // Up to three words before it, longest phrase first.
-    let mut starts = vec![start];
-    let mut at = start;
+    let mut starts = [start; 4];
+    let mut found = 1;
     for _ in 0..3 {
-        let Some((from, _)) = word_before(text, at) else {
+        let Some((from, _)) = word_before(text, starts[found - 1]) else {
             break;
         };
-        at = from;
-        starts.push(from);
+        starts[found] = from;
+        found += 1;
     }
-    starts.iter().rev().find_map(|&from| {
+    starts[..found].iter().rev().find_map(|&from| {
         let phrase = &text[from..end];
         if phrase.contains('-') {
             number_of(&phrase.replace('-', " "))

@@ -256,6 +256,10 @@ pub fn parse(text: &str) -> Facts {
         .chain(all_countries.iter().map(|c| c.span.start))
         .collect();
     marks.sort_unstable();
+    // Buffers of one line's units and one unit's spans, reused: most lines
+    // with a fact have one or two, and the page has thousands of lines.
+    let mut units: Vec<Unit_> = Vec::new();
+    let mut spans: Vec<Range<usize>> = Vec::new();
     for (line_no, line) in latin_lines.iter().copied().enumerate() {
         let original = original_lines.next().unwrap_or(line);
         if news[line_no] {
@@ -285,41 +289,35 @@ pub fn parse(text: &str) -> Facts {
             }
             continue;
         }
-        let units: Vec<Unit_> = if list_line {
-            items
-                .iter()
-                .map(|item| Unit_ {
-                    body: item,
-                    context: item,
-                    label: None,
-                })
-                .collect()
+        units.clear();
+        if list_line {
+            units.extend(items.iter().map(|item| Unit_ {
+                body: item,
+                context: item,
+                label: None,
+            }));
         } else if body.contains(" | ") {
             let label = body.split(" | ").next().unwrap_or(body);
-            vec![Unit_ {
+            units.push(Unit_ {
                 body,
                 context: label,
                 label: Some(label),
-            }]
+            });
         } else {
-            sentences(body)
-                .into_iter()
-                .map(|s| Unit_ {
-                    body: s,
-                    context: s,
-                    label: None,
-                })
-                .collect()
-        };
+            units.extend(sentences(body).map(|s| Unit_ {
+                body: s,
+                context: s,
+                label: None,
+            }));
+        }
         for u in &units {
             let at = offset(u.body);
-            let named: Vec<&countries::CountryMatch> =
-                within(&all_countries, |c| &c.span, at, u.body.len()).collect();
-            if !named.is_empty() {
+            let mut named = within(&all_countries, |c| &c.span, at, u.body.len()).peekable();
+            if let Some(&first_named) = named.peek() {
                 // A country entry is the name, alone or with a note after a
                 // mark: "Montenegro", "Albania (ID card)", "Kosovo – 90 days";
                 // not "U.S. Department of Defense Photos".
-                let (first, end) = (named[0].span.start - at, named[0].span.end - at);
+                let (first, end) = (first_named.span.start - at, first_named.span.end - at);
                 let rest = u.body[end..].trim_start();
                 let starts = (u.body[..first]
                     .trim_matches(|c: char| !c.is_alphanumeric())
@@ -327,29 +325,31 @@ pub fn parse(text: &str) -> Facts {
                     || u.body[..first].trim().len() <= 12 && fold(&u.body[..first]) == "the")
                     && (rest.trim_end_matches('.').is_empty()
                         || rest.starts_with([',', '(', '–', '—', '-', ':', ';', '/', '*', '|']));
-                let found: Vec<(&'static str, String)> = named
-                    .iter()
-                    .map(|c| (c.code, shown(&latin[c.span.clone()])))
-                    .collect();
+                let found = || -> Vec<(&'static str, String)> {
+                    named
+                        .clone()
+                        .map(|c| (c.code, shown(&latin[c.span.clone()])))
+                        .collect()
+                };
                 if list_line {
                     item_countries.push(Named {
                         at: facts.documents.len() + item_index(&items, u.body),
                         lead_in: String::new(),
                         starts,
-                        names: found,
+                        names: found(),
                     });
                 } else if u.label.is_some() {
                     row_countries.push(Named {
                         at: line_no,
                         lead_in: lead_in.shown(),
                         starts,
-                        names: found,
+                        names: found(),
                     });
                 } else {
                     // A sentence: its runs of names ("Norway, Iceland and
                     // Switzerland"), and a name after "citizens of".
                     let owned: Vec<countries::CountryMatch> = named
-                        .iter()
+                        .clone()
                         .map(|c| countries::CountryMatch {
                             span: c.span.start - at..c.span.end - at,
                             code: c.code,
@@ -362,6 +362,7 @@ pub fn parse(text: &str) -> Facts {
                     if !runs.is_empty() {
                         let spans: Vec<Range<usize>> = runs.iter().map(|r| r.span.clone()).collect();
                         let key = countries::sentence_key(&mask(u.body, &spans));
+                        let found = found();
                         for r in &runs {
                             for (code, name) in &found[r.names.clone()] {
                                 facts.countries.push(Country {
@@ -376,20 +377,17 @@ pub fn parse(text: &str) -> Facts {
                     }
                 }
             }
-            let fees: Vec<fees::FeeMatch> = within(&all_fees, |f| &f.span, at, u.body.len())
-                .map(|f| fees::FeeMatch {
-                    span: f.span.start - at..f.span.end - at,
-                    ..f.clone()
-                })
-                .collect();
-            let durs: Vec<&durations::DurationMatch> =
-                within(&all_durs, |d| &d.span, at, u.body.len()).collect();
-            let ages: Vec<&ages::AgeMatch> = within(&all_ages, |a| &a.span, at, u.body.len()).collect();
-            let dates: Vec<&dates::DateMatch> = within(&all_dates, |d| &d.span, at, u.body.len()).collect();
-            let mut spans: Vec<Range<usize>> = fees.iter().map(|f| f.span.clone()).collect();
-            spans.extend(durs.iter().map(|d| d.span.start - at..d.span.end - at));
-            spans.extend(ages.iter().map(|a| a.span.start - at..a.span.end - at));
-            spans.extend(dates.iter().map(|d| d.span.start - at..d.span.end - at));
+            let fees = within(&all_fees, |f| &f.span, at, u.body.len());
+            let durs = within(&all_durs, |d| &d.span, at, u.body.len());
+            let ages = within(&all_ages, |a| &a.span, at, u.body.len());
+            let dates = within(&all_dates, |d| &d.span, at, u.body.len());
+            // The unit's values, at their offsets in it.
+            let here = |s: &Range<usize>| s.start - at..s.end - at;
+            spans.clear();
+            spans.extend(fees.clone().map(|f| here(&f.span)));
+            spans.extend(durs.clone().map(|d| here(&d.span)));
+            spans.extend(ages.clone().map(|a| here(&a.span)));
+            spans.extend(dates.clone().map(|d| here(&d.span)));
             if !list_line
                 && !heading
                 && u.label.is_none()
@@ -438,7 +436,7 @@ pub fn parse(text: &str) -> Facts {
                     free_fees.push(facts.fees.len());
                 }
                 facts.fees.push(fact(Value::Money {
-                    amount: f.amount,
+                    amount: f.amount.clone(),
                     currency: f.currency,
                 }));
             }
@@ -647,7 +645,7 @@ fn within<'m, T>(
     span: impl Fn(&T) -> &Range<usize> + Copy + 'm,
     at: usize,
     len: usize,
-) -> impl Iterator<Item = &'m T> + 'm {
+) -> impl Iterator<Item = &'m T> + Clone + 'm {
     let first = all.partition_point(|m| span(m).start < at);
     all[first..]
         .iter()
@@ -657,32 +655,38 @@ fn within<'m, T>(
 
 /// Splits a paragraph into sentences at `.`, `!`, `?` or `;` followed by a
 /// space and a capital letter ("U.S. citizens" stays whole).
-fn sentences(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
+fn sentences(text: &str) -> impl Iterator<Item = &str> {
     let mut start = 0;
+    let mut done = false;
     // The marks are ASCII: bytes are scanned, not characters decoded.
-    for (i, c) in text.bytes().enumerate() {
-        if !matches!(c, b'.' | b'!' | b'?' | b';') {
-            continue;
+    let mut marks = text.bytes().enumerate();
+    std::iter::from_fn(move || {
+        for (i, c) in marks.by_ref() {
+            if !matches!(c, b'.' | b'!' | b'?' | b';') {
+                continue;
+            }
+            let mut next = text[i + 1..].chars();
+            if next.next() != Some(' ') || !next.next().is_some_and(char::is_uppercase) {
+                continue;
+            }
+            // "No. 119", "e.g. The": an abbreviation is short and starts a word.
+            let word_start = text[..i].rfind(' ').map_or(0, |p| p + 1);
+            let word = &text[word_start..i];
+            if c == b'.' && word.chars().count() <= 2 && word.chars().next().is_some_and(char::is_uppercase) {
+                continue;
+            }
+            let sentence = text[start..=i].trim();
+            start = i + 1;
+            return Some(sentence);
         }
-        let mut next = text[i + 1..].chars();
-        if next.next() != Some(' ') || !next.next().is_some_and(char::is_uppercase) {
-            continue;
+        // The rest after the last mark, if any.
+        let rest = text[start..].trim();
+        if done || rest.is_empty() {
+            return None;
         }
-        // "No. 119", "e.g. The": an abbreviation is short and starts a word.
-        let word_start = text[..i].rfind(' ').map_or(0, |p| p + 1);
-        let word = &text[word_start..i];
-        if c == b'.' && word.chars().count() <= 2 && word.chars().next().is_some_and(char::is_uppercase) {
-            continue;
-        }
-        out.push(text[start..=i].trim());
-        start = i + 1;
-    }
-    let rest = text[start..].trim();
-    if !rest.is_empty() {
-        out.push(rest);
-    }
-    out
+        done = true;
+        Some(rest)
+    })
 }
 
 /// ASCII word boundary. The regex crate's fast DFA cannot run a Unicode `\b`
@@ -722,11 +726,17 @@ pub(crate) fn word_alternation<'a>(
 
 /// Replaces each span with `§`.
 pub fn mask(text: &str, spans: &[Range<usize>]) -> String {
-    let mut spans = spans.to_vec();
-    spans.sort_by_key(|s| s.start);
+    // Spans come in order but for a unit's mixed kinds: sorted only then.
+    let spans = if spans.is_sorted_by_key(|s| s.start) {
+        std::borrow::Cow::Borrowed(spans)
+    } else {
+        let mut sorted = spans.to_vec();
+        sorted.sort_by_key(|s| s.start);
+        std::borrow::Cow::Owned(sorted)
+    };
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
-    for s in spans {
+    for s in spans.iter().cloned() {
         if s.start < at {
             continue;
         }
@@ -797,14 +807,7 @@ fn fold_unicode(text: &str) -> String {
             }
         }
     }
-    let trimmed = out
-        .trim_end_matches(['.', ';', ':', ',', ' '])
-        .trim_matches(['"', '“', '”', '„']);
-    if trimmed.len() == out.len() {
-        out
-    } else {
-        trimmed.to_string()
-    }
+    trim_folded(out, &['"', '“', '”', '„'])
 }
 
 /// [`fold`] of ASCII text with `§` (see [`is_ascii_or_masked`]): bytes,
@@ -831,12 +834,19 @@ fn fold_ascii(text: &str) -> String {
             out.push('§');
         }
     }
-    let trimmed = out.trim_end_matches(['.', ';', ':', ',', ' ']).trim_matches('"');
-    if trimmed.len() == out.len() {
-        out
-    } else {
-        trimmed.to_string()
-    }
+    trim_folded(out, &['"'])
+}
+
+/// A folded text without its trailing punctuation and enclosing quotes,
+/// trimmed in place (no second string).
+fn trim_folded(mut out: String, quotes: &[char]) -> String {
+    let end = out.trim_end_matches(['.', ';', ':', ',', ' ']).len();
+    out.truncate(end);
+    let end = out.trim_end_matches(quotes).len();
+    out.truncate(end);
+    let start = out.len() - out.trim_start_matches(quotes).len();
+    out.drain(..start);
+    out
 }
 
 /// The folded form of the accented letters of Albanian and Serbian Latin
@@ -1180,7 +1190,8 @@ mod tests {
         assert_eq!(
             sentences(
                 "U.S. citizens need a passport. They may need documents. Published in No. 119 of 2014."
-            ),
+            )
+            .collect::<Vec<_>>(),
             [
                 "U.S. citizens need a passport.",
                 "They may need documents.",
