@@ -72,7 +72,7 @@ pub fn dated_at_an_edge(text: &str) -> bool {
         while !text.is_char_boundary(to) {
             to -= 1;
         }
-        let part = text[from..to.max(from)].as_bytes();
+        let part = &text.as_bytes()[from..to.max(from)];
         buf[..part.len()].copy_from_slice(part);
         buf[..part.len()].make_ascii_lowercase();
         part.len()
