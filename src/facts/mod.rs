@@ -424,12 +424,22 @@ pub fn parse(text: &str) -> Facts {
                 _ => fold(&mask(u.body, &spans)),
             };
             // Every fact of this stretch shares its context, key and line.
-            let context = shown(u.context);
-            let fact = |value: Value| Fact {
-                value,
-                context: context.clone(),
-                key: key.clone(),
-                line: line_no,
+            let (mut context, mut key) = (shown(u.context), key);
+            // One fact for each span; the last takes the strings.
+            let mut left = spans.len();
+            let mut fact = |value: Value| {
+                left -= 1;
+                let (context, key) = if left == 0 {
+                    (std::mem::take(&mut context), std::mem::take(&mut key))
+                } else {
+                    (context.clone(), key.clone())
+                };
+                Fact {
+                    value,
+                    context,
+                    key,
+                    line: line_no,
+                }
             };
             for f in fees {
                 if f.currency.is_none() {
@@ -462,16 +472,10 @@ pub fn parse(text: &str) -> Facts {
         }
         if !items.is_empty() {
             // The page's own script for what editors read, when it splits alike.
-            let shown = if same_script {
-                items.clone()
-            } else {
-                documents::items(original)
-            };
-            let shown = if shown.len() == items.len() {
-                shown
-            } else {
-                items.clone()
-            };
+            let other = (!same_script)
+                .then(|| documents::items(original))
+                .filter(|shown| shown.len() == items.len());
+            let shown = other.as_deref().unwrap_or(&items);
             for (item, text) in items.iter().zip(shown) {
                 // The key masks the item's own fees and durations, so an item
                 // whose value changed is the same document.
