@@ -17,7 +17,7 @@ use std::cell::RefCell;
 use std::ops::Range;
 use std::sync::LazyLock;
 
-use regex_automata::hybrid::dfa::{Cache, DFA, OverlappingState};
+use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::{Input, MatchKind};
 
 /// The kinds of match told apart, in the order of [`patterns`].
@@ -184,34 +184,79 @@ fn next_start(hay: &str, m: Range<usize>) -> usize {
     }
 }
 
-/// One overlapping search over `text`; `None` if the DFA gives up.
+/// One pass over `text`, every match of every pattern; `None` if the DFA
+/// gives up.
+///
+/// The DFA is stepped byte by byte here rather than through its
+/// overlapping search: only where a match ends is wanted, and the plain
+/// loop costs a third of the search's (a lazy DFA's match states come one
+/// byte late: entering one after the byte at `at` means matches end at `at`).
 fn scan(dfa: &DFA, cache: &mut Cache, text: &str) -> Option<Lines> {
     let bytes = text.as_bytes();
-    let input = Input::new(bytes);
-    let mut state = OverlappingState::start();
-    let mut by_kind: [Vec<Range<usize>>; KINDS] = Default::default();
-    let mut document_ends: Vec<usize> = Vec::new();
-    let mut unit_ends: Vec<usize> = Vec::new();
-    // The line of the last match end, found once for all its matches.
-    let mut line = 0..0;
-    loop {
-        dfa.try_search_overlapping_fwd(cache, &input, &mut state).ok()?;
-        let Some(m) = state.get_match() else { break };
-        // A match ends at `end`; its last byte is in the line that counts.
-        let last = m.offset().saturating_sub(1);
-        if !(line.start <= last && last < line.end) {
+    let mut found = Found {
+        bytes,
+        by_kind: Default::default(),
+        document_ends: Vec::new(),
+        unit_ends: Vec::new(),
+        line: 0..0,
+    };
+    let mut state = dfa.start_state_forward(cache, &Input::new(bytes)).ok()?;
+    for (at, &byte) in bytes.iter().enumerate() {
+        state = dfa.next_state(cache, state, byte).ok()?;
+        if state.is_tagged() {
+            if state.is_match() {
+                for i in 0..dfa.match_len(cache, state) {
+                    found.add(dfa.match_pattern(cache, state, i).as_usize(), at);
+                }
+            } else if state.is_dead() {
+                break;
+            } else if state.is_quit() {
+                return None;
+            }
+        }
+    }
+    let state = dfa.next_eoi_state(cache, state).ok()?;
+    if state.is_match() {
+        for i in 0..dfa.match_len(cache, state) {
+            found.add(dfa.match_pattern(cache, state, i).as_usize(), bytes.len());
+        }
+    }
+    Some(Lines {
+        by_kind: found.by_kind,
+        document_ends: Some(found.document_ends),
+        unit_ends: Some(found.unit_ends),
+    })
+}
+
+/// What the pass has found so far.
+struct Found<'t> {
+    bytes: &'t [u8],
+    by_kind: [Vec<Range<usize>>; KINDS],
+    document_ends: Vec<usize>,
+    unit_ends: Vec<usize>,
+    /// The line of the last match end, found once for all its matches.
+    line: Range<usize>,
+}
+
+impl Found<'_> {
+    /// A match of pattern `kind` ending at `end`.
+    fn add(&mut self, kind: usize, end: usize) {
+        let bytes = self.bytes;
+        // Its last byte is in the line that counts.
+        let last = end.saturating_sub(1);
+        if !(self.line.start <= last && last < self.line.end) {
             let start = memchr::memrchr(b'\n', &bytes[..last]).map_or(0, |i| i + 1);
             let end = memchr::memchr(b'\n', &bytes[last..]).map_or(bytes.len(), |i| last + i);
-            line = start..end;
+            self.line = start..end;
         }
-        let kind = m.pattern().as_usize();
         if kind == Kind::Document as usize {
-            document_ends.push(m.offset());
+            self.document_ends.push(end);
         }
         if kind == Kind::Unit as usize {
-            unit_ends.push(m.offset());
+            self.unit_ends.push(end);
         }
-        let ranges = &mut by_kind[kind];
+        let line = &self.line;
+        let ranges = &mut self.by_kind[kind];
         match ranges.last_mut() {
             Some(r) if r.end >= line.end => {}
             // A line near the last one: one stretch (the lines between
@@ -221,11 +266,6 @@ fn scan(dfa: &DFA, cache: &mut Cache, text: &str) -> Option<Lines> {
             _ => ranges.push(line.clone()),
         }
     }
-    Some(Lines {
-        by_kind,
-        document_ends: Some(document_ends),
-        unit_ends: Some(unit_ends),
-    })
 }
 
 #[cfg(test)]
