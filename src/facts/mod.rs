@@ -942,17 +942,24 @@ pub fn transliterate(text: &str) -> std::borrow::Cow<'_, str> {
     let Some(first) = memchr::memchr2(0xd0, 0xd1, bytes) else {
         return std::borrow::Cow::Borrowed(text);
     };
+    let latin = &*LATIN;
     let mut out = String::with_capacity(text.len() + text.len() / 8);
     let (mut copied, mut at) = (0, first);
     loop {
-        let code = usize::from(bytes[at] & 0x1f) << 6 | usize::from(bytes[at + 1] & 0x3f);
-        if let Some(Some(latin)) = LATIN.get(code - 0x400) {
-            out.push_str(&text[copied..at]);
-            out.push_str(latin);
-            copied = at + 2;
+        out.push_str(&text[copied..at]);
+        // A word's letters one after another; the text between words by
+        // `memchr2`.
+        while let Some(&[lead @ (0xd0 | 0xd1), next]) = bytes.get(at..at + 2) {
+            let code = usize::from(lead & 0x1f) << 6 | usize::from(next & 0x3f);
+            match latin.get(code - 0x400) {
+                Some(Some(letter)) => out.push_str(letter),
+                _ => out.push_str(&text[at..at + 2]),
+            }
+            at += 2;
         }
-        match memchr::memchr2(0xd0, 0xd1, &bytes[at + 2..]) {
-            Some(next) => at += 2 + next,
+        copied = at;
+        match memchr::memchr2(0xd0, 0xd1, &bytes[at..]) {
+            Some(next) => at += next,
             None => break,
         }
     }
