@@ -109,11 +109,12 @@ pub fn inline_items(sentence: &str) -> Option<(std::ops::Range<usize>, Vec<&str>
     // Split at commas, then the last part at its first joining word.
     let mut parts: Vec<std::ops::Range<usize>> = Vec::new();
     let mut at = region.start;
-    for piece in sentence[region.start..text_end].split([',', ';']) {
-        parts.push(at..at + piece.len());
-        at += piece.len() + 1;
+    // (The marks are ASCII: found as bytes, no character decoded.)
+    for cut in memchr::memchr2_iter(b',', b';', &sentence.as_bytes()[region.start..text_end]) {
+        parts.push(at..region.start + cut);
+        at = region.start + cut + 1;
     }
-    let last = parts.pop()?;
+    let last = at..text_end;
     // "…, or a passport": the last part starts with its joining word;
     // "…, fotografija i potvrda": the joining word splits it in two.
     let lead = sentence[last.clone()].trim_start();
