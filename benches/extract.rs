@@ -1,9 +1,14 @@
 //! Extraction and fact-parsing throughput on realistic ~100 KB pages.
 //! Run: `cargo bench --bench extract` (figures in README.md).
+//!
+//! With `VISAWATCH_FACTS_PARSES=N` set, it parses the synthetic page's
+//! canonical text N times and exits instead: `benches/facts_instructions.sh`
+//! counts the instructions of a parse that way, a figure that does not
+//! move with the machine's load as times do.
 
 use std::hint::black_box;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use visawatch::extract::{Rules, extract};
 use visawatch::facts;
 
@@ -98,4 +103,18 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(n) = std::env::var("VISAWATCH_FACTS_PARSES") {
+        let n: usize = n.parse().expect("VISAWATCH_FACTS_PARSES is a count");
+        let text = extract(&page_100k(), &Rules::default()).unwrap();
+        let mut fees = 0;
+        for _ in 0..n {
+            fees += black_box(facts::parse(black_box(&text))).fees.len();
+        }
+        eprintln!("{n} parses, {} fees each", fees / n.max(1));
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
