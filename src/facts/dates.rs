@@ -77,15 +77,21 @@ pub fn dated_at_an_edge(text: &str) -> bool {
         buf[..part.len()].make_ascii_lowercase();
         part.len()
     };
+    // Every date has four digits or more and ends with one: an edge
+    // without them is not searched (most items of a document list).
+    let digits = |part: &[u8]| part.iter().filter(|b| b.is_ascii_digit()).count();
     let mut buf = [0u8; 32];
     let len = edge(0, text.len().min(32), &mut buf);
     let head = std::str::from_utf8(&buf[..len]).expect("whole characters");
-    if ANY_DATE.find(head).is_some_and(|m| m.start() <= 2) {
+    if digits(head.as_bytes()) >= 4 && ANY_DATE.find(head).is_some_and(|m| m.start() <= 2) {
         return true;
     }
     let len = edge(text.len().saturating_sub(32), text.len(), &mut buf);
     let tail = std::str::from_utf8(&buf[..len]).expect("whole characters");
-    ANY_DATE.find_iter(tail).any(|m| tail.len() - m.end() <= 2)
+    // A date ending two bytes or less before the end ends in its last three.
+    digits(&tail.as_bytes()[len.saturating_sub(3)..]) > 0
+        && digits(tail.as_bytes()) >= 4
+        && ANY_DATE.find_iter(tail).any(|m| tail.len() - m.end() <= 2)
 }
 
 #[derive(Debug, Clone, PartialEq)]
