@@ -235,8 +235,8 @@ pub fn parse(text: &str) -> Facts {
     let mut free_fees: Vec<usize> = Vec::new();
     // Transliteration maps line to line, so the page's own script is at hand
     // for what editors read (document items); matching uses the Latin keys.
-    let mut original_lines = text.lines();
-    let latin_lines: Vec<&str> = latin.lines().collect();
+    let mut original_lines = lines_of(text);
+    let latin_lines: Vec<&str> = lines_of(&latin).collect();
     // Each line's list item, if it is one (asked twice below).
     let firsts: Vec<Option<&str>> = latin_lines.iter().map(|l| documents::item(l)).collect();
     let news = documents::news_lines(&latin_lines, &firsts);
@@ -641,6 +641,26 @@ fn country_lists(facts: &mut Facts, items: Vec<Named>, rows: Vec<Named>) {
     });
     facts.countries.extend(found);
     facts.countries.sort_by_key(|c| c.line);
+}
+
+/// The lines of `text` as `str::lines` gives them, found by `memchr`: a
+/// dense page has thousands, and the standard search starts over for each.
+fn lines_of(text: &str) -> impl Iterator<Item = &str> {
+    let mut start = 0;
+    let mut ends = memchr::memchr_iter(b'\n', text.as_bytes());
+    std::iter::from_fn(move || match ends.next() {
+        Some(end) => {
+            let line = &text[start..end];
+            start = end + 1;
+            Some(line.strip_suffix('\r').unwrap_or(line))
+        }
+        None if start < text.len() => {
+            let line = &text[start..];
+            start = text.len();
+            Some(line)
+        }
+        None => None,
+    })
 }
 
 /// The matches lying wholly inside `text[at..at + len]`; `all` is sorted by start.
@@ -1166,6 +1186,28 @@ mod tests {
     fn free_takes_page_currency() {
         let f = parse("Permit | 50 €\nChildren | free of charge\n");
         assert_eq!(f.fees[1].value.to_string(), "0 EUR");
+    }
+
+    /// Lines split as the standard library splits them.
+    #[test]
+    fn lines_are_split_as_str_lines() {
+        for text in [
+            "",
+            "\n",
+            "a",
+            "a\n",
+            "a\r\nb",
+            "a\r",
+            "a\n\nb\r\n",
+            "\r\n\r\n",
+            "ë\nж\r\n€",
+        ] {
+            assert_eq!(
+                lines_of(text).collect::<Vec<_>>(),
+                text.lines().collect::<Vec<_>>(),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]
