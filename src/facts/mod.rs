@@ -219,13 +219,13 @@ pub fn parse(text: &str) -> Facts {
     let offset = |part: &str| part.as_ptr() as usize - latin.as_ptr() as usize;
     // A part of the text with its own values masked (`§`): the key of a
     // document, the same when only its fee or duration changed.
-    let mask_values = |part: &str| {
+    let mask_values = |part: &str, on: &OnLine| {
         let at = offset(part);
-        let spans: Vec<Range<usize>> = within(&all_fees, |f| &f.span, at, part.len())
+        let spans: Vec<Range<usize>> = within(on.fees, |f| &f.span, at, part.len())
             .map(|f| &f.span)
-            .chain(within(&all_durs, |d| &d.span, at, part.len()).map(|d| &d.span))
-            .chain(within(&all_ages, |a| &a.span, at, part.len()).map(|a| &a.span))
-            .chain(within(&all_dates, |d| &d.span, at, part.len()).map(|d| &d.span))
+            .chain(within(on.durs, |d| &d.span, at, part.len()).map(|d| &d.span))
+            .chain(within(on.ages, |a| &a.span, at, part.len()).map(|a| &a.span))
+            .chain(within(on.dates, |d| &d.span, at, part.len()).map(|d| &d.span))
             .map(|s| s.start - at..s.end - at)
             .collect();
         mask(part, &spans)
@@ -260,14 +260,21 @@ pub fn parse(text: &str) -> Facts {
     // with a fact have one or two, and the page has thousands of lines.
     let mut units: Vec<Unit_> = Vec::new();
     let mut spans: Vec<Range<usize>> = Vec::new();
+    // Lines come in order: where the next mark and the next match of each
+    // kind are, moved on line by line (not searched for each).
+    let mut next_mark = 0;
+    let mut next = [0; 5];
     for (line_no, line) in latin_lines.iter().copied().enumerate() {
         let original = original_lines.next().unwrap_or(line);
         if news[line_no] {
             continue;
         }
         let start = offset(line);
-        let marked =
-            marks.partition_point(|&m| m < start) < marks.partition_point(|&m| m < start + line.len());
+        let range = start..start + line.len();
+        while marks.get(next_mark).is_some_and(|&m| m < range.start) {
+            next_mark += 1;
+        }
+        let marked = marks.get(next_mark).is_some_and(|&m| m < range.end);
         let may_list = lines.may_name_a_document(start..start + line.len());
         // What editors read (contexts, labels, lead-ins) in the page's script.
         let same_script = line == original;
@@ -289,6 +296,13 @@ pub fn parse(text: &str) -> Facts {
             }
             continue;
         }
+        let on = OnLine {
+            fees: starting_in(&all_fees, |f| &f.span, &mut next[0], &range),
+            durs: starting_in(&all_durs, |d| &d.span, &mut next[1], &range),
+            ages: starting_in(&all_ages, |a| &a.span, &mut next[2], &range),
+            dates: starting_in(&all_dates, |d| &d.span, &mut next[3], &range),
+            countries: starting_in(&all_countries, |c| &c.span, &mut next[4], &range),
+        };
         units.clear();
         if list_line {
             units.extend(items.iter().map(|item| Unit_ {
@@ -312,7 +326,7 @@ pub fn parse(text: &str) -> Facts {
         }
         for u in &units {
             let at = offset(u.body);
-            let mut named = within(&all_countries, |c| &c.span, at, u.body.len()).peekable();
+            let mut named = within(on.countries, |c| &c.span, at, u.body.len()).peekable();
             if let Some(&first_named) = named.peek() {
                 // A country entry is the name, alone or with a note after a
                 // mark: "Montenegro", "Albania (ID card)", "Kosovo – 90 days";
@@ -377,10 +391,10 @@ pub fn parse(text: &str) -> Facts {
                     }
                 }
             }
-            let fees = within(&all_fees, |f| &f.span, at, u.body.len());
-            let durs = within(&all_durs, |d| &d.span, at, u.body.len());
-            let ages = within(&all_ages, |a| &a.span, at, u.body.len());
-            let dates = within(&all_dates, |d| &d.span, at, u.body.len());
+            let fees = within(on.fees, |f| &f.span, at, u.body.len());
+            let durs = within(on.durs, |d| &d.span, at, u.body.len());
+            let ages = within(on.ages, |a| &a.span, at, u.body.len());
+            let dates = within(on.dates, |d| &d.span, at, u.body.len());
             // The unit's values, at their offsets in it.
             let here = |s: &Range<usize>| s.start - at..s.end - at;
             spans.clear();
@@ -398,13 +412,13 @@ pub fn parse(text: &str) -> Facts {
                 let in_list = |c: &&countries::CountryMatch| {
                     c.span.start >= at + list.start && c.span.end <= at + list.end
                 };
-                let named = within(&all_countries, |c| &c.span, at, u.body.len())
+                let named = within(on.countries, |c| &c.span, at, u.body.len())
                     .filter(in_list)
                     .count();
                 if named * 2 < inline.len() {
                     let frame = fold(&mask(u.body, std::slice::from_ref(&list)));
                     for item in inline {
-                        let masked = mask_values(item);
+                        let masked = mask_values(item, &on);
                         facts.documents.push(Document {
                             text: shown(item),
                             context: shown(u.context),
@@ -479,7 +493,7 @@ pub fn parse(text: &str) -> Facts {
             for (item, text) in items.iter().zip(shown) {
                 // The key masks the item's own fees and durations, so an item
                 // whose value changed is the same document.
-                let masked = mask_values(item);
+                let masked = mask_values(item, &on);
                 facts.documents.push(Document {
                     text: text.to_string(),
                     context: lead_in.shown(),
@@ -661,6 +675,32 @@ fn lines_of(text: &str) -> impl Iterator<Item = &str> {
         }
         None => None,
     })
+}
+
+/// The matches of each kind starting on one line: slices of the page's.
+struct OnLine<'m> {
+    fees: &'m [fees::FeeMatch],
+    durs: &'m [durations::DurationMatch],
+    ages: &'m [ages::AgeMatch],
+    dates: &'m [dates::DateMatch],
+    countries: &'m [countries::CountryMatch],
+}
+
+/// The matches of `all` (sorted by start) starting in `range`, looked for
+/// from `*from` on, which is moved past those starting before it: ranges
+/// asked in order cost a step or two each.
+fn starting_in<'m, T>(
+    all: &'m [T],
+    span: impl Fn(&T) -> &Range<usize>,
+    from: &mut usize,
+    range: &Range<usize>,
+) -> &'m [T] {
+    while all.get(*from).is_some_and(|m| span(m).start < range.start) {
+        *from += 1;
+    }
+    let rest = &all[*from..];
+    let n = rest.iter().take_while(|m| span(m).start < range.end).count();
+    &rest[..n]
 }
 
 /// The matches lying wholly inside `text[at..at + len]`; `all` is sorted by start.
