@@ -263,6 +263,7 @@ pub fn parse(text: &str) -> Facts {
     // Lines come in order: where the next mark and the next match of each
     // kind are, moved on line by line (not searched for each).
     let mut next_mark = 0;
+    // Fees, durations, ages, dates, countries (as in `OnLine`).
     let mut next = [0; 5];
     for (line_no, line) in latin_lines.iter().copied().enumerate() {
         let original = original_lines.next().unwrap_or(line);
@@ -275,7 +276,7 @@ pub fn parse(text: &str) -> Facts {
             next_mark += 1;
         }
         let marked = marks.get(next_mark).is_some_and(|&m| m < range.end);
-        let may_list = lines.may_name_a_document(start..start + line.len());
+        let may_list = lines.may_name_a_document(range.clone());
         // What editors read (contexts, labels, lead-ins) in the page's script.
         let same_script = line == original;
         let shown = |part: &str| {
