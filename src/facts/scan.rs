@@ -17,6 +17,7 @@ use std::cell::RefCell;
 use std::ops::Range;
 use std::sync::LazyLock;
 
+use regex_automata::hybrid::LazyStateID;
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::{Input, MatchKind};
 
@@ -55,8 +56,8 @@ fn patterns() -> [&'static str; KINDS] {
     ]
 }
 
-/// All patterns in one DFA reporting every match's end (`MatchKind::All`,
-/// overlapping): a match of one kind never hides another's.
+/// All patterns in one DFA whose match states hold every pattern matching
+/// there (`MatchKind::All`): a match of one kind never hides another's.
 static ALL: LazyLock<Option<DFA>> = LazyLock::new(|| {
     DFA::builder()
         // A dense page builds about 200 KB of states; each thread keeps
@@ -205,9 +206,7 @@ fn scan(dfa: &DFA, cache: &mut Cache, text: &str) -> Option<Lines> {
         state = dfa.next_state(cache, state, byte).ok()?;
         if state.is_tagged() {
             if state.is_match() {
-                for i in 0..dfa.match_len(cache, state) {
-                    found.add(dfa.match_pattern(cache, state, i).as_usize(), at);
-                }
+                found.add_matches(dfa, cache, state, at);
             } else if state.is_dead() {
                 break;
             } else if state.is_quit() {
@@ -217,9 +216,7 @@ fn scan(dfa: &DFA, cache: &mut Cache, text: &str) -> Option<Lines> {
     }
     let state = dfa.next_eoi_state(cache, state).ok()?;
     if state.is_match() {
-        for i in 0..dfa.match_len(cache, state) {
-            found.add(dfa.match_pattern(cache, state, i).as_usize(), bytes.len());
-        }
+        found.add_matches(dfa, cache, state, bytes.len());
     }
     Some(Lines {
         by_kind: found.by_kind,
@@ -239,6 +236,13 @@ struct Found<'t> {
 }
 
 impl Found<'_> {
+    /// The matches of every pattern that match state `state` holds, ending at `end`.
+    fn add_matches(&mut self, dfa: &DFA, cache: &Cache, state: LazyStateID, end: usize) {
+        for i in 0..dfa.match_len(cache, state) {
+            self.add(dfa.match_pattern(cache, state, i).as_usize(), end);
+        }
+    }
+
     /// A match of pattern `kind` ending at `end`.
     fn add(&mut self, kind: usize, end: usize) {
         let bytes = self.bytes;
