@@ -816,62 +816,103 @@ pub fn mask(text: &str, spans: &[Range<usize>]) -> String {
 /// Lower case, no diacritics, single spaces, no trailing punctuation: the
 /// form in which contexts and items are matched.
 ///
-/// ASCII bytes (most of any key) are folded as bytes; only the others are
-/// decoded and looked up.
+/// Runs of ASCII letters, digits and punctuation (most of any key) are
+/// lowered and copied as a whole; only the other characters are decoded
+/// and looked up.
 pub fn fold(text: &str) -> String {
     let latin = transliterate(text);
     let latin = latin.as_ref();
     let bytes = latin.as_bytes();
-    let mut out = String::with_capacity(latin.len());
+    let mut out: Vec<u8> = Vec::with_capacity(latin.len());
+    // Whitespace seen since the last character written: one space before
+    // the next (none at the start).
     let mut gap = false;
-    let push = |out: &mut String, c: char, gap: &mut bool| {
-        if *gap && !out.is_empty() {
-            out.push(' ');
-        }
-        *gap = false;
-        out.push(c);
-    };
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
-        if b.is_ascii() {
-            i += 1;
-            // What `char::is_whitespace` holds in ASCII.
-            if matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r') {
-                gap = true;
-            } else {
-                push(&mut out, char::from(b.to_ascii_lowercase()), &mut gap);
+        if b > b' ' && b.is_ascii() {
+            if gap && !out.is_empty() {
+                out.push(b' ');
             }
+            gap = false;
+            i = lowered_run(bytes, i, &mut out);
+            continue;
+        }
+        if matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r') {
+            // What `char::is_whitespace` holds in ASCII.
+            gap = true;
+            i += 1;
             continue;
         }
         let c = latin[i..].chars().next().expect("on a char boundary");
         i += c.len_utf8();
+        let mut push = |c: char| {
+            if gap && !out.is_empty() {
+                out.push(b' ');
+            }
+            gap = false;
+            out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+        };
         if c.is_whitespace() {
             gap = true;
-        } else if c == '§' {
-            // A masked value (see `mask`), in most keys.
-            push(&mut out, c, &mut gap);
+        } else if c.is_ascii() || c == '§' {
+            // A control character; a masked value (see `mask`), in most keys.
+            push(c);
         } else if let Some(plain) = plain_letter(c) {
             // The letters of our languages, without a table look-up.
-            for p in plain.chars() {
-                push(&mut out, p, &mut gap);
-            }
+            plain.chars().for_each(push);
         } else {
             for lower in c.to_lowercase() {
                 if lower == 'đ' {
-                    push(&mut out, 'd', &mut gap);
-                    push(&mut out, 'j', &mut gap);
+                    push('d');
+                    push('j');
                     continue;
                 }
                 // Canonical decomposition without the combining marks: ë → e, š → s.
                 unicode_normalization::char::decompose_canonical(lower, |d| {
                     if !('\u{300}'..='\u{36f}').contains(&d) {
-                        push(&mut out, d, &mut gap);
+                        push(d);
                     }
                 });
             }
         }
     }
+    let out = String::from_utf8(out).expect("whole characters were written");
     trim_folded(out, &['"', '“', '”', '„'])
+}
+
+/// Copies the run of ASCII letters, digits and punctuation starting at
+/// `bytes[i]` to `out` in lower case, eight bytes at a time; returns where
+/// it ends (at whitespace, a control or a non-ASCII byte, or the end).
+fn lowered_run(bytes: &[u8], mut i: usize, out: &mut Vec<u8>) -> usize {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGH: u64 = ONES * 0x80;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let x = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        // The run ends at a byte `<= b' '` or not ASCII. The borrow of the
+        // subtraction can only mark bytes after the first that ends it.
+        let stop = (x.wrapping_sub(ONES * 0x21) & !x | x) & HIGH;
+        // Per ASCII byte, no carry between them: the high bit is set where
+        // `b >= b'A'` and where `b > b'Z'`; capitals get 0x20 added.
+        let capital = (x + ONES * (0x80 - u64::from(b'A'))) & !(x + ONES * (0x7f - u64::from(b'Z'))) & HIGH;
+        let lower = (x | capital >> 2).to_le_bytes();
+        if stop == 0 {
+            out.extend_from_slice(&lower);
+            i += 8;
+            continue;
+        }
+        // All eight written (one store), the bytes after the run dropped.
+        let n = (stop.trailing_zeros() / 8) as usize;
+        let len = out.len();
+        out.extend_from_slice(&lower);
+        out.truncate(len + n);
+        return i + n;
+    }
+    // Fewer than eight bytes left.
+    while let Some(&b) = bytes.get(i).filter(|&&b| b > b' ' && b.is_ascii()) {
+        out.push(b.to_ascii_lowercase());
+        i += 1;
+    }
+    i
 }
 
 /// A folded text without its trailing punctuation and enclosing quotes,
@@ -879,10 +920,15 @@ pub fn fold(text: &str) -> String {
 fn trim_folded(mut out: String, quotes: &[char]) -> String {
     let end = out.trim_end_matches(['.', ';', ':', ',', ' ']).len();
     out.truncate(end);
-    let end = out.trim_end_matches(quotes).len();
-    out.truncate(end);
-    let start = out.len() - out.trim_start_matches(quotes).len();
-    out.drain(..start);
+    // Most texts are not quoted: asked with one character each.
+    if out.ends_with(quotes) {
+        let end = out.trim_end_matches(quotes).len();
+        out.truncate(end);
+    }
+    if out.starts_with(quotes) {
+        let start = out.len() - out.trim_start_matches(quotes).len();
+        out.drain(..start);
+    }
     out
 }
 
@@ -1220,6 +1266,53 @@ mod tests {
             ("Важећи  ПАСОШ.", "vazeci pasos"),
         ] {
             assert_eq!(fold(text), want, "{text:?}");
+        }
+    }
+
+    /// A run is lowered eight bytes at a time as byte by byte: every kind
+    /// of byte (the edges of the capitals, of what ends a run) at every
+    /// place of runs shorter and longer than eight.
+    #[test]
+    fn runs_are_lowered_eight_bytes_at_a_time() {
+        let by_byte = |bytes: &[u8], i: usize| {
+            let run: Vec<u8> = bytes[i..]
+                .iter()
+                .take_while(|&&b| b > b' ' && b.is_ascii())
+                .map(u8::to_ascii_lowercase)
+                .collect();
+            (i + run.len(), run)
+        };
+        let specials: &[&[u8]] = &[
+            b"@",
+            b"A",
+            b"Z",
+            b"[",
+            b"`",
+            b"a",
+            b"z",
+            b"!",
+            b"~",
+            b"\x7f",
+            b" ",
+            b"\x20",
+            b"\x21",
+            b"\t",
+            b"\x01",
+            "ë".as_bytes(),
+            "€".as_bytes(),
+        ];
+        for len in 0..20 {
+            for at in 0..len {
+                for special in specials {
+                    let mut bytes = b"Ab".repeat(len)[..len].to_vec();
+                    bytes.splice(at..at + 1, special.iter().copied());
+                    for start in 0..bytes.len().min(3) {
+                        let mut out = Vec::new();
+                        let end = lowered_run(&bytes, start, &mut out);
+                        assert_eq!((end, out), by_byte(&bytes, start), "{bytes:?} from {start}");
+                    }
+                }
+            }
         }
     }
 
