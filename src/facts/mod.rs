@@ -723,13 +723,19 @@ fn within<'m, T>(
 fn sentences(text: &str) -> impl Iterator<Item = &str> {
     let mut start = 0;
     let mut done = false;
-    // The marks are ASCII: bytes are scanned, not characters decoded.
-    let mut marks = text.bytes().enumerate();
+    // The marks are ASCII: bytes are searched (by `memchr`), not
+    // characters decoded.
+    let bytes = text.as_bytes();
+    let mut stops = memchr::memchr3_iter(b'.', b'!', b'?', bytes).peekable();
+    let mut semicolons = memchr::memchr_iter(b';', bytes).peekable();
+    let mut marks = std::iter::from_fn(move || match (stops.peek(), semicolons.peek()) {
+        (Some(&a), Some(&b)) if b < a => semicolons.next(),
+        (Some(_), _) => stops.next(),
+        (None, _) => semicolons.next(),
+    });
     std::iter::from_fn(move || {
-        for (i, c) in marks.by_ref() {
-            if !matches!(c, b'.' | b'!' | b'?' | b';') {
-                continue;
-            }
+        for i in marks.by_ref() {
+            let c = bytes[i];
             let mut next = text[i + 1..].chars();
             if next.next() != Some(' ') || !next.next().is_some_and(char::is_uppercase) {
                 continue;
@@ -1355,6 +1361,22 @@ mod tests {
                 "U.S. citizens need a passport.",
                 "They may need documents.",
                 "Published in No. 119 of 2014."
+            ]
+        );
+        // Every mark, in every order (`;` is searched apart from the others).
+        assert_eq!(
+            sentences("Bring a form; Pay the fee! Wait? Go on. Done; End; Then. Stop; a; b! C")
+                .collect::<Vec<_>>(),
+            [
+                "Bring a form;",
+                "Pay the fee!",
+                "Wait?",
+                "Go on.",
+                "Done;",
+                "End;",
+                "Then.",
+                "Stop; a; b!",
+                "C"
             ]
         );
     }
