@@ -263,6 +263,8 @@ pub fn parse(text: &str) -> Facts {
     // Lines come in order: where the next mark and the next match of each
     // kind are, moved on line by line (not searched for each).
     let mut next_mark = 0;
+    // Where the next word naming a document ends.
+    let mut next_document = 0;
     // Fees, durations, ages, dates, countries (as in `OnLine`).
     let mut next = [0; 5];
     for (line_no, line) in latin_lines.iter().copied().enumerate() {
@@ -276,7 +278,7 @@ pub fn parse(text: &str) -> Facts {
             next_mark += 1;
         }
         let marked = marks.get(next_mark).is_some_and(|&m| m < range.end);
-        let may_list = lines.may_name_a_document(range.clone());
+        let may_list = lines.may_name_a_document_from(range.clone(), &mut next_document);
         // What editors read (contexts, labels, lead-ins) in the page's script.
         let same_script = line == original;
         let shown = |part: &str| {
@@ -406,7 +408,7 @@ pub fn parse(text: &str) -> Facts {
             if !list_line
                 && !heading
                 && u.label.is_none()
-                && lines.may_name_a_document(at..at + u.body.len())
+                && lines.may_name_a_document_from(at..at + u.body.len(), &mut next_document)
                 && let Some((list, inline)) = documents::inline_items(u.body)
             {
                 // A list of countries is no document list (see above).

@@ -121,11 +121,25 @@ impl Lines {
     /// naming a document: a part that does not holds no list of documents
     /// in a sentence, and is not asked.
     pub fn may_name_a_document(&self, part: Range<usize>) -> bool {
+        let mut from = self
+            .document_ends
+            .as_ref()
+            .map_or(0, |ends| ends.partition_point(|&e| e <= part.start));
+        self.may_name_a_document_from(part, &mut from)
+    }
+
+    /// [`Self::may_name_a_document`] for parts asked in the order of their
+    /// starts (the lines of a page, the sentences of a line): the search
+    /// goes on from `*from`, moved past the ends before `part`, and each
+    /// part costs a step or two.
+    pub fn may_name_a_document_from(&self, part: Range<usize>, from: &mut usize) -> bool {
         self.document_ends.as_ref().is_none_or(|ends| {
             // A word ends after its first letter: the first end past the
             // part's start, if any, is in it or after it.
-            let first = ends.partition_point(|&e| e <= part.start);
-            ends.get(first).is_some_and(|&e| e <= part.end)
+            while ends.get(*from).is_some_and(|&e| e <= part.start) {
+                *from += 1;
+            }
+            ends.get(*from).is_some_and(|&e| e <= part.end)
         })
     }
 }
@@ -421,6 +435,23 @@ mod tests {
         assert!(told("letërnjoftim ose pasaportë."));
         assert!(told("the passports."));
         assert!(Lines::everywhere(text).may_name_a_document(span("nothing to bring here.")));
+        // Asked in order with one cursor, every part (every line, every
+        // word, every sentence) gets the answer asked alone gets.
+        let mut parts: Vec<Range<usize>> = Vec::new();
+        for (at, _) in text.char_indices() {
+            for end in (at..=text.len()).filter(|&e| text.is_char_boundary(e)) {
+                parts.push(at..end);
+            }
+        }
+        let mut from = 0;
+        for part in parts {
+            let alone = lines.may_name_a_document(part.clone());
+            assert_eq!(
+                lines.may_name_a_document_from(part.clone(), &mut from),
+                alone,
+                "{part:?}"
+            );
+        }
     }
 
     /// The halves stepped side by side find what one pass finds, wherever
