@@ -423,25 +423,27 @@ fn match_name(
 }
 
 /// The runs of names that stand together as one list: only commas,
-/// "and", "or", articles and the like between them.
-pub fn runs(text: &str, matches: &[CountryMatch]) -> Vec<Run> {
+/// "and", "or", articles and the like between them. `text` starts at
+/// offset `at` of the text `matches` were found in; the runs' spans are in
+/// `text`. Written to `out` (cleared first: one buffer serves a page).
+pub fn runs(text: &str, at: usize, matches: &[CountryMatch], out: &mut Vec<Run>) {
     let table = &*TABLE;
-    let mut out: Vec<Run> = Vec::new();
+    out.clear();
     for (i, m) in matches.iter().enumerate() {
+        let span = m.span.start - at..m.span.end - at;
         if let Some(run) = out.last_mut()
             && run.names.end == i
-            && joins(table, &text[run.span.end..m.span.start])
+            && joins(table, &text[run.span.end..span.start])
         {
-            run.span.end = m.span.end;
+            run.span.end = span.end;
             run.names.end = i + 1;
             continue;
         }
         out.push(Run {
-            span: m.span.clone(),
+            span,
             names: i..i + 1,
         });
     }
-    out
 }
 
 fn joins(table: &Table, gap: &str) -> bool {
@@ -591,7 +593,8 @@ pub mod tests {
         let m = find(text);
         let codes: Vec<&str> = m.iter().map(|m| m.code).collect();
         assert_eq!(codes, ["EU", "CH", "NO", "IS", "RS"]);
-        let r = runs(text, &m);
+        let mut r = Vec::new();
+        runs(text, 0, &m, &mut r);
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].names, 0..4);
         assert!(after_nationals(&text[..r[0].span.start]));

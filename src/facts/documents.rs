@@ -217,29 +217,32 @@ pub fn news_lines(lines: &[&str], items: &[Option<&str>]) -> Vec<bool> {
 /// paragraph enumerates inline ("1) pasoš; 2) fotografija; 3) dokaz o
 /// smeštaju."), split at the next numbers in sequence.
 pub fn items(line: &str) -> Vec<&str> {
-    items_after(line, item(line))
+    let mut items = Vec::new();
+    items_after(line, item(line), &mut items);
+    items
 }
 
-/// [`items`] of a line whose [`item`] is known.
-pub fn items_after<'a>(line: &'a str, item: Option<&'a str>) -> Vec<&'a str> {
+/// [`items`] of a line whose [`item`] is known, in `items` (cleared first:
+/// one buffer serves every line of a page).
+pub fn items_after<'a>(line: &'a str, item: Option<&'a str>, items: &mut Vec<&'a str>) {
+    items.clear();
     let (first, mut next) = match item {
         Some(first) => {
             let lead = line.trim_start();
             let digits = lead.bytes().take_while(u8::is_ascii_digit).count();
             match lead[..digits].parse::<u32>() {
                 Ok(n) => (first, n),
-                Err(_) => return vec![first],
+                Err(_) => return items.push(first),
             }
         }
         // "Uz zahtev se prilaže: 1) pasoš; 2) fotografija": a paragraph that
         // enumerates inline (at least "1)" and "2)") lists items too.
-        None if !line.as_bytes().contains(&b')') => return Vec::new(),
+        None if !line.as_bytes().contains(&b')') => return,
         None => match (line.find(" 1) "), line.find(" 2) ")) {
             (Some(one), Some(two)) if one < two => (&line[one + 4..], 1),
-            _ => return Vec::new(),
+            _ => return,
         },
     };
-    let mut parts = Vec::new();
     let mut rest = first;
     loop {
         next += 1;
@@ -250,15 +253,14 @@ pub fn items_after<'a>(line: &'a str, item: Option<&'a str>) -> Vec<&'a str> {
         let Some((at, len)) = found else { break };
         let part = rest[..at].trim().trim_end_matches([';', ',']);
         if !part.is_empty() {
-            parts.push(part);
+            items.push(part);
         }
         rest = &rest[at + len..];
     }
     let last = rest.trim();
     if !last.is_empty() {
-        parts.push(last);
+        items.push(last);
     }
-    parts
 }
 
 /// Where `" {n}{mark} "` is in `text`, and its length: the next number of

@@ -256,10 +256,13 @@ pub fn parse(text: &str) -> Facts {
         .chain(all_countries.iter().map(|c| c.span.start))
         .collect();
     marks.sort_unstable();
-    // Buffers of one line's units and one unit's spans, reused: most lines
-    // with a fact have one or two, and the page has thousands of lines.
+    // Buffers of one line's units and list items and one unit's spans and
+    // runs of country names, reused: most lines with a fact have one or
+    // two, and the page has thousands of lines.
     let mut units: Vec<Unit_> = Vec::new();
     let mut spans: Vec<Range<usize>> = Vec::new();
+    let mut items: Vec<&str> = Vec::new();
+    let mut runs: Vec<countries::Run> = Vec::new();
     // Lines come in order: where the next mark and the next match of each
     // kind are, moved on line by line (not searched for each).
     let mut next_mark = 0;
@@ -292,7 +295,7 @@ pub fn parse(text: &str) -> Facts {
         let body = line.trim_start_matches('#').trim();
         let first = firsts[line_no];
         let list_line = first.is_some();
-        let items = documents::items_after(line, first);
+        documents::items_after(line, first, &mut items);
         if !marked && !may_list && items.is_empty() {
             if heading || !body.contains(" | ") {
                 lead_in = LeadIn::of(line, original, body);
@@ -329,8 +332,8 @@ pub fn parse(text: &str) -> Facts {
         }
         for u in &units {
             let at = offset(u.body);
-            let mut named = within(on.countries, |c| &c.span, at, u.body.len()).peekable();
-            if let Some(&first_named) = named.peek() {
+            let named = countries_within(on.countries, at, u.body.len());
+            if let Some(first_named) = named.first() {
                 // A country entry is the name, alone or with a note after a
                 // mark: "Montenegro", "Albania (ID card)", "Kosovo – 90 days";
                 // not "U.S. Department of Defense Photos".
@@ -344,7 +347,7 @@ pub fn parse(text: &str) -> Facts {
                         || rest.starts_with([',', '(', '–', '—', '-', ':', ';', '/', '*', '|']));
                 let found = || -> Vec<(&'static str, String)> {
                     named
-                        .clone()
+                        .iter()
                         .map(|c| (c.code, shown(&latin[c.span.clone()])))
                         .collect()
                 };
@@ -365,17 +368,10 @@ pub fn parse(text: &str) -> Facts {
                 } else {
                     // A sentence: its runs of names ("Norway, Iceland and
                     // Switzerland"), and a name after "citizens of".
-                    let owned: Vec<countries::CountryMatch> = named
-                        .clone()
-                        .map(|c| countries::CountryMatch {
-                            span: c.span.start - at..c.span.end - at,
-                            code: c.code,
-                        })
-                        .collect();
-                    let runs: Vec<countries::Run> = countries::runs(u.body, &owned)
-                        .into_iter()
-                        .filter(|r| r.names.len() >= 2 || countries::after_nationals(&u.body[..r.span.start]))
-                        .collect();
+                    countries::runs(u.body, at, named, &mut runs);
+                    runs.retain(|r| {
+                        r.names.len() >= 2 || countries::after_nationals(&u.body[..r.span.start])
+                    });
                     if !runs.is_empty() {
                         let spans: Vec<Range<usize>> = runs.iter().map(|r| r.span.clone()).collect();
                         let key = countries::sentence_key(&mask(u.body, &spans));
@@ -718,6 +714,19 @@ fn within<'m, T>(
         .iter()
         .take_while(move |m| span(m).start < at + len)
         .filter(move |m| span(m).end <= at + len)
+}
+
+/// The countries lying wholly inside `text[at..at + len]`, as a slice:
+/// [`within`] for matches that never overlap, so that only the last one
+/// starting inside may end outside.
+fn countries_within(all: &[countries::CountryMatch], at: usize, len: usize) -> &[countries::CountryMatch] {
+    let first = all.partition_point(|c| c.span.start < at);
+    let rest = &all[first..];
+    let mut n = rest.iter().take_while(|c| c.span.start < at + len).count();
+    if n > 0 && rest[n - 1].span.end > at + len {
+        n -= 1;
+    }
+    &rest[..n]
 }
 
 /// Splits a paragraph into sentences at `.`, `!`, `?` or `;` followed by a
