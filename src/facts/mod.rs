@@ -293,11 +293,13 @@ pub fn parse(text: &str) -> Facts {
         };
         let heading = line.starts_with('#');
         let body = line.trim_start_matches('#').trim();
+        // A table row: its cells joined by " | " (see `extract`).
+        let label = row_label(body);
         let first = firsts[line_no];
         let list_line = first.is_some();
         documents::items_after(line, first, &mut items);
         if !marked && !may_list && items.is_empty() {
-            if heading || !body.contains(" | ") {
+            if heading || label.is_none() {
                 lead_in = LeadIn::of(line, original, body);
             }
             continue;
@@ -316,8 +318,7 @@ pub fn parse(text: &str) -> Facts {
                 context: item,
                 label: None,
             }));
-        } else if body.contains(" | ") {
-            let label = body.split(" | ").next().unwrap_or(body);
+        } else if let Some(label) = label {
             units.push(Unit_ {
                 body,
                 context: label,
@@ -502,7 +503,7 @@ pub fn parse(text: &str) -> Facts {
                     frame: None,
                 });
             }
-        } else if heading || !body.contains(" | ") {
+        } else if heading || label.is_none() {
             lead_in = LeadIn::of(line, original, body);
         }
     }
@@ -727,6 +728,16 @@ fn countries_within(all: &[countries::CountryMatch], at: usize, len: usize) -> &
         n -= 1;
     }
     &rest[..n]
+}
+
+/// The first cell of a table row (cells joined by `" | "`), `None` for
+/// any other line. `|` is rare in text: found by `memchr`, where `" | "`
+/// would be looked for at every space.
+fn row_label(line: &str) -> Option<&str> {
+    let bytes = line.as_bytes();
+    memchr::memchr_iter(b'|', bytes)
+        .find(|&i| i > 0 && bytes[i - 1] == b' ' && bytes.get(i + 1) == Some(&b' '))
+        .map(|i| &line[..i - 1])
 }
 
 /// Splits a paragraph into sentences at `.`, `!`, `?` or `;` followed by a
@@ -1358,6 +1369,29 @@ mod tests {
                 text.lines().collect::<Vec<_>>(),
                 "{text:?}"
             );
+        }
+    }
+
+    /// A row's label is its text up to the first `" | "`, as splitting
+    /// there gives it; a line without one is no row.
+    #[test]
+    fn row_label_is_the_first_cell() {
+        for line in [
+            "Fee | 50 €",
+            "a|b | c",
+            "x || y | z",
+            " | ",
+            "| a | b",
+            "a | | b",
+            "a |b",
+            "a| b",
+            "|",
+            "",
+            "no row",
+            "ë | ж",
+        ] {
+            let split = line.contains(" | ").then(|| line.split(" | ").next().unwrap());
+            assert_eq!(row_label(line), split, "{line:?}");
         }
     }
 
