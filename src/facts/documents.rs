@@ -87,16 +87,16 @@ fn is_joining(word: &str) -> bool {
 pub fn inline_items(sentence: &str) -> Option<(std::ops::Range<usize>, Vec<&str>)> {
     // The shape first, the words last: every sentence of a page is asked,
     // and few hold a list.
-    let region = if let (Some(open), Some(close)) = (sentence.find('('), sentence.rfind(')'))
+    // (The marks are ASCII: found as bytes by `memchr`, faster than the
+    // standard library's search on the short texts of sentences.)
+    let bytes = sentence.as_bytes();
+    let region = if let (Some(open), Some(close)) =
+        (memchr::memchr(b'(', bytes), memchr::memrchr(b')', bytes))
         && open < close
         && (sentence[open..close].contains(',') || sentence[open..close].split(' ').any(is_joining))
     {
         open + 1..close
-    } else if let Some(colon) = sentence
-        .match_indices(':')
-        .map(|(i, _)| i)
-        .find(|&i| sentence[i + 1..].starts_with(' '))
-    {
+    } else if let Some(colon) = memchr::memchr_iter(b':', bytes).find(|&i| bytes.get(i + 1) == Some(&b' ')) {
         colon + 2..sentence.len()
     } else if sentence.trim_end().ends_with('.') {
         // A whole sentence, not a title ("Entry, Exit and Visa Requirements").
@@ -109,8 +109,7 @@ pub fn inline_items(sentence: &str) -> Option<(std::ops::Range<usize>, Vec<&str>
     // Split at commas, then the last part at its first joining word.
     let mut parts: Vec<std::ops::Range<usize>> = Vec::new();
     let mut at = region.start;
-    // (The marks are ASCII: found as bytes, no character decoded.)
-    for cut in memchr::memchr2_iter(b',', b';', &sentence.as_bytes()[region.start..text_end]) {
+    for cut in memchr::memchr2_iter(b',', b';', &bytes[region.start..text_end]) {
         parts.push(at..region.start + cut);
         at = region.start + cut + 1;
     }
@@ -237,7 +236,7 @@ pub fn items_after<'a>(line: &'a str, item: Option<&'a str>, items: &mut Vec<&'a
         }
         // "Uz zahtev se prilaže: 1) pasoš; 2) fotografija": a paragraph that
         // enumerates inline (at least "1)" and "2)") lists items too.
-        None if !line.as_bytes().contains(&b')') => return,
+        None if memchr::memchr(b')', line.as_bytes()).is_none() => return,
         None => match (line.find(" 1) "), line.find(" 2) ")) {
             (Some(one), Some(two)) if one < two => (&line[one + 4..], 1),
             _ => return,
