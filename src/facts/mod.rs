@@ -919,9 +919,12 @@ fn lowered_run(bytes: &[u8], mut i: usize, out: &mut Vec<u8>) -> usize {
         // The run ends at a byte `<= b' '` or not ASCII. The borrow of the
         // subtraction can only mark bytes after the first that ends it.
         let stop = (x.wrapping_sub(ONES * 0x21) & !x | x) & HIGH;
-        // Per ASCII byte, no carry between them: the high bit is set where
-        // `b >= b'A'` and where `b > b'Z'`; capitals get 0x20 added.
-        let capital = (x + ONES * (0x80 - u64::from(b'A'))) & !(x + ONES * (0x7f - u64::from(b'Z'))) & HIGH;
+        // Per byte's low seven bits, no carry between them: the high bit is
+        // set where `b >= b'A'` and where `b > b'Z'`; capitals get 0x20
+        // added. (Bytes not ASCII are past the run's end: dropped.)
+        let low = x & !HIGH;
+        let capital =
+            (low + ONES * (0x80 - u64::from(b'A'))) & !(low + ONES * (0x7f - u64::from(b'Z'))) & HIGH;
         let lower = (x | capital >> 2).to_le_bytes();
         if stop == 0 {
             out.extend_from_slice(&lower);
