@@ -262,12 +262,17 @@ fn in_halves<'t>(dfa: &DFA, cache: &mut Cache, bytes: &'t [u8], mid: usize) -> O
     let mut b = dfa
         .start_state_forward(cache, &Input::new(bytes).range(mid..))
         .ok()?;
+    // A clear of the cache (when it fills) makes the other chain's state
+    // stale: checked after every step that may have made new states.
     for (k, (&x, &y)) in head.iter().zip(tail).enumerate() {
         a = dfa.next_state(cache, a, x).ok()?;
         if cache.clear_count() != clears {
             return Some(None);
         }
         b = dfa.next_state(cache, b, y).ok()?;
+        if cache.clear_count() != clears {
+            return Some(None);
+        }
         if (a.is_tagged() && !first.tagged(dfa, cache, a, k)?)
             || (b.is_tagged() && !second.tagged(dfa, cache, b, mid + k)?)
         {
@@ -279,6 +284,9 @@ fn in_halves<'t>(dfa: &DFA, cache: &mut Cache, bytes: &'t [u8], mid: usize) -> O
     // then; the second ends the text.
     for (k, &x) in head.iter().enumerate().skip(tail.len()) {
         a = dfa.next_state(cache, a, x).ok()?;
+        if cache.clear_count() != clears {
+            return Some(None);
+        }
         if a.is_tagged() && !first.tagged(dfa, cache, a, k)? {
             return Some(None);
         }
@@ -485,6 +493,47 @@ mod tests {
             assert_eq!(two.unit_ends, one.unit_ends, "cut at {mid}");
         }
         assert_eq!(*one.unit_ends.last().unwrap(), text.len());
+    }
+
+    /// A cache so small that it is cleared again and again: the halves
+    /// give up (a state of the other chain would be stale) and the pass
+    /// alone finds what a roomy cache finds.
+    #[test]
+    fn a_cache_cleared_under_the_halves_loses_nothing() {
+        // The fixture pages' texts: many states, more than the least
+        // cache holds.
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pages/");
+        let mut text = String::new();
+        for page in [
+            "us-state-kosovo-entry",
+            "xk-mpb-temporary-residence",
+            "rs-residence-article",
+        ] {
+            let page = std::fs::read_to_string(format!("{root}{page}/v1.expected.txt")).expect("fixture");
+            text.push_str(&page.to_ascii_lowercase());
+        }
+        let roomy = Lines::of(&text);
+        let tiny = DFA::builder()
+            .configure(
+                DFA::config()
+                    .match_kind(MatchKind::All)
+                    .cache_capacity(0)
+                    .skip_cache_capacity_check(true),
+            )
+            .build_many(&patterns())
+            .expect("the DFA builds");
+        let mut cache = tiny.create_cache();
+        let mid = text.len() / 2 + text[text.len() / 2..].find('\n').unwrap() + 1;
+        assert!(
+            in_halves(&tiny, &mut cache, text.as_bytes(), mid)
+                .expect("no quit")
+                .is_none()
+        );
+        let found = scan(&tiny, &mut cache, &text).expect("no quit");
+        assert!(cache.clear_count() > 0);
+        assert_eq!(found.by_kind, roomy.by_kind);
+        assert_eq!(found.document_ends, roomy.document_ends);
+        assert_eq!(found.unit_ends, roomy.unit_ends);
     }
 
     /// Lines of one kind near each other are one stretch, read in one
