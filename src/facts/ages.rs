@@ -10,26 +10,23 @@
 use std::ops::Range;
 use std::sync::LazyLock;
 
-use regex::Regex;
-
 use super::lexicon::LEXICON;
-use super::scan::{Kind, Lines};
+use super::scan::{FactRegex, Kind, Lines};
 use super::{WB, word_alternation};
 
 /// What puts a number in an age: a comparison with an age word, or the age
 /// word itself ("vjeç" is "years of age"). Words from `data/lexicon.toml`;
 /// lower case, Latin script.
-pub(super) static AGE: LazyLock<Regex> = LazyLock::new(|| {
+pub(super) static AGE: LazyLock<FactRegex> = LazyLock::new(|| {
     let alt = |words: &[String]| word_alternation(words.iter().map(String::as_str), false, true);
     // "under 14", "under the age of 14", "mlađi od 14", "nën moshën 18";
     // "14 years old", "14 vjeç".
     let before = alt(&LEXICON.age_before);
     let units = alt(&LEXICON.age_units);
     let alone = alt(&LEXICON.age_alone);
-    Regex::new(&format!(
+    FactRegex::new(format!(
         r"{WB}(?:(?P<cmp>{before})(?:[^\S\n]+(?:od|se|than))?[^\S\n]+(?P<n1>[0-9]{{1,3}})(?P<tail1>[^\S\n]*(?:{units})?)|(?P<n2>[0-9]{{1,3}})[^\S\n]*(?P<unit2>{alone}))(?P<after>[^\S\n]*[a-zčćđšžëç%]*)"
     ))
-    .unwrap()
 });
 
 #[derive(Debug, Clone, PartialEq)]
@@ -49,29 +46,25 @@ pub fn find(text: &str) -> Vec<AgeMatch> {
 /// ASCII lower case.
 pub(super) fn find_in(lower: &str, lines: &Lines) -> Vec<AgeMatch> {
     let mut out = Vec::new();
-    for c in super::scan::captures(&AGE, lower, lines.get(Kind::Age)) {
-        let n = c
-            .name("n1")
-            .or(c.name("n2"))
-            .and_then(|m| m.as_str().parse::<u32>().ok());
+    AGE.each(lower, lines.get(Kind::Age), |c| {
+        let n = c.text("n1").or(c.text("n2")).and_then(|n| n.parse::<u32>().ok());
         let Some(n) = n.filter(|n| (1..=130).contains(n)) else {
-            continue;
+            return;
         };
-        let has_age_word =
-            c.name("unit2").is_some() || c.name("tail1").is_some_and(|t| !t.as_str().trim().is_empty());
-        let next = c.name("after").map_or("", |a| a.as_str().trim());
+        let has_age_word = c.span("unit2").is_some() || c.text("tail1").is_some_and(|t| !t.trim().is_empty());
+        let next = c.text("after").map_or("", str::trim);
         // "under 14 days", "over 50 EUR": not an age.
         if !has_age_word && LEXICON.not_age.iter().any(|w| w == next) {
-            continue;
+            return;
         }
         // "aged"/"age" alone need the number to be plausible and alone.
-        let whole = c.get(0).expect("match");
-        let end = c.name("after").map_or(whole.end(), |a| a.start());
+        let whole = c.whole();
+        let end = c.span("after").map_or(whole.end, |a| a.start);
         out.push(AgeMatch {
-            span: whole.start()..end,
+            span: whole.start..end,
             n,
         });
-    }
+    });
     out
 }
 

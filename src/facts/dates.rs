@@ -18,7 +18,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::lexicon::LEXICON;
-use super::scan::{Kind, Lines};
+use super::scan::{FactRegex, Groups, Kind, Lines};
 use super::{WB, word_alternation};
 
 /// Month names in every case, longest first, as a regex alternation.
@@ -32,14 +32,13 @@ fn months() -> String {
         .join("|")
 }
 
-pub(super) static DATE: LazyLock<Regex> = LazyLock::new(|| {
+pub(super) static DATE: LazyLock<FactRegex> = LazyLock::new(|| {
     let months = months();
     // Words after which a date is a requirement's date ("from", "od", "nga").
     let triggers = word_alternation(LEXICON.date_triggers.iter().map(String::as_str), false, false);
-    Regex::new(&format!(
+    FactRegex::new(format!(
         r"{WB}(?:{triggers})[^\S\n]+(?:the[^\S\n]+)?(?:(?P<iy>[0-9]{{4}})-(?P<im>[0-9]{{2}})-(?P<id>[0-9]{{2}})|(?P<nd>[0-9]{{1,2}})\.(?P<nm>[0-9]{{1,2}})\.(?P<ny>[0-9]{{4}})\.?|(?P<d1>[0-9]{{1,2}})\.?[^\S\n]+(?P<m1>{months})\.?,?[^\S\n]+(?P<y1>[0-9]{{4}})\.?|(?P<m2>{months})\.?[^\S\n]+(?P<d2>[0-9]{{1,2}}),?[^\S\n]+(?P<y2>[0-9]{{4}})|(?P<m3>{months})[^\S\n]+(?P<y3>[0-9]{{4}}))(?-u:\b)"
     ))
-    .unwrap()
 });
 
 /// Any calendar date, with or without a trigger word (for telling a news
@@ -130,7 +129,7 @@ pub fn find(text: &str) -> Vec<DateMatch> {
         at += line.len() + 1;
     }
     let mut out = Vec::new();
-    read(super::scan::captures(&DATE, &lower, &lines), &mut out);
+    DATE.each(&lower, &lines, |c| read(&c, &mut out));
     out
 }
 
@@ -138,10 +137,7 @@ pub fn find(text: &str) -> Vec<DateMatch> {
 /// ASCII lower case.
 pub(super) fn find_in(lower: &str, lines: &Lines) -> Vec<DateMatch> {
     let mut out = Vec::new();
-    read(
-        super::scan::captures(&DATE, lower, lines.get(Kind::Date)),
-        &mut out,
-    );
+    DATE.each(lower, lines.get(Kind::Date), |c| read(&c, &mut out));
     out
 }
 
@@ -157,44 +153,41 @@ fn has_four_digits(line: &str) -> bool {
     false
 }
 
-/// The dates among the [`DATE`] matches `found`.
-fn read<'h>(found: impl Iterator<Item = regex::Captures<'h>>, out: &mut Vec<DateMatch>) {
-    for c in found {
-        let num = |name: &str| c.name(name).and_then(|m| m.as_str().parse::<u16>().ok());
-        let month = |name: &str| c.name(name).and_then(|m| month_of(m.as_str()));
-        let (year, month, day) = if let Some(y) = num("iy") {
-            (y, num("im").map(|m| m as u8), num("id").map(|d| d as u8))
-        } else if let Some(y) = num("ny") {
-            (y, num("nm").map(|m| m as u8), num("nd").map(|d| d as u8))
-        } else if let Some(y) = num("y1") {
-            (y, month("m1"), num("d1").map(|d| d as u8))
-        } else if let Some(y) = num("y2") {
-            (y, month("m2"), num("d2").map(|d| d as u8))
-        } else if let Some(y) = num("y3") {
-            (y, month("m3"), None)
-        } else {
-            continue;
-        };
-        let Some(month) = month.filter(|m| (1..=12).contains(m)) else {
-            continue;
-        };
-        if !(1900..=2200).contains(&year) || day.is_some_and(|d| !(1..=31).contains(&d)) {
-            continue;
-        }
-        // The span covers the date, not its trigger word: the trigger stays
-        // in the context ("from", "until").
-        let first = ["iy", "nd", "d1", "m2", "m3"]
-            .iter()
-            .find_map(|n| c.name(n))
-            .map_or(0, |m| m.start());
-        let whole = c.get(0).expect("match");
-        out.push(DateMatch {
-            span: first..whole.end(),
-            year,
-            month,
-            day,
-        });
+/// The date of a [`DATE`] match `c`, if it is one, onto `out`.
+fn read(c: &Groups, out: &mut Vec<DateMatch>) {
+    let num = |name: &str| c.text(name).and_then(|m| m.parse::<u16>().ok());
+    let month = |name: &str| c.text(name).and_then(month_of);
+    let (year, month, day) = if let Some(y) = num("iy") {
+        (y, num("im").map(|m| m as u8), num("id").map(|d| d as u8))
+    } else if let Some(y) = num("ny") {
+        (y, num("nm").map(|m| m as u8), num("nd").map(|d| d as u8))
+    } else if let Some(y) = num("y1") {
+        (y, month("m1"), num("d1").map(|d| d as u8))
+    } else if let Some(y) = num("y2") {
+        (y, month("m2"), num("d2").map(|d| d as u8))
+    } else if let Some(y) = num("y3") {
+        (y, month("m3"), None)
+    } else {
+        return;
+    };
+    let Some(month) = month.filter(|m| (1..=12).contains(m)) else {
+        return;
+    };
+    if !(1900..=2200).contains(&year) || day.is_some_and(|d| !(1..=31).contains(&d)) {
+        return;
     }
+    // The span covers the date, not its trigger word: the trigger stays
+    // in the context ("from", "until").
+    let first = ["iy", "nd", "d1", "m2", "m3"]
+        .iter()
+        .find_map(|n| c.span(n))
+        .map_or(0, |m| m.start);
+    out.push(DateMatch {
+        span: first..c.whole().end,
+        year,
+        month,
+        day,
+    });
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::lexicon::LEXICON;
-use super::scan::{Kind, Lines};
+use super::scan::{FactRegex, Kind, Lines};
 use super::word_alternation;
 
 /// "$36 million", "2 miliona dinara": a scale word between amount and currency.
@@ -17,14 +17,14 @@ const SCALE: &str =
 const AMOUNT: &str =
     r"(?P<amt>[0-9]{1,3}(?:[.,\u{a0}\u{202f} ][0-9]{3})+(?:[.,][0-9]{1,2})?|[0-9]+(?:[.,][0-9]{1,2})?)";
 
-pub(super) static BEFORE: LazyLock<Regex> = LazyLock::new(|| {
+pub(super) static BEFORE: LazyLock<FactRegex> = LazyLock::new(|| {
     let alt = word_alternation(LEXICON.currency_before.iter().map(|c| c.0.as_str()), true, false);
-    Regex::new(&format!(r"(?P<cur>{alt})[^\S\n]?{AMOUNT}{SCALE}")).unwrap()
+    FactRegex::new(format!(r"(?P<cur>{alt})[^\S\n]?{AMOUNT}{SCALE}"))
 });
 
-pub(super) static AFTER: LazyLock<Regex> = LazyLock::new(|| {
+pub(super) static AFTER: LazyLock<FactRegex> = LazyLock::new(|| {
     let alt = word_alternation(LEXICON.currency_after.iter().map(|c| c.0.as_str()), false, true);
-    Regex::new(&format!(r"{AMOUNT}{SCALE}[^\S\n]?(?P<cur>{alt})")).unwrap()
+    FactRegex::new(format!(r"{AMOUNT}{SCALE}[^\S\n]?(?P<cur>{alt})"))
 });
 
 pub(super) static FREE: LazyLock<Regex> = LazyLock::new(|| {
@@ -65,49 +65,52 @@ pub(super) fn find_in(text: &str, lower: &str, lines: &Lines) -> Vec<FeeMatch> {
     let mut out: Vec<FeeMatch> = Vec::new();
     let overlaps =
         |out: &[FeeMatch], r: &Range<usize>| out.iter().any(|m| m.span.start < r.end && r.start < m.span.end);
-    for caps in super::scan::captures(&BEFORE, lower, lines.get(Kind::FeeBefore)) {
-        let whole = caps.get(0).unwrap();
-        let amt = caps.name("amt").unwrap();
-        if glued_to_number(text, whole.start(), amt.end()) {
-            continue;
+    BEFORE.each(lower, lines.get(Kind::FeeBefore), |caps| {
+        let whole = caps.whole();
+        let amt = caps.span("amt").expect("an amount");
+        if glued_to_number(text, whole.start, amt.end) {
+            return;
         }
         // "ALL" (Albanian lek) only in capitals: "all 20 pages" is English.
-        let cur_text = &text[caps.name("cur").unwrap().range()];
+        let cur_text = &text[caps.span("cur").expect("a currency")];
         if cur_text.eq_ignore_ascii_case("all") && cur_text != "ALL" {
-            continue;
+            return;
         }
-        let scale = caps.name("scale").map(|m| m.as_str());
-        let amount = normalize_amount(amt.as_str()).map(|a| scaled(a, scale));
+        let scale = caps.text("scale");
+        let amount = normalize_amount(&lower[amt]).map(|a| scaled(a, scale));
         let (Some(cur), Some(amount)) = (lookup(&LEXICON.currency_before, cur_text), amount) else {
-            continue;
+            return;
         };
         out.push(FeeMatch {
-            span: whole.range(),
+            span: whole,
             amount,
             currency: Some(cur),
         });
-    }
-    for caps in super::scan::captures(&AFTER, lower, lines.get(Kind::FeeAfter)) {
-        let whole = caps.get(0).unwrap();
-        let cur_text = &text[caps.name("cur").unwrap().range()];
+    });
+    AFTER.each(lower, lines.get(Kind::FeeAfter), |caps| {
+        let whole = caps.whole();
+        let cur_text = &text[caps.span("cur").expect("a currency")];
         // "ALL" (Albanian lek) only in capitals: "5 all" is English.
         if cur_text.eq_ignore_ascii_case("all") && cur_text != "ALL" {
-            continue;
+            return;
         }
-        if glued_to_number(text, whole.start(), whole.end()) || overlaps(&out, &whole.range()) {
-            continue;
+        if glued_to_number(text, whole.start, whole.end) || overlaps(&out, &whole) {
+            return;
         }
-        let scale = caps.name("scale").map(|m| m.as_str());
-        let amount = normalize_amount(&caps["amt"]).map(|a| scaled(a, scale));
+        let scale = caps.text("scale");
+        let amount = caps
+            .text("amt")
+            .and_then(normalize_amount)
+            .map(|a| scaled(a, scale));
         let (Some(cur), Some(amount)) = (lookup(&LEXICON.currency_after, cur_text), amount) else {
-            continue;
+            return;
         };
         out.push(FeeMatch {
-            span: whole.range(),
+            span: whole,
             amount,
             currency: Some(cur),
         });
-    }
+    });
     for m in super::scan::matches(&FREE, lower, lines.get(Kind::Free)) {
         if !overlaps(&out, &m.range()) {
             out.push(FeeMatch {

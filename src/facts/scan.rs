@@ -144,47 +144,88 @@ impl Lines {
     }
 }
 
-/// The matches of `re` on `lines` of `lower`, leftmost first as
-/// `captures_iter` gives them, at their offsets in the whole `lower`.
-pub fn captures<'h>(
-    re: &'h regex::Regex,
-    lower: &'h str,
-    lines: &'h [Range<usize>],
-) -> impl Iterator<Item = regex::Captures<'h>> + 'h {
-    each(lower, lines, move |hay, at| {
-        let caps = re.captures_at(hay, at)?;
-        let whole = caps.get(0).expect("match").range();
-        Some((caps, whole))
-    })
+/// A fact regex whose groups are read (fees, ages, dates).
+///
+/// Built on the engine under `regex` (`regex_automata::meta`): one set of
+/// group slots serves every match of a page, where `regex::Regex::captures_at`
+/// allocates one a match (a parse reads a few hundred).
+pub struct FactRegex {
+    source: String,
+    re: regex_automata::meta::Regex,
 }
 
-/// [`captures`] without the groups.
+impl FactRegex {
+    /// # Panics
+    /// If `source` is not a valid regex: the patterns are built from the
+    /// lexicon at start-up, and the lexicon's own tests build them all.
+    pub fn new(source: String) -> FactRegex {
+        let re = regex_automata::meta::Regex::new(&source)
+            .unwrap_or_else(|e| panic!("fact regex {source:?}: {e}"));
+        FactRegex { source, re }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Each match on `lines` of `lower`, leftmost first as an iterator of
+    /// captures would give them, at its offsets in the whole `lower`.
+    pub fn each<'h>(&self, lower: &'h str, lines: &[Range<usize>], mut read: impl FnMut(Groups<'_, 'h>)) {
+        let mut caps = self.re.create_captures();
+        for line in lines {
+            // The haystack ends with the line and starts with the text, so a
+            // word boundary at either edge reads what the whole text has.
+            let hay = &lower[..line.end];
+            let mut at = line.start;
+            loop {
+                self.re
+                    .search_captures(&Input::new(hay).span(at..hay.len()), &mut caps);
+                let Some(whole) = caps.get_match() else { break };
+                read(Groups { caps: &caps, hay });
+                at = next_start(hay, whole.range());
+            }
+        }
+    }
+}
+
+/// The groups of one [`FactRegex`] match.
+pub struct Groups<'c, 'h> {
+    caps: &'c regex_automata::util::captures::Captures,
+    hay: &'h str,
+}
+
+impl<'h> Groups<'_, 'h> {
+    /// The whole match.
+    pub fn whole(&self) -> Range<usize> {
+        self.caps.get_match().expect("a match").range()
+    }
+
+    /// Where group `name` matched, if it took part.
+    pub fn span(&self, name: &str) -> Option<Range<usize>> {
+        self.caps.get_group_by_name(name).map(|s| s.range())
+    }
+
+    /// The text group `name` matched, if it took part.
+    pub fn text(&self, name: &str) -> Option<&'h str> {
+        self.span(name).map(|r| &self.hay[r])
+    }
+}
+
+/// The matches of `re` on `lines` of `lower`, leftmost first, at their
+/// offsets in the whole `lower` (no groups: see [`FactRegex`] for them).
 pub fn matches<'h>(
     re: &'h regex::Regex,
     lower: &'h str,
     lines: &'h [Range<usize>],
 ) -> impl Iterator<Item = regex::Match<'h>> + 'h {
-    each(lower, lines, move |hay, at| {
-        re.find_at(hay, at).map(|m| (m, m.range()))
-    })
-}
-
-/// What `search` (a regex's search from an offset, with the span it
-/// found) finds on each of `lines`, one after another.
-fn each<'h, T>(
-    lower: &'h str,
-    lines: &'h [Range<usize>],
-    search: impl Fn(&'h str, usize) -> Option<(T, Range<usize>)> + Copy + 'h,
-) -> impl Iterator<Item = T> + 'h {
     lines.iter().flat_map(move |line| {
-        // The haystack ends with the line and starts with the text, so a
-        // word boundary at either edge reads what the whole text has.
+        // As in `FactRegex::each`: the haystack ends with the line.
         let hay = &lower[..line.end];
         let mut at = line.start;
         std::iter::from_fn(move || {
-            let (found, span) = search(hay, at)?;
-            at = next_start(hay, span);
-            Some(found)
+            let m = re.find_at(hay, at)?;
+            at = next_start(hay, m.range());
+            Some(m)
         })
     })
 }
