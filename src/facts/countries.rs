@@ -333,8 +333,7 @@ pub fn find(text: &str) -> Vec<CountryMatch> {
 /// (a name starts at one), or the end: eight bytes at a time, since most
 /// of a page is lower-case ASCII and every page is read.
 fn next_capital_or_non_ascii(bytes: &[u8], mut i: usize) -> usize {
-    const ONES: u64 = u64::from_le_bytes([1; 8]);
-    const HIGH: u64 = ONES * 0x80;
+    use super::{HIGH, ONES};
     while let Some(chunk) = bytes.get(i..i + 8) {
         let x = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
         let low = x & !HIGH;

@@ -908,12 +908,15 @@ pub fn fold(text: &str) -> String {
     trim_folded(out, &['"', '“', '”', '„'])
 }
 
+/// For reading eight bytes at a time as one `u64` (`lowered_run`, the
+/// countries' scan): a one in every byte, and every byte's high bit.
+const ONES: u64 = u64::from_le_bytes([1; 8]);
+const HIGH: u64 = ONES * 0x80;
+
 /// Copies the run of ASCII letters, digits and punctuation starting at
 /// `bytes[i]` to `out` in lower case, eight bytes at a time; returns where
 /// it ends (at whitespace, a control or a non-ASCII byte, or the end).
 fn lowered_run(bytes: &[u8], mut i: usize, out: &mut Vec<u8>) -> usize {
-    const ONES: u64 = u64::from_le_bytes([1; 8]);
-    const HIGH: u64 = ONES * 0x80;
     while let Some(chunk) = bytes.get(i..i + 8) {
         let x = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
         // The run ends at a byte `<= b' '` or not ASCII. The borrow of the
