@@ -156,8 +156,9 @@ pub struct FactRegex {
 
 impl FactRegex {
     /// # Panics
-    /// If `source` is not a valid regex: the patterns are built from the
-    /// lexicon at start-up, and the lexicon's own tests build them all.
+    /// If `source` is not a valid regex. The patterns are built from the
+    /// lexicon compiled into the program, on first use: every parse builds
+    /// them all (for the one pass), so every test of facts does.
     pub fn new(source: String) -> FactRegex {
         let re = regex_automata::meta::Regex::new(&source)
             .unwrap_or_else(|e| panic!("fact regex {source:?}: {e}"));
@@ -586,5 +587,36 @@ mod tests {
         let lines = Lines::of(&text);
         let two = text.find("2 weeks").unwrap();
         assert_eq!(lines.get(Kind::Unit), [0..21, two..text.len()]);
+    }
+
+    /// A fact regex reads every match of the lines it is given, several on
+    /// a line, each with its own groups and at its offsets in the whole
+    /// text (the one set of slots is refilled, never left stale), and
+    /// nothing on the lines it is not given.
+    #[test]
+    fn a_fact_regex_reads_each_match_with_its_own_groups() {
+        let re = FactRegex::new(r"(?P<n>[0-9]+)[^\S\n]+(?P<unit>days|weeks)|(?P<free>free)".into());
+        let text = "skip 1 days\n90 days or 2 weeks, free\nskip 3 weeks\n7 days";
+        let second = text.find("90").unwrap()..text.find("\nskip 3").unwrap();
+        let last = text.rfind('7').unwrap()..text.len();
+        let mut read = Vec::new();
+        re.each(text, &[second, last], |g| {
+            read.push((
+                &text[g.whole()],
+                g.text("n"),
+                g.text("unit"),
+                g.span("free").map(|r| r.start),
+            ))
+        });
+        let free = text.find("free").unwrap();
+        assert_eq!(
+            read,
+            [
+                ("90 days", Some("90"), Some("days"), None),
+                ("2 weeks", Some("2"), Some("weeks"), None),
+                ("free", None, None, Some(free)),
+                ("7 days", Some("7"), Some("days"), None),
+            ]
+        );
     }
 }
