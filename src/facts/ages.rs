@@ -46,20 +46,21 @@ pub fn find(text: &str) -> Vec<AgeMatch> {
 /// ASCII lower case.
 pub(super) fn find_in(lower: &str, lines: &Lines) -> Vec<AgeMatch> {
     let mut out = Vec::new();
+    let [n1, n2, unit2, tail1, after] = ["n1", "n2", "unit2", "tail1", "after"].map(|g| AGE.group(g));
     AGE.each(lower, lines.get(Kind::Age), |c| {
-        let n = c.text("n1").or(c.text("n2")).and_then(|n| n.parse::<u32>().ok());
+        let n = c.text(n1).or(c.text(n2)).and_then(|n| n.parse::<u32>().ok());
         let Some(n) = n.filter(|n| (1..=130).contains(n)) else {
             return;
         };
-        let has_age_word = c.span("unit2").is_some() || c.text("tail1").is_some_and(|t| !t.trim().is_empty());
-        let next = c.text("after").map_or("", str::trim);
+        let has_age_word = c.span(unit2).is_some() || c.text(tail1).is_some_and(|t| !t.trim().is_empty());
+        let next = c.text(after).map_or("", str::trim);
         // "under 14 days", "over 50 EUR": not an age.
         if !has_age_word && LEXICON.not_age.iter().any(|w| w == next) {
             return;
         }
         // "aged"/"age" alone need the number to be plausible and alone.
         let whole = c.whole();
-        let end = c.span("after").map_or(whole.end, |a| a.start);
+        let end = c.span(after).map_or(whole.end, |a| a.start);
         out.push(AgeMatch {
             span: whole.start..end,
             n,

@@ -155,8 +155,10 @@ fn has_four_digits(line: &str) -> bool {
 
 /// The date of a [`DATE`] match `c`, if it is one, onto `out`.
 fn read(c: &Groups, out: &mut Vec<DateMatch>) {
-    let num = |name: &str| c.text(name).and_then(|m| m.parse::<u16>().ok());
-    let month = |name: &str| c.text(name).and_then(month_of);
+    // Groups by name, at each match: dates are few (fees and ages look
+    // theirs up once a page).
+    let num = |name: &str| c.text(DATE.group(name)).and_then(|m| m.parse::<u16>().ok());
+    let month = |name: &str| c.text(DATE.group(name)).and_then(month_of);
     let (year, month, day) = if let Some(y) = num("iy") {
         (y, num("im").map(|m| m as u8), num("id").map(|d| d as u8))
     } else if let Some(y) = num("ny") {
@@ -180,7 +182,7 @@ fn read(c: &Groups, out: &mut Vec<DateMatch>) {
     // in the context ("from", "until").
     let first = ["iy", "nd", "d1", "m2", "m3"]
         .iter()
-        .find_map(|n| c.span(n))
+        .find_map(|&n| c.span(DATE.group(n)))
         .map_or(0, |m| m.start);
     out.push(DateMatch {
         span: first..c.whole().end,

@@ -65,19 +65,19 @@ pub(super) fn find_in(text: &str, lower: &str, lines: &Lines) -> Vec<FeeMatch> {
     let mut out: Vec<FeeMatch> = Vec::new();
     let overlaps =
         |out: &[FeeMatch], r: &Range<usize>| out.iter().any(|m| m.span.start < r.end && r.start < m.span.end);
+    let [cur, amt, scale] = ["cur", "amt", "scale"].map(|g| BEFORE.group(g));
     BEFORE.each(lower, lines.get(Kind::FeeBefore), |caps| {
         let whole = caps.whole();
-        let amt = caps.span("amt").expect("an amount");
-        if glued_to_number(text, whole.start, amt.end) {
+        let amount = caps.span(amt).expect("an amount");
+        if glued_to_number(text, whole.start, amount.end) {
             return;
         }
         // "ALL" (Albanian lek) only in capitals: "all 20 pages" is English.
-        let cur_text = &text[caps.span("cur").expect("a currency")];
+        let cur_text = &text[caps.span(cur).expect("a currency")];
         if cur_text.eq_ignore_ascii_case("all") && cur_text != "ALL" {
             return;
         }
-        let scale = caps.text("scale");
-        let amount = normalize_amount(&lower[amt]).map(|a| scaled(a, scale));
+        let amount = normalize_amount(&lower[amount]).map(|a| scaled(a, caps.text(scale)));
         let (Some(cur), Some(amount)) = (lookup(&LEXICON.currency_before, cur_text), amount) else {
             return;
         };
@@ -87,9 +87,10 @@ pub(super) fn find_in(text: &str, lower: &str, lines: &Lines) -> Vec<FeeMatch> {
             currency: Some(cur),
         });
     });
+    let [cur, amt, scale] = ["cur", "amt", "scale"].map(|g| AFTER.group(g));
     AFTER.each(lower, lines.get(Kind::FeeAfter), |caps| {
         let whole = caps.whole();
-        let cur_text = &text[caps.span("cur").expect("a currency")];
+        let cur_text = &text[caps.span(cur).expect("a currency")];
         // "ALL" (Albanian lek) only in capitals: "5 all" is English.
         if cur_text.eq_ignore_ascii_case("all") && cur_text != "ALL" {
             return;
@@ -97,11 +98,10 @@ pub(super) fn find_in(text: &str, lower: &str, lines: &Lines) -> Vec<FeeMatch> {
         if glued_to_number(text, whole.start, whole.end) || overlaps(&out, &whole) {
             return;
         }
-        let scale = caps.text("scale");
         let amount = caps
-            .text("amt")
+            .text(amt)
             .and_then(normalize_amount)
-            .map(|a| scaled(a, scale));
+            .map(|a| scaled(a, caps.text(scale)));
         let (Some(cur), Some(amount)) = (lookup(&LEXICON.currency_after, cur_text), amount) else {
             return;
         };

@@ -169,6 +169,19 @@ impl FactRegex {
         &self.source
     }
 
+    /// Group `name`, to read from each match ([`Groups::span`]): looked up
+    /// once, not at every match (a name is a hash look-up).
+    ///
+    /// # Panics
+    /// If the regex has no group `name`: a mistake in the code.
+    pub fn group(&self, name: &str) -> Group {
+        let index = self
+            .re
+            .group_info()
+            .to_index(regex_automata::PatternID::ZERO, name);
+        Group(index.unwrap_or_else(|| panic!("fact regex has no group {name:?}")))
+    }
+
     /// Each match on `lines` of `lower`, leftmost first as an iterator of
     /// captures would give them, at its offsets in the whole `lower`.
     pub fn each<'h>(&self, lower: &'h str, lines: &[Range<usize>], mut read: impl FnMut(Groups<'_, 'h>)) {
@@ -189,6 +202,10 @@ impl FactRegex {
     }
 }
 
+/// A group of a [`FactRegex`], by its index (see [`FactRegex::group`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Group(usize);
+
 /// The groups of one [`FactRegex`] match.
 pub struct Groups<'c, 'h> {
     caps: &'c regex_automata::util::captures::Captures,
@@ -201,14 +218,14 @@ impl<'h> Groups<'_, 'h> {
         self.caps.get_match().expect("a match").range()
     }
 
-    /// Where group `name` matched, if it took part.
-    pub fn span(&self, name: &str) -> Option<Range<usize>> {
-        self.caps.get_group_by_name(name).map(|s| s.range())
+    /// Where `group` matched, if it took part.
+    pub fn span(&self, group: Group) -> Option<Range<usize>> {
+        self.caps.get_group(group.0).map(|s| s.range())
     }
 
-    /// The text group `name` matched, if it took part.
-    pub fn text(&self, name: &str) -> Option<&'h str> {
-        self.span(name).map(|r| &self.hay[r])
+    /// The text `group` matched, if it took part.
+    pub fn text(&self, group: Group) -> Option<&'h str> {
+        self.span(group).map(|r| &self.hay[r])
     }
 }
 
@@ -599,13 +616,14 @@ mod tests {
         let text = "skip 1 days\n90 days or 2 weeks, free\nskip 3 weeks\n7 days";
         let second = text.find("90").unwrap()..text.find("\nskip 3").unwrap();
         let last = text.rfind('7').unwrap()..text.len();
+        let [n, unit, free] = ["n", "unit", "free"].map(|name| re.group(name));
         let mut read = Vec::new();
         re.each(text, &[second, last], |g| {
             read.push((
                 &text[g.whole()],
-                g.text("n"),
-                g.text("unit"),
-                g.span("free").map(|r| r.start),
+                g.text(n),
+                g.text(unit),
+                g.span(free).map(|r| r.start),
             ))
         });
         let free = text.find("free").unwrap();
