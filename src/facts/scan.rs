@@ -119,7 +119,10 @@ impl Lines {
 
     /// Whether `part` of the text (a line, a sentence) may hold a word
     /// naming a document: a part that does not holds no list of documents
-    /// in a sentence, and is not asked.
+    /// in a sentence, and is not asked. Parsing asks with a cursor
+    /// ([`Self::may_name_a_document_from`]); this search is the tests'
+    /// reference for it.
+    #[cfg(test)]
     pub fn may_name_a_document(&self, part: Range<usize>) -> bool {
         let mut from = self
             .document_ends
