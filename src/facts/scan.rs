@@ -117,11 +117,8 @@ impl Lines {
         self.unit_ends.as_deref()
     }
 
-    /// Whether `part` of the text (a line, a sentence) may hold a word
-    /// naming a document: a part that does not holds no list of documents
-    /// in a sentence, and is not asked. Parsing asks with a cursor
-    /// ([`Self::may_name_a_document_from`]); this search is the tests'
-    /// reference for it.
+    /// [`Self::may_name_a_document_from`] by a search from the start:
+    /// parsing asks with the cursor; this is the tests' reference for it.
     #[cfg(test)]
     pub fn may_name_a_document(&self, part: Range<usize>) -> bool {
         let mut from = self
@@ -131,10 +128,12 @@ impl Lines {
         self.may_name_a_document_from(part, &mut from)
     }
 
-    /// [`Self::may_name_a_document`] for parts asked in the order of their
-    /// starts (the lines of a page, the sentences of a line): the search
-    /// goes on from `*from`, moved past the ends before `part`, and each
-    /// part costs a step or two.
+    /// Whether `part` of the text (a line, a sentence) may hold a word
+    /// naming a document, for parts asked in the order of their starts
+    /// (the lines of a page, the sentences of a line): the search goes on
+    /// from `*from`, moved past the ends before `part`, and each part costs
+    /// a step or two. A part that holds no such word holds no list of
+    /// documents in a sentence, and is not asked.
     pub fn may_name_a_document_from(&self, part: Range<usize>, from: &mut usize) -> bool {
         self.document_ends.as_ref().is_none_or(|ends| {
             // A word ends after its first letter: the first end past the
