@@ -21,7 +21,7 @@ use regex_automata::hybrid::LazyStateID;
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::{Input, MatchKind};
 
-/// The kinds of match told apart, in the order of [`patterns`].
+/// The kinds of match told apart, in the order of `patterns()`.
 #[derive(Debug, Clone, Copy)]
 pub enum Kind {
     /// A currency before its amount: "€50", "EUR 50".

@@ -71,7 +71,7 @@ pub fn csrf_ok(secret: &str, token: &str) -> bool {
     given == want
 }
 
-/// Failed sign-ins per account and per address, forgotten after [`WINDOW`].
+/// Failed sign-ins per account and per address, forgotten after `WINDOW`.
 #[derive(Default)]
 pub struct Limiter {
     failures: Mutex<HashMap<String, Vec<Instant>>>,
